@@ -1,0 +1,60 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::clock::Timestamp;
+
+pub const DEFAULT_API_BASE: &str = "https://discord.com/api/v10";
+pub const DEFAULT_AUTHORIZE_URL: &str = "https://discord.com/oauth2/authorize";
+
+/// What happens on Discord when a site user's link is removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnlinkPolicy {
+    /// Remove the roles we manage; the member stays in the guild.
+    #[default]
+    RemoveRoles,
+    /// Kick the member from the guild.
+    Kick,
+}
+
+/// Which side wins when the site's groups and Discord's roles disagree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceOfTruth {
+    #[default]
+    Site,
+    Discord,
+}
+
+/// Facts about the guild learned from Discord by `roles/sync`: who the bot is and how high it sits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GuildFacts {
+    pub bot_user_id: Option<String>,
+    /// Position of the bot's highest role; it can only manage roles strictly below it.
+    pub bot_top_position: Option<i64>,
+    pub owner_id: Option<String>,
+    pub synced_at: Option<Timestamp>,
+}
+
+/// A Discord application + guild, configured by an operator. Secrets are not here: they live in
+/// the `Secrets` port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub guild_id: String,
+    /// The Discord application's id (OAuth2 `client_id`).
+    pub client_id: String,
+    pub callback_url: String,
+    pub invite_link: Option<String>,
+    pub nickname_template: Option<String>,
+    pub unlink_policy: UnlinkPolicy,
+    pub source_of_truth: SourceOfTruth,
+    /// Origins (`scheme://host[:port]`) a link session may return to.
+    pub return_to_origins: Vec<String>,
+    pub discord_api_base: String,
+    pub discord_authorize_url: String,
+    pub guild: GuildFacts,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}

@@ -1,0 +1,100 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::clock::Timestamp;
+
+/// The desired state of one website user, pushed by the site backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteUser {
+    pub user_id: String,
+    pub groups: BTreeSet<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkStatus {
+    Active,
+    /// The member is no longer in the guild (Discord said 10007); not retried.
+    Left,
+    /// The user revoked our authorization (invalid_grant); the unlink policy was applied.
+    Revoked,
+}
+
+/// The user's OAuth tokens, sealed by the `Secrets` port (never plain text in the store).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTokens {
+    pub sealed: String,
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for StoredTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTokens")
+            .field("sealed", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A site user's Discord account, as far as we know it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub discord_user_id: String,
+    pub username: String,
+    pub global_name: Option<String>,
+    pub nickname: Option<String>,
+    pub status: LinkStatus,
+    /// Managed roles we applied (or saw) on the member: our belief of their current managed roles.
+    pub applied_roles: BTreeSet<String>,
+    pub tokens: Option<StoredTokens>,
+    pub linked_at: Timestamp,
+}
+
+/// Why the last attempt to bring a member in line failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LastError {
+    /// Stable machine-readable code, e.g. `missing_permissions`, `role_above_bot`.
+    pub code: String,
+    pub message: String,
+    pub discord_code: Option<u64>,
+    pub at: Timestamp,
+}
+
+/// One site user of one client with their optional link: the unit the store reads and writes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub client: String,
+    pub user: SiteUser,
+    pub link: Option<Link>,
+    /// Set while the member's managed roles or nickname may differ from what their groups entitle.
+    pub pending: bool,
+    pub last_error: Option<LastError>,
+    /// Bumped by every change of the desired state, so a task can clear `pending` only if nothing
+    /// changed while it worked.
+    pub version: i64,
+    pub updated_at: Timestamp,
+}
+
+impl Member {
+    pub fn new(client: &str, user_id: &str, now: Timestamp) -> Self {
+        Self {
+            client: client.to_owned(),
+            user: SiteUser {
+                user_id: user_id.to_owned(),
+                ..SiteUser::default()
+            },
+            link: None,
+            pending: false,
+            last_error: None,
+            version: 0,
+            updated_at: now,
+        }
+    }
+
+    pub fn active_link(&self) -> Option<&Link> {
+        self.link.as_ref().filter(|l| l.status == LinkStatus::Active)
+    }
+}

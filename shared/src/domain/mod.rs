@@ -1,0 +1,18 @@
+//! Plain data and the pure reconcile planner. Nothing in here does I/O.
+
+pub mod audit;
+pub mod client;
+pub mod member;
+pub mod nickname;
+pub mod plan;
+pub mod report;
+pub mod role;
+pub mod session;
+
+pub use audit::AuditEntry;
+pub use client::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
+pub use member::{LastError, Link, LinkStatus, Member, SiteUser, StoredTokens};
+pub use plan::{plan, Current, Desired, GuildView, Plan, PlanIssue};
+pub use report::{PlannedChange, RunError, RunReport, TaskName};
+pub use role::Role;
+pub use session::LinkSession;

@@ -1,0 +1,110 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::clock::Timestamp;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskName {
+    VerifyGroups,
+    SyncAccounts,
+    RemoteSyncGroups,
+}
+
+impl TaskName {
+    pub const ALL: [TaskName; 3] = [
+        TaskName::VerifyGroups,
+        TaskName::SyncAccounts,
+        TaskName::RemoteSyncGroups,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskName::VerifyGroups => "verify-groups",
+            TaskName::SyncAccounts => "sync-accounts",
+            TaskName::RemoteSyncGroups => "remote-sync-groups",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for TaskName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A member a run could not bring in line, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunError {
+    pub user_id: Option<String>,
+    pub discord_user_id: Option<String>,
+    pub code: String,
+    pub discord_code: Option<u64>,
+    pub message: String,
+}
+
+/// One change a run made, or would make in a dry run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlannedChange {
+    pub user_id: String,
+    pub discord_user_id: String,
+    pub add_roles: Vec<String>,
+    pub remove_roles: Vec<String>,
+    /// `Some(None)` clears the nickname.
+    #[schema(value_type = Option<String>)]
+    pub set_nickname: Option<Option<String>>,
+}
+
+/// What one task run did: stored, and readable through `GET …/runs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunReport {
+    pub id: String,
+    pub client: String,
+    pub task: TaskName,
+    pub dry_run: bool,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    /// Members by outcome: `examined`, `changed`, `unchanged`, `failed`, `left`, …
+    pub counts: BTreeMap<String, u64>,
+    /// Discord calls by route, e.g. `PUT /guilds/{g}/members/{u}/roles/{r}`.
+    pub calls: BTreeMap<String, u64>,
+    pub rate_limited: u64,
+    pub errors: Vec<RunError>,
+    /// The changes made (or, in a dry run, planned).
+    pub changes: Vec<PlannedChange>,
+    /// Where the next run resumes when this one ran out of time.
+    pub cursor: Option<String>,
+    pub complete: bool,
+    pub notes: Vec<String>,
+}
+
+impl RunReport {
+    pub fn new(id: String, client: &str, task: TaskName, dry_run: bool, now: Timestamp) -> Self {
+        Self {
+            id,
+            client: client.to_owned(),
+            task,
+            dry_run,
+            started_at: now,
+            finished_at: now,
+            counts: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            rate_limited: 0,
+            errors: Vec::new(),
+            changes: Vec::new(),
+            cursor: None,
+            complete: false,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn count(&mut self, outcome: &str) {
+        *self.counts.entry(outcome.to_owned()).or_default() += 1;
+    }
+}

@@ -1,0 +1,1 @@
+//! One axum Router: admin API (`/api/v1/…`) and SSO (`/discord/sso/…`).

@@ -1,0 +1,189 @@
+//! The `Store` port: narrow operations named for what callers need, so the embedded SQLite adapter
+//! and the DynamoDB adapter can serve the same callers unchanged.
+
+pub mod cursor;
+pub mod sqlite;
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::domain::{
+    AuditEntry, Client, LastError, Link, LinkSession, LinkStatus, Member, Role, RunReport,
+    SiteUser, StoredTokens,
+};
+
+pub use cursor::Cursor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("a client with this id already exists")]
+    ClientExists,
+    /// The Discord account is already linked to another site user of the same client.
+    #[error("this Discord account is already linked to another site user")]
+    DiscordAccountTaken { user_id: String },
+    #[error("invalid cursor")]
+    InvalidCursor,
+    #[error("store backend failure: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One page of a listing; `next` is the opaque cursor of the following page, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+/// What a task learned or did for one member, written after it talked to Discord.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The member's managed roles as they now are on Discord.
+    pub applied_roles: BTreeSet<String>,
+    pub nickname: Option<String>,
+    pub username: Option<String>,
+    pub global_name: Option<Option<String>>,
+    pub status: LinkStatus,
+    /// `false` when the member is in line (or cannot be brought in line until something changes).
+    pub still_pending: bool,
+    pub last_error: Option<LastError>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    // --- clients ---------------------------------------------------------------------------
+    /// Fails with `ClientExists` when the id is taken.
+    async fn create_client(&self, client: &Client) -> StoreResult<()>;
+    async fn get_client(&self, id: &str) -> StoreResult<Option<Client>>;
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Replaces the client's configuration; `NotFound` when it does not exist.
+    async fn update_client(&self, client: &Client) -> StoreResult<()>;
+    /// Removes the client and everything stored under it; `NotFound` when it does not exist.
+    async fn delete_client(&self, id: &str) -> StoreResult<()>;
+
+    // --- roles -----------------------------------------------------------------------------
+    /// Replaces the mirrored role list of a client with `roles` (groups included) in one step.
+    async fn replace_roles(&self, client: &str, roles: &[Role]) -> StoreResult<()>;
+    /// Roles ordered by position, highest first.
+    async fn list_roles(&self, client: &str) -> StoreResult<Vec<Role>>;
+    /// `NotFound` when the role is not mirrored.
+    async fn set_role_groups(
+        &self,
+        client: &str,
+        role_id: &str,
+        groups: &BTreeSet<String>,
+    ) -> StoreResult<()>;
+
+    // --- members ---------------------------------------------------------------------------
+    async fn get_member(&self, client: &str, user_id: &str) -> StoreResult<Option<Member>>;
+    async fn find_member_by_discord(
+        &self,
+        client: &str,
+        discord_user_id: &str,
+    ) -> StoreResult<Option<Member>>;
+    /// Creates or updates a site user's groups and attributes, sets `pending`, bumps `version`.
+    /// The link (if any) is left as it is. Returns the member as stored.
+    async fn save_site_user(
+        &self,
+        client: &str,
+        user: &SiteUser,
+        pending: bool,
+        now: Timestamp,
+    ) -> StoreResult<Member>;
+    /// Links a Discord account to a site user (created if absent), replacing any earlier link of
+    /// that user. Fails with `DiscordAccountTaken` — and writes nothing — when the Discord account is
+    /// linked to another site user of this client.
+    async fn create_link(
+        &self,
+        client: &str,
+        user_id: &str,
+        link: &Link,
+        pending: bool,
+        now: Timestamp,
+    ) -> StoreResult<Member>;
+    /// Removes the link (freeing the Discord account) and clears `pending`. Returns the old link.
+    async fn delete_link(&self, client: &str, user_id: &str) -> StoreResult<Option<Link>>;
+    /// Records what a task did. Role/nickname/status/error fields are always written (they
+    /// describe Discord); `pending` is cleared only if `version` still equals `expected_version`,
+    /// so a group change made meanwhile is not lost. Returns whether `pending` is now clear.
+    /// `NotFound` when the member or its link is gone.
+    async fn record_outcome(
+        &self,
+        client: &str,
+        user_id: &str,
+        expected_version: i64,
+        outcome: &Outcome,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Replaces the sealed OAuth tokens of a link (`None` drops them). `NotFound` without a link.
+    async fn set_tokens(
+        &self,
+        client: &str,
+        user_id: &str,
+        tokens: Option<&StoredTokens>,
+    ) -> StoreResult<()>;
+    /// Marks every member with an active link pending (after a mapping change). Returns how many.
+    async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64>;
+    /// Pending members only, by user id; costs O(pending), not O(members).
+    async fn list_pending(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>>;
+    /// All members (linked or not), by user id.
+    async fn list_members(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>>;
+
+    // --- link sessions -----------------------------------------------------------------------
+    async fn put_link_session(&self, session: &LinkSession) -> StoreResult<()>;
+    /// Returns and deletes the session in one atomic step; `None` when unknown, already consumed,
+    /// or expired at `now` (an expired session is deleted too).
+    async fn consume_link_session(
+        &self,
+        state_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<LinkSession>>;
+
+    // --- runs and audit ------------------------------------------------------------------------
+    /// Inserts or replaces a run report (a long run is saved again as it progresses).
+    async fn put_run(&self, report: &RunReport) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_runs(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<RunReport>>;
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_audit(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<AuditEntry>>;
+
+    // --- deployment-wide settings and leases -------------------------------------------------
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` unless the key exists; returns whether it was stored.
+    async fn put_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
+    /// Takes the named lease for `ttl_secs` unless another holder has it unexpired.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl_secs: i64,
+    ) -> StoreResult<bool>;
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+}

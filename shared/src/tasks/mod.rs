@@ -1,0 +1,1 @@
+//! The scheduled tasks, one function each, shared by every host.
