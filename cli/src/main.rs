@@ -1,1 +1,86 @@
-fn main() {}
+//! `discord-connector`: the self-hosted connector (`serve`), the offline demo (`demo`), and one-off
+//! task runs (`task`).
+
+mod demo;
+mod demo_site;
+mod serve;
+mod task;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "discord-connector", version, about = "Link website users to Discord and keep their roles in sync")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Admin API, SSO callback and the default schedule in one process, embedded store in a file.
+    Serve {
+        #[arg(long, env = "CONNECTOR_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, env = "CONNECTOR_DATABASE", default_value = "./discord-connector.db")]
+        database: PathBuf,
+    },
+    /// `serve` plus a seeded Discord emulator and a demo website: try everything offline.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        emulator_listen: SocketAddr,
+        /// Keep the demo's data in this file (default: a fresh temporary database per start,
+        /// matching the emulator, which starts fresh too).
+        #[arg(long)]
+        database: Option<PathBuf>,
+    },
+    /// Run one task once for one client and print its report (or, with --dry-run, its plan).
+    Task {
+        #[arg(value_parser = ["verify-groups", "sync-accounts", "remote-sync-groups"])]
+        name: String,
+        #[arg(long)]
+        client: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, env = "CONNECTOR_DATABASE", default_value = "./discord-connector.db")]
+        database: PathBuf,
+    },
+    /// Print the admin API's OpenAPI document.
+    Openapi,
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_tracing();
+    let result = match Cli::parse().command {
+        Command::Serve { listen, database } => serve::run(listen, database).await,
+        Command::Demo { listen, emulator_listen, database } => demo::run(listen, emulator_listen, database).await,
+        Command::Task { name, client, dry_run, database } => task::run(&name, &client, dry_run, database).await,
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&connector::http::openapi()).unwrap_or_default());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads the secret-bearing environment variables of the self-hosted binary.
+pub(crate) fn env_secret(name: &str) -> Option<connector::secrecy::SecretString> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).map(connector::secrecy::SecretString::from)
+}

@@ -3,10 +3,17 @@
 //! Entry points (the `discord-connector` CLI and, later, the Lambda functions) build an
 //! [`AppState`](http::AppState) once and hand over to the router or a task.
 
+pub mod app;
 pub mod clock;
+pub mod service;
 pub mod discord;
 pub mod domain;
 pub mod http;
+pub mod schedule;
 pub mod secrets;
+pub mod selfhost;
 pub mod store;
 pub mod tasks;
+
+/// Re-exported so entry points wrap secrets in the same type.
+pub use secrecy;

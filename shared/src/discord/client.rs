@@ -1,12 +1,43 @@
-// INTERFACE STUB — to be implemented (bodies only; keep the signatures).
+//! The Discord REST + OAuth2 client: every call goes to `{api_base}{path}` (`api_base` ends in
+//! `/v10`) with our User-Agent, bot calls wait for the shared [`RateLimiter`], writes carry an
+//! `X-Audit-Log-Reason`, and answers become typed [`DiscordError`](super::DiscordError)s.
+
+mod oauth;
+mod transport;
+
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use secrecy::SecretString;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
 
+use self::transport::{decode, Auth, Call, Transport};
 use super::model::*;
 use super::ratelimit::RateLimiter;
 use super::DiscordResult;
+
+/// `User-Agent: DiscordBot ($url, $versionNumber)`, required by Discord.
+const USER_AGENT: &str = concat!(
+    "DiscordBot (https://github.com/discord-connector/discord-connector, ",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Discord keeps 1–512 characters of an audit-log reason.
+const MAX_AUDIT_REASON_CHARS: usize = 512;
+const AUDIT_LOG_REASON: HeaderName = HeaderName::from_static("x-audit-log-reason");
+/// Like JavaScript's `encodeURIComponent`: everything but unreserved characters.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Everything a client needs to talk to Discord for one application + guild.
 #[derive(Clone, Debug)]
@@ -34,61 +65,383 @@ pub struct CallStats {
     pub invalid_requests: u64,
 }
 
+/// A Discord client for one application. Bot calls share `limiter` with every other client of
+/// the same bot token; [`CallStats`] are this instance's own.
 pub struct DiscordClient {
-    _config: DiscordConfig,
-    _limiter: Arc<RateLimiter>,
+    config: DiscordConfig,
+    transport: Transport,
+}
+
+impl fmt::Debug for DiscordClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscordClient")
+            .field("config", &self.config)
+            .field("limiter", &self.transport.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+struct AddMemberBody<'a> {
+    access_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nick: Option<&'a str>,
+    roles: &'a [String],
+}
+
+#[derive(Serialize)]
+struct NickBody<'a> {
+    nick: Option<&'a str>,
 }
 
 impl DiscordClient {
-    pub fn new(config: DiscordConfig, limiter: Arc<RateLimiter>) -> Self {
-        Self { _config: config, _limiter: limiter }
+    pub fn new(mut config: DiscordConfig, limiter: Arc<RateLimiter>) -> Self {
+        config.api_base = config.api_base.trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .unwrap_or_else(|e| {
+                // Only fails when the TLS backend cannot start; keep going with the defaults.
+                tracing::error!(error = %e, "could not build the Discord HTTP client");
+                reqwest::Client::new()
+            });
+        let transport = Transport {
+            http,
+            limiter,
+            bot_token: config.bot_token.clone(),
+            stats: Arc::default(),
+        };
+        Self { config, transport }
     }
+
     pub fn stats(&self) -> CallStats {
-        todo!()
+        self.transport
+            .stats
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
+
+    /// The authorize URL (scope `identify guilds.join`, `prompt=consent`, PKCE S256) with the
+    /// CSRF state and PKCE verifier to keep for the callback.
     pub fn authorization_request(&self) -> AuthorizationRequest {
-        todo!()
+        self.build_authorization_request()
     }
-    pub async fn exchange_code(&self, _code: &str, _pkce_verifier: &SecretString) -> DiscordResult<TokenSet> {
-        todo!()
+
+    /// `POST /oauth2/token` with `grant_type=authorization_code`.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        pkce_verifier: &SecretString,
+    ) -> DiscordResult<TokenSet> {
+        self.exchange_code_grant(code, pkce_verifier).await
     }
-    pub async fn refresh_token(&self, _refresh_token: &SecretString) -> DiscordResult<TokenSet> {
-        todo!()
+
+    /// `POST /oauth2/token` with `grant_type=refresh_token`. The old refresh token is dead after
+    /// this: store the new one.
+    pub async fn refresh_token(&self, refresh_token: &SecretString) -> DiscordResult<TokenSet> {
+        self.refresh_token_grant(refresh_token).await
     }
-    pub async fn revoke_token(&self, _token: &SecretString) -> DiscordResult<()> {
-        todo!()
+
+    /// `POST /oauth2/token/revoke`: ends the member's whole authorization.
+    pub async fn revoke_token(&self, token: &SecretString) -> DiscordResult<()> {
+        self.revoke(token).await
     }
-    pub async fn current_user(&self, _access_token: &SecretString) -> DiscordResult<DiscordUser> {
-        todo!()
+
+    pub async fn current_user(&self, access_token: &SecretString) -> DiscordResult<DiscordUser> {
+        let call = self.call(Method::GET, "/users/@me", "/users/@me".to_owned(), None);
+        self.transport
+            .send_json(&Call {
+                auth: Auth::Bearer(access_token),
+                ..call
+            })
+            .await
     }
+
     pub async fn bot_user(&self) -> DiscordResult<DiscordUser> {
-        todo!()
+        let call = self.call(Method::GET, "/users/@me", "/users/@me".to_owned(), None);
+        self.transport.send_json(&call).await
     }
-    pub async fn guild(&self, _guild_id: &str) -> DiscordResult<Guild> {
-        todo!()
+
+    pub async fn guild(&self, guild_id: &str) -> DiscordResult<Guild> {
+        let path = format!("/guilds/{}", segment(guild_id)?);
+        let call = self.call(Method::GET, "/guilds/{guild}", path, Some(guild_id));
+        self.transport.send_json(&call).await
     }
-    pub async fn guild_roles(&self, _guild_id: &str) -> DiscordResult<Vec<GuildRole>> {
-        todo!()
+
+    pub async fn guild_roles(&self, guild_id: &str) -> DiscordResult<Vec<GuildRole>> {
+        let path = format!("/guilds/{}/roles", segment(guild_id)?);
+        let call = self.call(Method::GET, "/guilds/{guild}/roles", path, Some(guild_id));
+        self.transport.send_json(&call).await
     }
-    pub async fn add_member(&self, _guild_id: &str, _user_id: &str, _access_token: &SecretString, _nick: Option<&str>, _roles: &[String]) -> DiscordResult<AddMember> {
-        todo!()
+
+    /// `PUT /guilds/{g}/members/{u}`: 201 → `Added`, 204 → `AlreadyMember` (nick and roles were
+    /// then NOT applied).
+    pub async fn add_member(
+        &self,
+        guild_id: &str,
+        user_id: &str,
+        access_token: &SecretString,
+        nick: Option<&str>,
+        roles: &[String],
+    ) -> DiscordResult<AddMember> {
+        let body = AddMemberBody {
+            access_token: access_token.expose_secret(),
+            nick,
+            roles,
+        };
+        let call = self
+            .call(
+                Method::PUT,
+                "/guilds/{guild}/members/{user}",
+                member_path(guild_id, user_id)?,
+                Some(guild_id),
+            )
+            .json(&body)?;
+        let raw = self.transport.send(&call).await?;
+        if raw.status == StatusCode::NO_CONTENT || raw.body.is_empty() {
+            return Ok(AddMember::AlreadyMember);
+        }
+        decode(call.route, &raw.body).map(AddMember::Added)
     }
-    pub async fn get_member(&self, _guild_id: &str, _user_id: &str) -> DiscordResult<GuildMember> {
-        todo!()
+
+    /// `GET /guilds/{g}/members/{u}`: `UnknownMember` when the user is not in the guild.
+    pub async fn get_member(&self, guild_id: &str, user_id: &str) -> DiscordResult<GuildMember> {
+        let call = self.call(
+            Method::GET,
+            "/guilds/{guild}/members/{user}",
+            member_path(guild_id, user_id)?,
+            Some(guild_id),
+        );
+        self.transport.send_json(&call).await
     }
-    pub async fn list_members(&self, _guild_id: &str, _after: Option<&str>, _limit: u16) -> DiscordResult<Vec<GuildMember>> {
-        todo!()
+
+    /// One page of members, ascending by user id after `after`; `limit` is clamped to 1..=1000.
+    /// Without the GUILD_MEMBERS intent Discord answers `MissingAccess`.
+    pub async fn list_members(
+        &self,
+        guild_id: &str,
+        after: Option<&str>,
+        limit: u16,
+    ) -> DiscordResult<Vec<GuildMember>> {
+        let mut path = format!(
+            "/guilds/{}/members?limit={}",
+            segment(guild_id)?,
+            limit.clamp(1, 1000)
+        );
+        if let Some(after) = after {
+            path.push_str("&after=");
+            path.push_str(&segment(after)?);
+        }
+        let call = self.call(Method::GET, "/guilds/{guild}/members", path, Some(guild_id));
+        self.transport.send_json(&call).await
     }
-    pub async fn add_role(&self, _guild_id: &str, _user_id: &str, _role_id: &str, _reason: &str) -> DiscordResult<()> {
-        todo!()
+
+    pub async fn add_role(
+        &self,
+        guild_id: &str,
+        user_id: &str,
+        role_id: &str,
+        reason: &str,
+    ) -> DiscordResult<()> {
+        let call = self.role_call(Method::PUT, guild_id, user_id, role_id, reason)?;
+        self.transport.send_empty(&call).await
     }
-    pub async fn remove_role(&self, _guild_id: &str, _user_id: &str, _role_id: &str, _reason: &str) -> DiscordResult<()> {
-        todo!()
+
+    pub async fn remove_role(
+        &self,
+        guild_id: &str,
+        user_id: &str,
+        role_id: &str,
+        reason: &str,
+    ) -> DiscordResult<()> {
+        let call = self.role_call(Method::DELETE, guild_id, user_id, role_id, reason)?;
+        self.transport.send_empty(&call).await
     }
-    pub async fn set_nickname(&self, _guild_id: &str, _user_id: &str, _nick: Option<&str>, _reason: &str) -> DiscordResult<GuildMember> {
-        todo!()
+
+    /// `PATCH /guilds/{g}/members/{u}` with `{"nick": value}`; `None` clears the nickname.
+    pub async fn set_nickname(
+        &self,
+        guild_id: &str,
+        user_id: &str,
+        nick: Option<&str>,
+        reason: &str,
+    ) -> DiscordResult<GuildMember> {
+        let call = self
+            .call(
+                Method::PATCH,
+                "/guilds/{guild}/members/{user}",
+                member_path(guild_id, user_id)?,
+                Some(guild_id),
+            )
+            .reason(reason)
+            .json(&NickBody { nick })?;
+        self.transport.send_json(&call).await
     }
-    pub async fn kick(&self, _guild_id: &str, _user_id: &str, _reason: &str) -> DiscordResult<()> {
-        todo!()
+
+    /// `DELETE /guilds/{g}/members/{u}`.
+    pub async fn kick(&self, guild_id: &str, user_id: &str, reason: &str) -> DiscordResult<()> {
+        let call = self
+            .call(
+                Method::DELETE,
+                "/guilds/{guild}/members/{user}",
+                member_path(guild_id, user_id)?,
+                Some(guild_id),
+            )
+            .reason(reason);
+        self.transport.send_empty(&call).await
+    }
+
+    fn role_call<'a>(
+        &self,
+        method: Method,
+        guild_id: &'a str,
+        user_id: &str,
+        role_id: &str,
+        reason: &str,
+    ) -> DiscordResult<Call<'a>> {
+        let path = format!(
+            "{}/roles/{}",
+            member_path(guild_id, user_id)?,
+            segment(role_id)?
+        );
+        Ok(self
+            .call(
+                method,
+                "/guilds/{guild}/members/{user}/roles/{role}",
+                path,
+                Some(guild_id),
+            )
+            .reason(reason))
+    }
+
+    /// A bot call to `{api_base}{path}`.
+    fn call<'a>(
+        &self,
+        method: Method,
+        route: &'static str,
+        path: String,
+        major: Option<&'a str>,
+    ) -> Call<'a> {
+        Call {
+            method,
+            route,
+            url: self.url(&path),
+            major,
+            auth: Auth::Bot,
+            headers: HeaderMap::new(),
+            body: None,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.api_base)
+    }
+}
+
+impl Call<'_> {
+    fn json(mut self, body: &impl Serialize) -> DiscordResult<Self> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| super::DiscordError::Decode(format!("request body: {e}")))?;
+        self.headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.body = Some(body);
+        Ok(self)
+    }
+
+    /// `X-Audit-Log-Reason`: URL-encoded, at most 512 characters; none when empty.
+    fn reason(mut self, reason: &str) -> Self {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return self;
+        }
+        let truncated: String = reason.chars().take(MAX_AUDIT_REASON_CHARS).collect();
+        let encoded = utf8_percent_encode(&truncated, COMPONENT).to_string();
+        if let Ok(value) = HeaderValue::from_str(&encoded) {
+            self.headers.insert(AUDIT_LOG_REASON, value);
+        }
+        self
+    }
+}
+
+fn member_path(guild_id: &str, user_id: &str) -> DiscordResult<String> {
+    Ok(format!(
+        "/guilds/{}/members/{}",
+        segment(guild_id)?,
+        segment(user_id)?
+    ))
+}
+
+/// An id as one path segment: snowflakes are digits; anything else is encoded (never a `/`), and
+/// ids that URL normalisation would remove (``, `.`, `..`) are refused.
+fn segment(id: &str) -> DiscordResult<String> {
+    if id.chars().all(|c| c == '.') {
+        return Err(super::DiscordError::InvalidFormBody(format!(
+            "{id:?} is not a Discord id"
+        )));
+    }
+    Ok(utf8_percent_encode(id, COMPONENT).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_reason_is_encoded_and_truncated() {
+        let client = DiscordClient::new(
+            DiscordConfig {
+                api_base: "http://127.0.0.1:1/api/v10/".into(),
+                authorize_url: "http://127.0.0.1:1/oauth2/authorize".into(),
+                application_id: "1".into(),
+                client_secret: None,
+                bot_token: None,
+                redirect_uri: "http://127.0.0.1:2/cb".into(),
+            },
+            Arc::new(RateLimiter::default()),
+        );
+        let long = "é".repeat(600);
+        let call = client
+            .call(Method::DELETE, "/x", "/x".into(), None)
+            .reason(&long);
+        let header = call.headers[&AUDIT_LOG_REASON].to_str().unwrap().to_owned();
+        assert_eq!(header, "%C3%A9".repeat(512));
+        assert_eq!(call.url, "http://127.0.0.1:1/api/v10/x");
+        let call = client
+            .call(Method::DELETE, "/x", "/x".into(), None)
+            .reason("  ");
+        assert!(call.headers.get(&AUDIT_LOG_REASON).is_none());
+    }
+
+    #[test]
+    fn ids_cannot_escape_their_segment() {
+        assert_eq!(
+            segment("../../users/@me").unwrap(),
+            "..%2F..%2Fusers%2F%40me"
+        );
+        assert_eq!(segment("123456789012345678").unwrap(), "123456789012345678");
+        assert!(segment("..").is_err());
+        assert!(segment("").is_err());
+    }
+}
+
+#[cfg(test)]
+mod send_check {
+    use super::*;
+    #[allow(dead_code)]
+    fn futures_are_send(c: Arc<DiscordClient>, t: SecretString) {
+        let (c1, t1) = (c.clone(), t.clone());
+        tokio::spawn(async move { c1.revoke_token(&t1).await });
+        let (c1, t1) = (c.clone(), t.clone());
+        tokio::spawn(async move { c1.exchange_code("x", &t1).await });
+        let (c1, t1) = (c.clone(), t.clone());
+        tokio::spawn(async move { c1.current_user(&t1).await });
+        let c1 = c.clone();
+        tokio::spawn(async move { c1.remove_role("1", "2", "3", "r").await });
+        let c1 = c.clone();
+        tokio::spawn(async move { c1.bot_user().await });
     }
 }

@@ -1,1 +1,75 @@
-//! One axum Router: admin API (`/api/v1/…`) and SSO (`/discord/sso/…`).
+//! One axum Router: admin API (`/api/v1/…`) and SSO (`/discord/sso/…`), served the same way by
+//! the self-hosted binary and (later) by Lambda.
+
+pub mod clients;
+pub mod error;
+pub mod extract;
+pub mod link;
+pub mod roles;
+pub mod runs;
+pub mod users;
+pub mod validate;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "discord-connector admin API", version = "1"),
+    servers((url = "/api/v1")),
+    security(("admin_token" = [])),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(clients::create_client, clients::list_clients))
+        .routes(routes!(clients::get_client, clients::patch_client, clients::delete_client))
+        .routes(routes!(roles::sync_roles))
+        .routes(routes!(roles::list_roles))
+        .routes(routes!(roles::map_role))
+        .routes(routes!(users::put_user, users::get_user))
+        .routes(routes!(users::list_users))
+        .routes(routes!(users::unlink))
+        .routes(routes!(link::create_link_session))
+        .routes(routes!(runs::run_task))
+        .routes(routes!(runs::list_runs))
+        .routes(routes!(runs::list_audit))
+}
+
+/// The OpenAPI document, generated from the handlers so it cannot drift.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    admin_routes().split_for_parts().1
+}
+
+pub fn router(app: AppState) -> Router {
+    let (admin, doc) = admin_routes().split_for_parts();
+    let admin = admin.layer(axum::middleware::from_fn_with_state(app.clone(), extract::require_admin));
+    Router::new()
+        .nest("/api/v1", admin)
+        .route("/api/v1/openapi.json", get(move || async move { Json(doc) }))
+        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/discord/sso/callback", get(link::sso_callback))
+        .fallback(|| async { error::ApiError::not_found("route") })
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
+}

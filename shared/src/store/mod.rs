@@ -1,6 +1,8 @@
 //! The `Store` port: narrow operations named for what callers need, so the embedded SQLite adapter
 //! and the DynamoDB adapter can serve the same callers unchanged.
 
+#[cfg(any(test, feature = "store-contract"))]
+pub mod contract;
 pub mod cursor;
 pub mod sqlite;
 

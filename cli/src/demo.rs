@@ -1,0 +1,115 @@
+//! `discord-connector demo`: the connector, a seeded Discord emulator and a demo website in one
+//! process, so every feature can be tried offline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use connector::domain::SiteUser;
+use connector::secrecy::SecretString;
+use connector::selfhost::{self, SelfHostConfig};
+use connector::service::clients::{create_client, ClientSecrets};
+use connector::service::{members, roles};
+use discord_emulator::{Emulator, Scenario};
+
+use crate::demo_site;
+use crate::env_secret;
+use crate::serve::{announce, serve_with_schedule, CliResult};
+
+pub const DEMO_CLIENT: &str = "demo";
+
+/// Site groups → the demo guild's role names.
+const MAPPING: [(&str, &str); 4] = [
+    ("Member", "members"),
+    ("Pilot", "pilots"),
+    ("Officer", "officers"),
+    ("Director", "directors"),
+];
+
+/// The demo website's users: (user id, groups, corp ticker).
+const SITE_USERS: [(&str, &[&str], &str); 3] = [
+    ("alice", &["members", "pilots"], "TEST"),
+    ("bob", &["members", "officers"], "TEST"),
+    ("carol", &["members"], "ALT"),
+];
+
+pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr, database: Option<PathBuf>) -> CliResult {
+    let emulator = Emulator::start_on(Scenario::demo(), emulator_listen).await?;
+    let scenario = emulator.scenario();
+    let guild = scenario.first_guild().ok_or("demo scenario has no guild")?.clone();
+
+    let temp = tempdir_for_demo()?;
+    let database = database.unwrap_or_else(|| temp.join("discord-connector-demo.db"));
+    let hosted = selfhost::open(
+        SelfHostConfig {
+            database: database.clone(),
+            secret_key: env_secret("CONNECTOR_SECRET_KEY"),
+            admin_token: env_secret("CONNECTOR_ADMIN_TOKEN"),
+        },
+        selfhost::system_clock(),
+    )
+    .await?;
+    let app = hosted.state.clone();
+    let origin = format!("http://{listen}");
+
+    if app.store.get_client(DEMO_CLIENT).await?.is_none() {
+        let now = app.clock.now();
+        let client = connector::domain::Client {
+            id: DEMO_CLIENT.into(),
+            name: "Demo community".into(),
+            guild_id: guild.id.clone(),
+            client_id: scenario.application.id.clone(),
+            callback_url: format!("{origin}/discord/sso/callback"),
+            invite_link: None,
+            nickname_template: Some("[{corp_ticker}] {username}".into()),
+            unlink_policy: Default::default(),
+            source_of_truth: Default::default(),
+            return_to_origins: vec![origin.clone()],
+            discord_api_base: emulator.api_base(),
+            discord_authorize_url: emulator.authorize_url(),
+            guild: Default::default(),
+            created_at: now,
+            updated_at: now,
+        };
+        let secrets = ClientSecrets {
+            bot_token: Some(SecretString::from(scenario.application.bot_token.clone())),
+            client_secret: Some(SecretString::from(scenario.application.client_secret.clone())),
+        };
+        create_client(&app, client, secrets).await?;
+        roles::sync_roles(&app, DEMO_CLIENT, "demo").await?;
+        for (role_name, group) in MAPPING {
+            if let Some(role_id) = emulator.role_id(role_name) {
+                roles::map_role(&app, DEMO_CLIENT, &role_id, BTreeSet::from([group.to_owned()]), "demo").await?;
+            }
+        }
+        for (user_id, groups, ticker) in SITE_USERS {
+            let user = SiteUser {
+                user_id: user_id.into(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                attributes: BTreeMap::from([("corp_ticker".to_owned(), ticker.to_owned())]),
+            };
+            members::save_user(&app, DEMO_CLIENT, user).await?;
+        }
+    }
+
+    announce(&hosted, &database, listen);
+    println!();
+    println!("Demo ready:");
+    println!("  1. Open {origin}/demo  — the demo website: link a site user to Discord, change their groups.");
+    println!("  2. The Discord emulator's consent page lets you pick which Discord user you are.");
+    println!("  3. Watch the guild at {} (roles appear within seconds).", emulator.base_url());
+    println!("  Admin API: {origin}/api/v1 (OpenAPI: {origin}/api/v1/openapi.json), client id `{DEMO_CLIENT}`.");
+    if let Some(token) = &hosted.generated_admin_token {
+        println!("  Try: curl -H 'Authorization: Bearer {token}' {origin}/api/v1/clients/{DEMO_CLIENT}/users");
+    }
+    serve_with_schedule(app.clone(), listen, demo_site::router(app, DEMO_CLIENT, &origin)).await?;
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// A fresh directory per demo start, removed by the OS's temp cleaning.
+fn tempdir_for_demo() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("discord-connector-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

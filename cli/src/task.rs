@@ -1,0 +1,29 @@
+use std::path::PathBuf;
+
+use connector::domain::TaskName;
+use connector::selfhost::{self, SelfHostConfig};
+use connector::tasks::{self, TaskOptions};
+
+use crate::env_secret;
+use crate::serve::CliResult;
+
+pub async fn run(name: &str, client: &str, dry_run: bool, database: PathBuf) -> CliResult {
+    let task = TaskName::parse(name).ok_or_else(|| format!("unknown task {name}"))?;
+    if !tasks::available(task) {
+        return Err(format!("task {name} is not part of this build yet").into());
+    }
+    let hosted = selfhost::open(
+        SelfHostConfig {
+            database,
+            secret_key: env_secret("CONNECTOR_SECRET_KEY"),
+            // A one-off run serves no API: keep the stored admin token as it is.
+            admin_token: Some(connector::secrecy::SecretString::from("unused-by-task-runs".to_owned())),
+        },
+        selfhost::system_clock(),
+    )
+    .await?;
+    let options = TaskOptions { dry_run, deadline: None, trigger: "cli".into() };
+    let report = tasks::run_task(&hosted.state, task, client, &options).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

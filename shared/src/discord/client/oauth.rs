@@ -1,0 +1,290 @@
+// NOTE FROM THE LEAD (remove when fixed): revoke_token never sends against the emulator: oauth2 5.0
+// refuses a non-https revocation URL (ConfigurationError::InsecureUrl, revocation.rs:64). Post the
+// revoke form ourselves through the transport (token + token_type_hint, client auth) and add a test
+// against an http:// server.
+// NOTE FROM THE LEAD (remove when fixed): `cargo check --workspace` fails in shared/src/http/mod.rs with
+// "implementation of `Send` is not general enough ... &str" for every handler that awaits
+// exchange_code/revoke_token/refresh_token: the closure passed to `request_async(&http)` makes the
+// future non-Send for all lifetimes. Please implement `oauth2::AsyncHttpClient` on a small named
+// struct (holding `&DiscordClient` + route) instead of a closure, and confirm with
+// `cargo check --workspace`.
+//! OAuth2 authorization-code grant with the `oauth2` crate, sent through our own transport (so
+//! token calls get the User-Agent, retries and stats like every other call).
+
+use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicRevocationErrorResponse};
+use oauth2::{
+    AsyncHttpClient, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, ErrorResponse,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
+    RevocationErrorResponseType, RevocationUrl, Scope, StandardErrorResponse,
+    StandardRevocableToken, TokenResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use std::future::Future;
+use std::pin::Pin;
+
+use super::transport::{Auth, Call, Transport};
+use super::DiscordClient;
+use crate::discord::model::{AuthorizationRequest, TokenSet};
+use crate::discord::{DiscordError, DiscordResult};
+
+/// What we ask members for: who they are, and the right to add them to the guild.
+const SCOPES: [&str; 2] = ["identify", "guilds.join"];
+const TOKEN_ROUTE: &str = "/oauth2/token";
+const REVOKE_ROUTE: &str = "/oauth2/token/revoke";
+/// Discord's access-token lifetime, assumed when a token response leaves `expires_in` out.
+const DEFAULT_EXPIRES_IN: i64 = 604_800;
+
+type OAuthError = RequestTokenError<DiscordError, StandardErrorResponse<BasicErrorResponseType>>;
+type RevokeError = RequestTokenError<DiscordError, BasicRevocationErrorResponse>;
+
+impl DiscordClient {
+    pub(super) fn build_authorization_request(&self) -> AuthorizationRequest {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state = CsrfToken::new_random();
+        let url = match (
+            AuthUrl::new(self.config.authorize_url.clone()),
+            RedirectUrl::new(self.config.redirect_uri.clone()),
+        ) {
+            (Ok(auth_url), Ok(redirect)) => {
+                BasicClient::new(ClientId::new(self.config.application_id.clone()))
+                    .set_auth_uri(auth_url)
+                    .set_redirect_uri(redirect)
+                    .authorize_url(|| state.clone())
+                    .add_scopes(SCOPES.map(|s| Scope::new(s.to_owned())))
+                    .add_extra_param("prompt", "consent")
+                    .set_pkce_challenge(challenge)
+                    .url()
+                    .0
+                    .to_string()
+            }
+            _ => {
+                // Configuration is validated at start-up; never panic on a request path.
+                tracing::error!("authorize_url or redirect_uri is not a valid URL");
+                self.authorize_url_unchecked(&state, &challenge)
+            }
+        };
+        AuthorizationRequest {
+            url,
+            state: SecretString::from(state.secret().to_owned()),
+            pkce_verifier: SecretString::from(verifier.secret().to_owned()),
+        }
+    }
+
+    /// The same URL, without the `oauth2` crate's URL validation.
+    fn authorize_url_unchecked(&self, state: &CsrfToken, challenge: &PkceCodeChallenge) -> String {
+        let scope = SCOPES.join(" ");
+        let query = serde_urlencoded::to_string([
+            ("response_type", "code"),
+            ("client_id", self.config.application_id.as_str()),
+            ("state", state.secret().as_str()),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", challenge.method().as_str()),
+            ("redirect_uri", self.config.redirect_uri.as_str()),
+            ("scope", scope.as_str()),
+            ("prompt", "consent"),
+        ])
+        .unwrap_or_default();
+        let separator = if self.config.authorize_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!("{}{separator}{query}", self.config.authorize_url)
+    }
+
+    fn oauth_client(&self) -> DiscordResult<BasicClient> {
+        let secret = self
+            .config
+            .client_secret
+            .as_ref()
+            .ok_or(DiscordError::NotConfigured("client secret"))?;
+        Ok(
+            BasicClient::new(ClientId::new(self.config.application_id.clone()))
+                .set_client_secret(ClientSecret::new(secret.expose_secret().to_owned())),
+        )
+    }
+
+    fn token_url(&self) -> DiscordResult<TokenUrl> {
+        TokenUrl::new(self.url(TOKEN_ROUTE))
+            .map_err(|_| DiscordError::NotConfigured("valid api_base"))
+    }
+
+    pub(super) async fn exchange_code_grant(
+        &self,
+        code: &str,
+        pkce_verifier: &SecretString,
+    ) -> DiscordResult<TokenSet> {
+        let redirect = RedirectUrl::new(self.config.redirect_uri.clone())
+            .map_err(|_| DiscordError::NotConfigured("valid redirect_uri"))?;
+        let client = self
+            .oauth_client()?
+            .set_token_uri(self.token_url()?)
+            .set_redirect_uri(redirect);
+        let http = OAuthHttp {
+            transport: self.transport.clone(),
+            route: TOKEN_ROUTE,
+        };
+        let token = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(
+                pkce_verifier.expose_secret().to_owned(),
+            ))
+            .request_async(&http)
+            .await
+            .map_err(oauth_error)?;
+        Ok(token_set(&token))
+    }
+
+    pub(super) async fn refresh_token_grant(
+        &self,
+        refresh_token: &SecretString,
+    ) -> DiscordResult<TokenSet> {
+        let client = self.oauth_client()?.set_token_uri(self.token_url()?);
+        let refresh_token = RefreshToken::new(refresh_token.expose_secret().to_owned());
+        let http = OAuthHttp {
+            transport: self.transport.clone(),
+            route: TOKEN_ROUTE,
+        };
+        let token = client
+            .exchange_refresh_token(&refresh_token)
+            .request_async(&http)
+            .await
+            .map_err(oauth_error)?;
+        Ok(token_set(&token))
+    }
+
+    pub(super) async fn revoke(&self, token: &SecretString) -> DiscordResult<()> {
+        let url = RevocationUrl::new(self.url(REVOKE_ROUTE))
+            .map_err(|_| DiscordError::NotConfigured("valid api_base"))?;
+        let client = self.oauth_client()?.set_revocation_url(url);
+        let token = StandardRevocableToken::AccessToken(oauth2::AccessToken::new(
+            token.expose_secret().to_owned(),
+        ));
+        let http = OAuthHttp {
+            transport: self.transport.clone(),
+            route: REVOKE_ROUTE,
+        };
+        client
+            .revoke_token(token)
+            .map_err(|e| DiscordError::Decode(e.to_string()))?
+            .request_async(&http)
+            .await
+            .map_err(revoke_error)
+    }
+}
+
+/// The `oauth2` crate's HTTP client: our transport, with its retries and stats. It owns a
+/// (cheap) clone of the transport: a borrowed client makes rustc unable to prove the callers'
+/// futures `Send` ("implementation of `AsyncHttpClient` is not general enough").
+struct OAuthHttp {
+    transport: Transport,
+    route: &'static str,
+}
+
+impl<'c> AsyncHttpClient<'c> for OAuthHttp {
+    type Error = DiscordError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, DiscordError>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.transport.send_oauth(self.route, request))
+    }
+}
+
+impl Transport {
+    async fn send_oauth(
+        &self,
+        route: &'static str,
+        request: oauth2::HttpRequest,
+    ) -> Result<oauth2::HttpResponse, DiscordError> {
+        let (parts, body) = request.into_parts();
+        let call = Call {
+            method: parts.method,
+            route,
+            url: parts.uri.to_string(),
+            major: None,
+            auth: Auth::Client,
+            headers: parts.headers,
+            body: Some(body),
+        };
+        let raw = self.execute(&call).await?;
+        let mut response = oauth2::HttpResponse::new(raw.body);
+        *response.status_mut() = raw.status;
+        *response.headers_mut() = raw.headers;
+        Ok(response)
+    }
+}
+
+fn token_set(token: &oauth2::basic::BasicTokenResponse) -> TokenSet {
+    TokenSet {
+        access_token: SecretString::from(token.access_token().secret().to_owned()),
+        refresh_token: token
+            .refresh_token()
+            .map(|t| SecretString::from(t.secret().to_owned())),
+        expires_in: token
+            .expires_in()
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .unwrap_or(DEFAULT_EXPIRES_IN),
+        scope: token
+            .scopes()
+            .map(|scopes| {
+                scopes
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn oauth_error(error: OAuthError) -> DiscordError {
+    match error {
+        RequestTokenError::ServerResponse(response) => match response.error() {
+            BasicErrorResponseType::InvalidGrant => DiscordError::InvalidGrant,
+            BasicErrorResponseType::InvalidClient => DiscordError::InvalidClient,
+            other => oauth_api_error(other.as_ref(), response.error_description()),
+        },
+        other => request_error(other),
+    }
+}
+
+fn revoke_error(error: RevokeError) -> DiscordError {
+    match error {
+        RequestTokenError::ServerResponse(response) => match response.error() {
+            RevocationErrorResponseType::Basic(BasicErrorResponseType::InvalidGrant) => {
+                DiscordError::InvalidGrant
+            }
+            RevocationErrorResponseType::Basic(BasicErrorResponseType::InvalidClient) => {
+                DiscordError::InvalidClient
+            }
+            other => oauth_api_error(other.as_ref(), response.error_description()),
+        },
+        other => request_error(other),
+    }
+}
+
+fn oauth_api_error(error: &str, description: Option<&String>) -> DiscordError {
+    DiscordError::Api {
+        status: 400,
+        code: 0,
+        message: match description {
+            Some(description) => format!("{error}: {description}"),
+            None => error.to_owned(),
+        },
+    }
+}
+
+/// Transport failures and undecodable answers. Never includes the body: it may hold tokens.
+fn request_error<T: ErrorResponse>(error: RequestTokenError<DiscordError, T>) -> DiscordError {
+    match error {
+        RequestTokenError::Request(error) => error,
+        RequestTokenError::Parse(error, _) => {
+            DiscordError::Decode(format!("OAuth2 response, at `{}`", error.path()))
+        }
+        RequestTokenError::Other(message) => DiscordError::Decode(message),
+        RequestTokenError::ServerResponse(_) => {
+            DiscordError::Decode("unexpected OAuth2 error response".to_owned())
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The limiter on its own, with real (short) time: lower bounds only, so nothing is flaky.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use tokio::time::{timeout, Instant};
+
+use super::*;
+
+const ROUTE: &str = "PUT /guilds/{guild}/members/{user}/roles/{role}";
+
+fn headers(bucket: &str, limit: u32, remaining: u32, reset: f64, reset_after: f64) -> Observed {
+    let mut map = HeaderMap::new();
+    let mut put = |name: &'static str, value: String| {
+        map.insert(name, HeaderValue::from_str(&value).unwrap());
+    };
+    put("x-ratelimit-bucket", bucket.to_owned());
+    put("x-ratelimit-limit", limit.to_string());
+    put("x-ratelimit-remaining", remaining.to_string());
+    put("x-ratelimit-reset", reset.to_string());
+    put("x-ratelimit-reset-after", reset_after.to_string());
+    Observed::from_headers(&map)
+}
+
+async fn blocked(limiter: &RateLimiter, route: &str, major: &str) -> bool {
+    timeout(Duration::from_millis(50), limiter.acquire(route, major))
+        .await
+        .is_err()
+}
+
+#[tokio::test]
+async fn an_unknown_bucket_allows_one_request_in_flight() {
+    // given a route the limiter has never seen
+    let limiter = RateLimiter::new(50);
+    let first = limiter.acquire(ROUTE, "g1").await;
+    // then a second request waits for the first answer
+    assert!(blocked(&limiter, ROUTE, "g1").await);
+    // when the answer teaches 5 per window, 4 left
+    first.complete(&headers("roles", 5, 4, 1e9, 10.0));
+    // then exactly 4 more go out at once
+    let mut permits = Vec::new();
+    for _ in 0..4 {
+        permits.push(
+            timeout(Duration::from_millis(50), limiter.acquire(ROUTE, "g1"))
+                .await
+                .expect("slot"),
+        );
+    }
+    assert!(blocked(&limiter, ROUTE, "g1").await);
+}
+
+#[tokio::test]
+async fn an_exhausted_bucket_waits_for_its_reset() {
+    let limiter = RateLimiter::new(50);
+    limiter
+        .acquire(ROUTE, "g1")
+        .await
+        .complete(&headers("roles", 2, 0, 1e9, 0.3));
+    let start = Instant::now();
+    let permit = limiter.acquire(ROUTE, "g1").await;
+    assert!(start.elapsed() >= Duration::from_millis(290));
+    permit.complete(&headers("roles", 2, 1, 1e9 + 1.0, 0.3));
+    // the next window's second slot is free at once
+    assert!(!blocked(&limiter, ROUTE, "g1").await);
+}
+
+#[tokio::test]
+async fn the_same_bucket_on_another_guild_is_another_limit() {
+    let limiter = RateLimiter::new(50);
+    limiter
+        .acquire(ROUTE, "g1")
+        .await
+        .complete(&headers("roles", 1, 0, 1e9, 10.0));
+    assert!(blocked(&limiter, ROUTE, "g1").await);
+    assert!(!blocked(&limiter, ROUTE, "g2").await);
+}
+
+#[tokio::test]
+async fn routes_sharing_a_bucket_share_its_count() {
+    let limiter = RateLimiter::new(50);
+    let other = "DELETE /guilds/{guild}/members/{user}/roles/{role}";
+    limiter
+        .acquire(ROUTE, "g1")
+        .await
+        .complete(&headers("roles", 2, 1, 1e9, 10.0));
+    // the other route's first answer names the same bucket, now exhausted
+    limiter
+        .acquire(other, "g1")
+        .await
+        .complete(&headers("roles", 2, 0, 1e9, 10.0));
+    assert!(blocked(&limiter, ROUTE, "g1").await);
+    assert!(blocked(&limiter, other, "g1").await);
+}
+
+#[tokio::test]
+async fn a_late_answer_from_an_old_window_does_not_free_slots() {
+    let limiter = RateLimiter::new(50);
+    limiter
+        .acquire(ROUTE, "g1")
+        .await
+        .complete(&headers("roles", 3, 2, 1e9, 10.0));
+    let a = limiter.acquire(ROUTE, "g1").await;
+    let b = limiter.acquire(ROUTE, "g1").await;
+    // b is processed first by Discord (remaining 0), a's answer (remaining 1) arrives last
+    b.complete(&headers("roles", 3, 0, 1e9, 10.0));
+    a.complete(&headers("roles", 3, 1, 1e9, 10.0));
+    assert!(blocked(&limiter, ROUTE, "g1").await);
+}
+
+#[tokio::test]
+async fn a_dropped_permit_frees_its_slot() {
+    let limiter = RateLimiter::new(50);
+    drop(limiter.acquire(ROUTE, "g1").await);
+    assert!(!blocked(&limiter, ROUTE, "g1").await);
+}
+
+#[tokio::test]
+async fn the_global_limit_spaces_requests() {
+    let limiter = Arc::new(RateLimiter::new(2));
+    let start = Instant::now();
+    for guild in ["a", "b", "c"] {
+        drop(limiter.acquire(ROUTE, guild).await);
+    }
+    assert!(start.elapsed() >= Duration::from_millis(990));
+}
+
+#[tokio::test]
+async fn a_global_429_blocks_every_route() {
+    let limiter = RateLimiter::new(50);
+    let permit = limiter.acquire(ROUTE, "g1").await;
+    let observed = Observed::default().rate_limited(&HeaderMap::new(), Some(0.3), Some(true));
+    permit.complete(&observed);
+    let start = Instant::now();
+    drop(limiter.acquire("GET /guilds/{guild}", "g9").await);
+    assert!(start.elapsed() >= Duration::from_millis(290));
+}
+
+#[tokio::test]
+async fn a_bucket_429_blocks_that_bucket_only() {
+    let limiter = RateLimiter::new(50);
+    let permit = limiter.acquire(ROUTE, "g1").await;
+    let mut map = HeaderMap::new();
+    map.insert("x-ratelimit-bucket", HeaderValue::from_static("roles"));
+    map.insert("retry-after", HeaderValue::from_static("5"));
+    permit.complete(&Observed::from_headers(&map).rate_limited(&map, None, None));
+    assert!(blocked(&limiter, ROUTE, "g1").await);
+    assert!(!blocked(&limiter, "GET /guilds/{guild}", "g1").await);
+}
+
+#[test]
+fn rejected_tokens_are_remembered_by_digest_only() {
+    let limiter = RateLimiter::default();
+    let token = SecretString::from("bot-token-value");
+    assert!(!limiter.is_token_rejected(&token));
+    limiter.reject_token(&token);
+    assert!(limiter.is_token_rejected(&token));
+    assert!(!limiter.is_token_rejected(&SecretString::from("new-token")));
+    assert!(!format!("{limiter:?}").contains("bot-token-value"));
+}

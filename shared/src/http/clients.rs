@@ -1,0 +1,281 @@
+//! `/clients`: client configuration. Secrets are write-only: views only say whether one is set.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::domain::client::{DEFAULT_API_BASE, DEFAULT_AUTHORIZE_URL};
+use crate::domain::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
+use crate::secrets::ClientSecretKind;
+use crate::service::clients::{self as svc, AutoRolesSync, ClientSecrets};
+
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::ApiJson;
+use super::validate::{self, double_option};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInput {
+    /// URL-safe id used in paths; derived from `name` when absent.
+    pub id: Option<String>,
+    pub name: String,
+    pub guild_id: String,
+    /// The Discord application's id.
+    pub client_id: String,
+    /// Write-only.
+    #[schema(value_type = Option<String>)]
+    pub client_secret: Option<SecretString>,
+    /// Write-only.
+    #[schema(value_type = Option<String>)]
+    pub bot_token: Option<SecretString>,
+    pub callback_url: String,
+    pub invite_link: Option<String>,
+    pub nickname_template: Option<String>,
+    #[serde(default)]
+    pub unlink_policy: UnlinkPolicy,
+    #[serde(default)]
+    pub source_of_truth: SourceOfTruth,
+    #[serde(default)]
+    pub return_to_origins: Vec<String>,
+    pub discord_api_base: Option<String>,
+    pub discord_authorize_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPatch {
+    pub name: Option<String>,
+    pub guild_id: Option<String>,
+    pub client_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub client_secret: Option<SecretString>,
+    #[schema(value_type = Option<String>)]
+    pub bot_token: Option<SecretString>,
+    pub callback_url: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub invite_link: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub nickname_template: Option<Option<String>>,
+    pub unlink_policy: Option<UnlinkPolicy>,
+    pub source_of_truth: Option<SourceOfTruth>,
+    pub return_to_origins: Option<Vec<String>>,
+    pub discord_api_base: Option<String>,
+    pub discord_authorize_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientView {
+    pub id: String,
+    pub name: String,
+    pub guild_id: String,
+    pub client_id: String,
+    pub callback_url: String,
+    pub invite_link: Option<String>,
+    pub nickname_template: Option<String>,
+    pub unlink_policy: UnlinkPolicy,
+    pub source_of_truth: SourceOfTruth,
+    pub return_to_origins: Vec<String>,
+    pub discord_api_base: String,
+    pub discord_authorize_url: String,
+    pub has_bot_token: bool,
+    pub has_client_secret: bool,
+    pub guild: GuildFacts,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Present after a create/update that set a bot token: the automatic roles/sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles_sync: Option<AutoRolesSync>,
+}
+
+async fn view(app: &AppState, c: Client, roles_sync: Option<AutoRolesSync>) -> ApiResult<ClientView> {
+    let has = |kind| {
+        let secrets = app.secrets.clone();
+        let id = c.id.clone();
+        async move {
+            secrets
+                .get_client_secret(&id, kind)
+                .await
+                .map(|s| s.is_some())
+                .map_err(|e| ApiError::from(crate::service::ServiceError::from(e)))
+        }
+    };
+    let has_bot_token = has(ClientSecretKind::BotToken).await?;
+    let has_client_secret = has(ClientSecretKind::ClientSecret).await?;
+    Ok(ClientView {
+        id: c.id,
+        name: c.name,
+        guild_id: c.guild_id,
+        client_id: c.client_id,
+        callback_url: c.callback_url,
+        invite_link: c.invite_link,
+        nickname_template: c.nickname_template,
+        unlink_policy: c.unlink_policy,
+        source_of_truth: c.source_of_truth,
+        return_to_origins: c.return_to_origins,
+        discord_api_base: c.discord_api_base,
+        discord_authorize_url: c.discord_authorize_url,
+        has_bot_token,
+        has_client_secret,
+        guild: c.guild,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        roles_sync,
+    })
+}
+
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out: String = out.trim_end_matches('-').chars().take(64).collect();
+    if out.is_empty() {
+        uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+    } else {
+        out
+    }
+}
+
+/// Checks every field of a client as it will be stored.
+fn check(c: &Client) -> Result<(), ApiError> {
+    validate::client_id_slug("id", &c.id)?;
+    validate::text("name", &c.name, 100)?;
+    validate::snowflake("guild_id", &c.guild_id)?;
+    validate::snowflake("client_id", &c.client_id)?;
+    validate::http_url("callback_url", &c.callback_url)?;
+    if let Some(l) = &c.invite_link {
+        validate::http_url("invite_link", l)?;
+    }
+    if let Some(t) = &c.nickname_template {
+        validate::text("nickname_template", t, 200)?;
+    }
+    for (i, o) in c.return_to_origins.iter().enumerate() {
+        validate::origin(&format!("return_to_origins[{i}]"), o)?;
+    }
+    validate::http_url("discord_api_base", &c.discord_api_base)?;
+    validate::http_url("discord_authorize_url", &c.discord_authorize_url)?;
+    Ok(())
+}
+
+fn check_secrets(bot_token: Option<&SecretString>, client_secret: Option<&SecretString>) -> Result<(), ApiError> {
+    use secrecy::ExposeSecret;
+    if let Some(t) = bot_token {
+        validate::secret("bot_token", t.expose_secret())?;
+    }
+    if let Some(s) = client_secret {
+        validate::secret("client_secret", s.expose_secret())?;
+    }
+    Ok(())
+}
+
+fn normalise_origins(origins: Vec<String>) -> Vec<String> {
+    origins
+        .into_iter()
+        .map(|o| url::Url::parse(&o).map(|u| u.origin().ascii_serialization()).unwrap_or(o))
+        .collect()
+}
+
+#[utoipa::path(post, path = "/clients", tag = "clients", request_body = ClientInput,
+    responses((status = 201, body = ClientView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_client(
+    State(app): State<AppState>,
+    ApiJson(input): ApiJson<ClientInput>,
+) -> ApiResult<(StatusCode, Json<ClientView>)> {
+    let now = app.clock.now();
+    let client = Client {
+        id: input.id.clone().unwrap_or_else(|| slug(&input.name)),
+        name: input.name,
+        guild_id: input.guild_id,
+        client_id: input.client_id,
+        callback_url: input.callback_url,
+        invite_link: input.invite_link,
+        nickname_template: input.nickname_template,
+        unlink_policy: input.unlink_policy,
+        source_of_truth: input.source_of_truth,
+        return_to_origins: normalise_origins(input.return_to_origins),
+        discord_api_base: input.discord_api_base.unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
+        discord_authorize_url: input
+            .discord_authorize_url
+            .unwrap_or_else(|| DEFAULT_AUTHORIZE_URL.to_owned()),
+        guild: GuildFacts::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    check(&client)?;
+    check_secrets(input.bot_token.as_ref(), input.client_secret.as_ref())?;
+    let (client, sync) = svc::create_client(
+        &app,
+        client,
+        ClientSecrets {
+            bot_token: input.bot_token,
+            client_secret: input.client_secret,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(view(&app, client, sync).await?)))
+}
+
+#[utoipa::path(get, path = "/clients", tag = "clients", responses((status = 200, body = [ClientView])))]
+pub async fn list_clients(State(app): State<AppState>) -> ApiResult<Json<Vec<ClientView>>> {
+    let mut out = Vec::new();
+    for c in app.store.list_clients().await? {
+        out.push(view(&app, c, None).await?);
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/clients/{client}", tag = "clients",
+    params(("client" = String, Path)), responses((status = 200, body = ClientView), (status = 404, body = Problem)))]
+pub async fn get_client(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ClientView>> {
+    let c = app.store.get_client(&id).await?.ok_or_else(|| ApiError::not_found("client"))?;
+    Ok(Json(view(&app, c, None).await?))
+}
+
+#[utoipa::path(patch, path = "/clients/{client}", tag = "clients", request_body = ClientPatch,
+    params(("client" = String, Path)),
+    responses((status = 200, body = ClientView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_client(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(p): ApiJson<ClientPatch>,
+) -> ApiResult<Json<ClientView>> {
+    let mut c = app.store.get_client(&id).await?.ok_or_else(|| ApiError::not_found("client"))?;
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = p.$f { c.$f = v; } )* };
+    }
+    set!(name, guild_id, client_id, callback_url, invite_link, nickname_template, unlink_policy,
+         source_of_truth, discord_api_base, discord_authorize_url);
+    if let Some(o) = p.return_to_origins {
+        c.return_to_origins = normalise_origins(o);
+    }
+    c.updated_at = app.clock.now();
+    check(&c)?;
+    check_secrets(p.bot_token.as_ref(), p.client_secret.as_ref())?;
+    let (c, sync) = svc::update_client(
+        &app,
+        c,
+        ClientSecrets {
+            bot_token: p.bot_token,
+            client_secret: p.client_secret,
+        },
+    )
+    .await?;
+    Ok(Json(view(&app, c, sync).await?))
+}
+
+#[utoipa::path(delete, path = "/clients/{client}", tag = "clients",
+    params(("client" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_client(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    svc::delete_client(&app, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,97 @@
+//! Request extractors whose failures name the offending field.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::app::AppState;
+
+use super::error::ApiError;
+
+/// JSON body whose deserialization errors become a 422 naming the field (`groups[2]`, `name`).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        if !is_json {
+            let mut e = ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Expected JSON",
+                "send Content-Type: application/json",
+            );
+            e.0.field = Some("content-type".into());
+            return Err(e);
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de).map(ApiJson).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return ApiError::bad_request(format!("malformed JSON: {inner}"));
+            }
+            let message = inner.to_string();
+            // serde reports a missing field at its parent: name the field itself.
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next());
+            let field = match (missing, path.as_str()) {
+                (Some(f), ".") => f.to_owned(),
+                (Some(f), parent) => format!("{parent}.{f}"),
+                (None, ".") => "body".to_owned(),
+                (None, p) => p.to_owned(),
+            };
+            ApiError::invalid(field, message)
+        })
+    }
+}
+
+/// Query string whose errors become a 422 naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::invalid(e.path().to_string(), e.into_inner().to_string()))
+    }
+}
+
+fn form_urlencoded_parse(q: &str) -> url::form_urlencoded::Parse<'_> {
+    url::form_urlencoded::parse(q.as_bytes())
+}
+
+/// Admin bearer-token check for every `/api/v1` route except the OpenAPI document.
+pub async fn require_admin(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if app.admin.verify(token) => next.run(req).await,
+        _ => ApiError::unauthorized().into_response(),
+    }
+}

@@ -1,0 +1,188 @@
+//! `/clients/{client}/users`: the desired state of site users and their link status.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::app::AppState;
+use crate::domain::{LastError, LinkStatus, Member, SiteUser};
+use crate::service::members;
+use crate::store::Cursor;
+
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{ApiJson, ApiQuery};
+use super::validate;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserInput {
+    pub groups: Vec<String>,
+    /// Values for the nickname template, e.g. `{"corp_ticker": "TEST"}`.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkView {
+    pub discord_user_id: String,
+    pub username: String,
+    /// `@username` (or `name#1234` for accounts that kept a discriminator).
+    pub display: String,
+    pub global_name: Option<String>,
+    pub nickname: Option<String>,
+    pub status: LinkStatus,
+    /// Managed roles the member carries as far as we know.
+    pub applied_roles: BTreeSet<String>,
+    pub linked_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub user_id: String,
+    pub groups: BTreeSet<String>,
+    pub attributes: BTreeMap<String, String>,
+    pub linked: bool,
+    pub link: Option<LinkView>,
+    /// The member's Discord roles or nickname still need to be brought in line.
+    pub pending: bool,
+    pub last_error: Option<LastError>,
+    pub updated_at: i64,
+}
+
+impl From<Member> for UserView {
+    fn from(m: Member) -> Self {
+        let link = m.link.map(|l| LinkView {
+            display: if l.username.contains('#') { l.username.clone() } else { format!("@{}", l.username) },
+            discord_user_id: l.discord_user_id,
+            username: l.username,
+            global_name: l.global_name,
+            nickname: l.nickname,
+            status: l.status,
+            applied_roles: l.applied_roles,
+            linked_at: l.linked_at,
+        });
+        UserView {
+            user_id: m.user.user_id,
+            groups: m.user.groups,
+            attributes: m.user.attributes,
+            linked: link.is_some(),
+            link,
+            pending: m.pending,
+            last_error: m.last_error,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub items: Vec<UserView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    /// 1–500, default 100.
+    pub limit: Option<usize>,
+    /// Only users whose Discord state still needs work.
+    #[serde(default)]
+    pub pending: bool,
+}
+
+pub(super) fn page_args(cursor: Option<&str>, limit: Option<usize>) -> Result<(Option<Cursor>, usize), ApiError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
+    }
+    let cursor = cursor
+        .map(Cursor::parse)
+        .transpose()
+        .map_err(|_| ApiError::invalid("cursor", "unknown or malformed cursor"))?;
+    Ok((cursor, limit))
+}
+
+async fn require_client(app: &AppState, client: &str) -> ApiResult<()> {
+    app.store.get_client(client).await?.ok_or_else(|| ApiError::not_found("client"))?;
+    Ok(())
+}
+
+#[utoipa::path(put, path = "/clients/{client}/users/{user_id}", tag = "users", request_body = UserInput,
+    params(("client" = String, Path), ("user_id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_user(
+    State(app): State<AppState>,
+    Path((client, user_id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<UserInput>,
+) -> ApiResult<Json<UserView>> {
+    validate::key("user_id", &user_id)?;
+    if input.groups.len() > 500 {
+        return Err(ApiError::invalid("groups", "at most 500 groups"));
+    }
+    for (i, g) in input.groups.iter().enumerate() {
+        validate::key(&format!("groups[{i}]"), g)?;
+    }
+    for (k, v) in &input.attributes {
+        validate::key("attributes", k)?;
+        if v.chars().count() > 256 {
+            return Err(ApiError::invalid(format!("attributes.{k}"), "must be at most 256 characters"));
+        }
+    }
+    let user = SiteUser {
+        user_id,
+        groups: input.groups.into_iter().collect(),
+        attributes: input.attributes,
+    };
+    let member = members::save_user(&app, &client, user).await?;
+    Ok(Json(member.into()))
+}
+
+#[utoipa::path(get, path = "/clients/{client}/users/{user_id}", tag = "users",
+    params(("client" = String, Path), ("user_id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 404, body = Problem)))]
+pub async fn get_user(
+    State(app): State<AppState>,
+    Path((client, user_id)): Path<(String, String)>,
+) -> ApiResult<Json<UserView>> {
+    require_client(&app, &client).await?;
+    let m = app.store.get_member(&client, &user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(m.into()))
+}
+
+#[utoipa::path(get, path = "/clients/{client}/users", tag = "users",
+    params(("client" = String, Path), PageQuery),
+    responses((status = 200, body = UserPage), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn list_users(
+    State(app): State<AppState>,
+    Path(client): Path<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<UserPage>> {
+    require_client(&app, &client).await?;
+    let (cursor, limit) = page_args(q.cursor.as_deref(), q.limit)?;
+    let page = if q.pending {
+        app.store.list_pending(&client, cursor.as_ref(), limit).await?
+    } else {
+        app.store.list_members(&client, cursor.as_ref(), limit).await?
+    };
+    Ok(Json(UserPage {
+        items: page.items.into_iter().map(UserView::from).collect(),
+        next_cursor: page.next.map(|c| c.as_str().to_owned()),
+    }))
+}
+
+#[utoipa::path(delete, path = "/clients/{client}/users/{user_id}/link", tag = "users",
+    params(("client" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 502, body = Problem)))]
+pub async fn unlink(
+    State(app): State<AppState>,
+    Path((client, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    members::unlink(&app, &client, &user_id, "admin").await?;
+    Ok(StatusCode::NO_CONTENT)
+}

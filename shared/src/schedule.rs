@@ -1,0 +1,125 @@
+//! The default schedule (read from `fixtures/schedule.json`, the single source shared with the
+//! AWS template) and the in-process scheduler of the self-hosted binary.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::domain::TaskName;
+use crate::service::ServiceError;
+use crate::tasks::{run_task, TaskOptions};
+
+const DEFAULT_SCHEDULE: &str = include_str!("../../fixtures/schedule.json");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScheduleEntry {
+    pub task: TaskName,
+    /// An EventBridge rate expression: `rate(5 minutes)`, `rate(7 days)`.
+    pub schedule: String,
+}
+
+#[derive(Deserialize)]
+struct ScheduleFile {
+    tasks: Vec<ScheduleEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid schedule: {0}")]
+pub struct ScheduleError(String);
+
+pub fn default_schedule() -> Result<Vec<ScheduleEntry>, ScheduleError> {
+    let file: ScheduleFile = serde_json::from_str(DEFAULT_SCHEDULE).map_err(|e| ScheduleError(e.to_string()))?;
+    for entry in &file.tasks {
+        parse_rate(&entry.schedule)?;
+    }
+    Ok(file.tasks)
+}
+
+/// Parses EventBridge's `rate(value unit)`, where unit is minute(s), hour(s) or day(s) and the
+/// singular goes with 1 only (as EventBridge requires).
+pub fn parse_rate(expr: &str) -> Result<Duration, ScheduleError> {
+    let bad = || ScheduleError(format!("{expr:?} is not rate(<n> minutes|hours|days)"));
+    let inner = expr.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')).ok_or_else(bad)?;
+    let (n, unit) = inner.split_once(' ').ok_or_else(bad)?;
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match (n, unit) {
+        (0, _) => return Err(bad()),
+        (1, "minute") | (2.., "minutes") => 60,
+        (1, "hour") | (2.., "hours") => 3600,
+        (1, "day") | (2.., "days") => 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs(n * secs))
+}
+
+/// Runs every scheduled task for every client until `shutdown` resolves. The first run of each
+/// task happens shortly after start, so work left pending before a restart is picked up.
+pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_delay: Duration) {
+    let mut handles = Vec::new();
+    for entry in entries {
+        let Ok(period) = parse_rate(&entry.schedule) else { continue };
+        let app = app.clone();
+        handles.push(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first_delay, period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticker.tick().await;
+                run_for_all_clients(&app, entry.task, period).await;
+            }
+        }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+async fn run_for_all_clients(app: &AppState, task: TaskName, period: Duration) {
+    let clients = match app.store.list_clients().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(task = %task, error = %e, "scheduler could not list clients");
+            return;
+        }
+    };
+    for client in clients {
+        let options = TaskOptions {
+            dry_run: false,
+            // Leave a margin so a run never overlaps the next tick.
+            deadline: Some(Instant::now() + period.mul_f32(0.8)),
+            trigger: "schedule".into(),
+        };
+        match run_task(app, task, &client.id, &options).await {
+            Ok(report) => {
+                let examined = report.counts.get("examined").copied().unwrap_or(0);
+                if examined > 0 || !report.errors.is_empty() {
+                    tracing::info!(task = %task, client = %client.id, run_id = %report.id,
+                        counts = ?report.counts, errors = report.errors.len(), "scheduled run finished");
+                }
+            }
+            Err(ServiceError::Busy(m)) => tracing::info!(task = %task, client = %client.id, "{m}"),
+            Err(e) => tracing::error!(task = %task, client = %client.id, error = %e, "scheduled run failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_schedule_runs_verify_groups_every_five_minutes() {
+        let s = default_schedule().expect("fixture parses");
+        let verify = s.iter().find(|e| e.task == TaskName::VerifyGroups).expect("verify-groups scheduled");
+        assert_eq!(parse_rate(&verify.schedule).unwrap(), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn rate_expressions_follow_eventbridge_grammar() {
+        assert_eq!(parse_rate("rate(7 days)").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(parse_rate("rate(1 hour)").unwrap(), Duration::from_secs(3600));
+        for bad in ["rate(5 minute)", "rate(1 minutes)", "rate(0 minutes)", "cron(0 * * * ? *)", "rate(5minutes)"] {
+            assert!(parse_rate(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

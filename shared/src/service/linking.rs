@@ -1,0 +1,367 @@
+//! The link flow: a link session sends the member to Discord's consent screen; the callback
+//! consumes it once, joins the member to the guild with their roles, and stores the link.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use url::Url;
+
+use crate::app::{state_hash, AppState};
+use crate::discord::{AddMember, DiscordError, TokenSet};
+use crate::domain::plan::{desired_for, plan};
+use crate::domain::session::LINK_SESSION_TTL_SECS;
+use crate::domain::{
+    Current, LastError, Link, LinkSession, LinkStatus, Member, StoredTokens,
+};
+use crate::store::{Outcome, StoreError};
+
+use super::audit::AuditBatch;
+use super::members::{revoke_sealed_tokens, TokenPair};
+use super::reconcile::{plan_for, reconcile_member};
+use super::{ClientContext, ServiceError};
+
+pub struct StartedLink {
+    pub url: String,
+    pub expires_at: i64,
+}
+
+/// Checks `return_to` against the client's allowed origins, so the callback is never an open
+/// redirect.
+pub fn check_return_to(return_to: &str, allowed_origins: &[String]) -> Result<Url, ServiceError> {
+    let url = Url::parse(return_to)
+        .map_err(|_| ServiceError::invalid("return_to", "must be an absolute http(s) URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ServiceError::invalid("return_to", "must be an http(s) URL"));
+    }
+    let origin = url.origin().ascii_serialization();
+    if !allowed_origins
+        .iter()
+        .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(&origin))
+    {
+        return Err(ServiceError::invalid(
+            "return_to",
+            format!("origin {origin} is not in the client's return_to_origins"),
+        ));
+    }
+    Ok(url)
+}
+
+pub async fn start_link_session(
+    app: &AppState,
+    client_id: &str,
+    user_id: &str,
+    return_to: Option<&str>,
+) -> Result<StartedLink, ServiceError> {
+    let client = app
+        .store
+        .get_client(client_id)
+        .await?
+        .ok_or(ServiceError::NotFound("client"))?;
+    let return_to = return_to
+        .map(|r| check_return_to(r, &client.return_to_origins).map(String::from))
+        .transpose()?;
+    let discord = app.discord_for(&client).await?;
+    let request = discord.authorization_request();
+    let expires_at = app.clock.now() + LINK_SESSION_TTL_SECS;
+    app.store
+        .put_link_session(&LinkSession {
+            state_hash: state_hash(request.state.expose_secret()),
+            client: client_id.to_owned(),
+            user_id: user_id.to_owned(),
+            return_to,
+            pkce_verifier: request.pkce_verifier.expose_secret().to_owned(),
+            expires_at,
+        })
+        .await?;
+    Ok(StartedLink {
+        url: request.url,
+        expires_at,
+    })
+}
+
+/// What the callback shows the member.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    /// 302 to the site.
+    Redirect(String),
+    /// No valid `return_to`: a plain page.
+    Page {
+        status: u16,
+        title: String,
+        message: String,
+    },
+}
+
+/// Query of `GET /discord/sso/callback`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Why a link failed, as the `reason` the site receives.
+fn finish(session: &LinkSession, result: Result<String, &str>) -> CallbackOutcome {
+    let Some(return_to) = session.return_to.as_deref().and_then(|r| Url::parse(r).ok()) else {
+        return match result {
+            Ok(name) => CallbackOutcome::Page {
+                status: 200,
+                title: "Discord account linked".into(),
+                message: format!("Your Discord account {name} is now linked. You can close this window."),
+            },
+            Err(reason) => CallbackOutcome::Page {
+                status: 400,
+                title: "Discord account not linked".into(),
+                message: format!("Linking failed ({reason}). Go back to the website and try again."),
+            },
+        };
+    };
+    let mut url = return_to;
+    match result {
+        Ok(_) => {
+            url.query_pairs_mut().append_pair("discord", "linked");
+        }
+        Err(reason) => {
+            url.query_pairs_mut()
+                .append_pair("discord", "error")
+                .append_pair("reason", reason);
+        }
+    }
+    CallbackOutcome::Redirect(url.into())
+}
+
+pub async fn complete_link(app: &AppState, params: CallbackParams) -> CallbackOutcome {
+    let invalid_state = CallbackOutcome::Page {
+        status: 400,
+        title: "This link has expired".into(),
+        message: "The Discord link request is unknown, expired or was already used. Go back to the website and start again.".into(),
+    };
+    let Some(state) = params.state.as_deref().filter(|s| !s.is_empty()) else {
+        return invalid_state;
+    };
+    let session = match app
+        .store
+        .consume_link_session(&state_hash(state), app.clock.now())
+        .await
+    {
+        Ok(Some(s)) => s,
+        Ok(None) => return invalid_state,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read link session");
+            return CallbackOutcome::Page {
+                status: 500,
+                title: "Something went wrong".into(),
+                message: "Please try again in a moment.".into(),
+            };
+        }
+    };
+    if let Some(error) = params.error.as_deref() {
+        let reason = if error == "access_denied" { "access_denied" } else { "discord_error" };
+        return finish(&session, Err(reason));
+    }
+    let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) else {
+        return finish(&session, Err("invalid_request"));
+    };
+    match link_account(app, &session, code).await {
+        Ok(name) => finish(&session, Ok(name)),
+        Err(reason) => finish(&session, Err(reason)),
+    }
+}
+
+fn reason_of(e: &ServiceError) -> &'static str {
+    match e {
+        ServiceError::Discord(d) => d.code(),
+        ServiceError::Conflict { code, .. } => code,
+        ServiceError::NotFound(_) => "client_not_found",
+        _ => "internal_error",
+    }
+}
+
+/// Exchanges the code, refuses an account linked to someone else, reserves the link, joins the
+/// member, records what Discord now has. On failure nothing stays half-written: the reservation
+/// is rolled back and the fresh authorization revoked.
+async fn link_account(app: &AppState, session: &LinkSession, code: &str) -> Result<String, &'static str> {
+    let ctx = ClientContext::load(app, &session.client).await.map_err(|e| reason_of(&e))?;
+    let verifier = SecretString::from(session.pkce_verifier.clone());
+    let tokens = ctx.discord.exchange_code(code, &verifier).await.map_err(|e| {
+        tracing::warn!(client = %ctx.client.id, error = %e, "code exchange failed");
+        e.code()
+    })?;
+    match join_and_store(&ctx, session, &tokens).await {
+        Ok(name) => Ok(name),
+        Err(e) => {
+            tracing::warn!(client = %ctx.client.id, user = %session.user_id, error = %e, "link failed");
+            let revoke_with = tokens.refresh_token.as_ref().unwrap_or(&tokens.access_token);
+            if let Err(re) = ctx.discord.revoke_token(revoke_with).await {
+                tracing::warn!(client = %ctx.client.id, error = %re, "revoking the unused grant failed");
+            }
+            Err(reason_of(&e))
+        }
+    }
+}
+
+async fn seal_tokens(ctx: &ClientContext, tokens: &TokenSet) -> Result<StoredTokens, ServiceError> {
+    let pair = TokenPair {
+        access_token: tokens.access_token.expose_secret().to_owned(),
+        refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
+    };
+    let json = serde_json::to_string(&pair).map_err(|e| ServiceError::invalid("tokens", e.to_string()))?;
+    let sealed = ctx.app.secrets.seal(&SecretString::from(json)).await?;
+    Ok(StoredTokens {
+        sealed,
+        expires_at: ctx.now() + tokens.expires_in,
+    })
+}
+
+async fn join_and_store(
+    ctx: &ClientContext,
+    session: &LinkSession,
+    tokens: &TokenSet,
+) -> Result<String, ServiceError> {
+    let store = ctx.app.store.as_ref();
+    let client_id = ctx.client.id.as_str();
+    let user_id = session.user_id.as_str();
+    let me = ctx.discord.current_user(&tokens.access_token).await?;
+    if let Some(other) = store.find_member_by_discord(client_id, &me.id).await? {
+        if other.user.user_id != user_id {
+            return Err(ServiceError::Conflict {
+                code: "account_already_linked",
+                message: "this Discord account is linked to another site user".into(),
+            });
+        }
+    }
+    let previous = store.get_member(client_id, user_id).await?;
+    let link = Link {
+        discord_user_id: me.id.clone(),
+        username: me.username.clone(),
+        global_name: me.global_name.clone(),
+        nickname: None,
+        status: LinkStatus::Active,
+        applied_roles: Default::default(),
+        tokens: Some(seal_tokens(ctx, tokens).await?),
+        linked_at: ctx.now(),
+    };
+    // Reserve the Discord account first: the store's conditional write settles any race.
+    let reserved = match store.create_link(client_id, user_id, &link, true, ctx.now()).await {
+        Err(StoreError::DiscordAccountTaken { .. }) => {
+            return Err(ServiceError::Conflict {
+                code: "account_already_linked",
+                message: "this Discord account is linked to another site user".into(),
+            })
+        }
+        other => other?,
+    };
+    match join_guild(ctx, &reserved).await {
+        Ok(()) => {}
+        Err(e) => {
+            rollback(ctx, user_id, previous.as_ref()).await;
+            return Err(e);
+        }
+    }
+    if let Some(old) = previous.as_ref().and_then(|p| p.link.as_ref()) {
+        if old.discord_user_id != me.id {
+            if let Some(t) = &old.tokens {
+                revoke_sealed_tokens(ctx, &t.sealed).await;
+            }
+        }
+    }
+    Ok(me.display_tag())
+}
+
+async fn rollback(ctx: &ClientContext, user_id: &str, previous: Option<&Member>) {
+    let store = ctx.app.store.as_ref();
+    let restored = match previous.and_then(|p| p.link.as_ref()) {
+        Some(old) => store
+            .create_link(&ctx.client.id, user_id, old, previous.is_some_and(|p| p.pending), ctx.now())
+            .await
+            .map(|_| ()),
+        None => store.delete_link(&ctx.client.id, user_id).await.map(|_| ()),
+    };
+    if let Err(e) = restored {
+        tracing::error!(client = %ctx.client.id, user = user_id, error = %e, "rolling back a failed link");
+    }
+}
+
+/// Joins the member with the roles and nickname the planner allows, then records what Discord
+/// has; a member who was already in (204) is brought in line with the per-role endpoints.
+async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceError> {
+    let link = member.link.as_ref().ok_or(ServiceError::NotFound("link"))?;
+    let guild = ctx.client.guild_id.as_str();
+    let desired = desired_for(&member.user, link, &ctx.roles, ctx.client.nickname_template.as_deref());
+    let empty = Current {
+        discord_user_id: link.discord_user_id.clone(),
+        ..Current::default()
+    };
+    let join_plan = plan(&desired, &empty, &ctx.guild_view());
+    let nick = join_plan.nickname.clone().flatten();
+    let access = seal_open_access(ctx, link).await?;
+
+    let mut join_error: Option<DiscordError> = None;
+    let mut added = ctx
+        .discord
+        .add_member(guild, &link.discord_user_id, &access, nick.as_deref(), &join_plan.add)
+        .await;
+    if matches!(added, Err(DiscordError::MissingPermissions)) && !(join_plan.add.is_empty() && nick.is_none()) {
+        // The bot may join members but not grant these roles (hierarchy changed since the last
+        // roles/sync): join without them and report the error instead of failing the link.
+        join_error = Some(DiscordError::MissingPermissions);
+        added = ctx
+            .discord
+            .add_member(guild, &link.discord_user_id, &access, None, &[])
+            .await;
+    }
+    let live = match added? {
+        AddMember::Added(m) => m,
+        AddMember::AlreadyMember => ctx.discord.get_member(guild, &link.discord_user_id).await?,
+    };
+    let mut audit = AuditBatch::new(&ctx.client.id, "sso", ctx.now());
+    audit.push(
+        "link.create",
+        Some(&member.user.user_id),
+        Some(&link.discord_user_id),
+        json!({"username": link.username}),
+    );
+    audit.push(
+        "member.join",
+        Some(&member.user.user_id),
+        Some(&link.discord_user_id),
+        json!({"roles": live.roles, "nick": live.nick}),
+    );
+    audit.save(ctx.app.store.as_ref()).await?;
+
+    let outcome = Outcome {
+        applied_roles: ctx.mapped_subset(&live.roles),
+        nickname: live.nick.clone(),
+        username: None,
+        global_name: None,
+        status: LinkStatus::Active,
+        still_pending: true,
+        last_error: join_error.as_ref().map(|e| LastError {
+            code: e.code().to_owned(),
+            message: e.to_string(),
+            discord_code: e.discord_code(),
+            at: ctx.now(),
+        }),
+    };
+    let store = ctx.app.store.as_ref();
+    store
+        .record_outcome(&ctx.client.id, &member.user.user_id, member.version, &outcome, ctx.now())
+        .await?;
+    // Whatever the join did not settle (already a member, refused roles) goes through the one
+    // reconcile path; it also clears `pending` when nothing is left.
+    let fresh = store
+        .get_member(&ctx.client.id, &member.user.user_id)
+        .await?
+        .ok_or(ServiceError::NotFound("user"))?;
+    if plan_for(ctx, &fresh).is_some() {
+        reconcile_member(ctx, &fresh, "sso", false).await?;
+    }
+    Ok(())
+}
+
+async fn seal_open_access(ctx: &ClientContext, link: &Link) -> Result<SecretString, ServiceError> {
+    let sealed = link.tokens.as_ref().ok_or(ServiceError::NotFound("tokens"))?;
+    let plain = ctx.app.secrets.open(&sealed.sealed).await?;
+    let pair: TokenPair = serde_json::from_str(plain.expose_secret())
+        .map_err(|_| ServiceError::invalid("tokens", "stored tokens are unreadable"))?;
+    Ok(SecretString::from(pair.access_token))
+}

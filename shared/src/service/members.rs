@@ -1,0 +1,169 @@
+//! Site users' desired state and unlinking.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::discord::DiscordError;
+use crate::domain::plan::{desired_for, plan};
+use crate::domain::{Current, LinkStatus, Member, SiteUser, UnlinkPolicy};
+use crate::store::Outcome;
+
+use super::audit::AuditBatch;
+use super::reconcile::{audit_reason, reconcile_member};
+use super::{ClientContext, ServiceError};
+
+/// Stores a site user's groups and attributes. When their linked member is now out of line, marks
+/// them pending and applies the change at once within the app's time budget; whatever is left
+/// is picked up by the 5-minute verify task.
+pub async fn save_user(
+    app: &AppState,
+    client_id: &str,
+    user: SiteUser,
+) -> Result<Member, ServiceError> {
+    let ctx = ClientContext::load(app, client_id).await?;
+    let existing = app.store.get_member(client_id, &user.user_id).await?;
+    let pending = existing
+        .as_ref()
+        .and_then(Member::active_link)
+        .is_some_and(|link| {
+            let desired = desired_for(
+                &user,
+                link,
+                &ctx.roles,
+                ctx.client.nickname_template.as_deref(),
+            );
+            let current = Current {
+                discord_user_id: link.discord_user_id.clone(),
+                roles: link.applied_roles.clone(),
+                nickname: link.nickname.clone(),
+            };
+            !plan(&desired, &current, &ctx.guild_view()).is_noop()
+        });
+    let member = app
+        .store
+        .save_site_user(client_id, &user, pending, app.clock.now())
+        .await?;
+    if pending {
+        let applied = tokio::time::timeout(
+            app.immediate_apply_budget,
+            reconcile_member(&ctx, &member, "admin", false),
+        )
+        .await;
+        match applied {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(client = client_id, error = %e, "immediate apply failed"),
+            Err(_) => tracing::info!(client = client_id, "immediate apply ran out of time"),
+        }
+        return app
+            .store
+            .get_member(client_id, &user.user_id)
+            .await?
+            .ok_or(ServiceError::NotFound("user"));
+    }
+    Ok(member)
+}
+
+/// Removes a user's link: applies the client's unlink policy on Discord (remove managed roles or
+/// kick), revokes the user's OAuth grant, then deletes the link. If Discord refuses midway the link
+/// is kept (with what was already removed recorded) and the call can simply be retried.
+pub async fn unlink(
+    app: &AppState,
+    client_id: &str,
+    user_id: &str,
+    actor: &str,
+) -> Result<(), ServiceError> {
+    let ctx = ClientContext::load(app, client_id).await?;
+    let member = app
+        .store
+        .get_member(client_id, user_id)
+        .await?
+        .ok_or(ServiceError::NotFound("user"))?;
+    let link = member.link.clone().ok_or(ServiceError::NotFound("link"))?;
+    let guild = ctx.client.guild_id.as_str();
+    let discord_id = link.discord_user_id.as_str();
+    let reason = audit_reason(actor, user_id);
+    let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
+
+    if link.status == LinkStatus::Active {
+        match ctx.client.unlink_policy {
+            UnlinkPolicy::RemoveRoles => {
+                let mut remaining = link.applied_roles.clone();
+                let owned: Vec<String> = ctx.mapped_subset(&link.applied_roles).into_iter().collect();
+                for role in owned {
+                    match ctx.discord.remove_role(guild, discord_id, &role, &reason).await {
+                        Ok(()) => {
+                            remaining.remove(&role);
+                            audit.push("role.remove", Some(user_id), Some(discord_id), json!({"role_id": role}));
+                        }
+                        Err(DiscordError::UnknownMember) => break,
+                        Err(DiscordError::UnknownRole) => {
+                            remaining.remove(&role);
+                        }
+                        Err(e) => {
+                            let outcome = Outcome {
+                                applied_roles: remaining,
+                                nickname: link.nickname.clone(),
+                                username: None,
+                                global_name: None,
+                                status: LinkStatus::Active,
+                                still_pending: member.pending,
+                                last_error: Some(crate::domain::LastError {
+                                    code: e.code().to_owned(),
+                                    message: e.to_string(),
+                                    discord_code: e.discord_code(),
+                                    at: app.clock.now(),
+                                }),
+                            };
+                            app.store
+                                .record_outcome(client_id, user_id, member.version, &outcome, app.clock.now())
+                                .await?;
+                            audit.save(app.store.as_ref()).await?;
+                            return Err(e.into());
+                        }
+                    }
+                }
+            }
+            UnlinkPolicy::Kick => match ctx.discord.kick(guild, discord_id, &reason).await {
+                Ok(()) => audit.push("member.kick", Some(user_id), Some(discord_id), json!({})),
+                Err(DiscordError::UnknownMember) => {}
+                Err(e) => return Err(e.into()),
+            },
+        }
+    }
+
+    if let Some(tokens) = &link.tokens {
+        revoke_sealed_tokens(&ctx, &tokens.sealed).await;
+    }
+    app.store.delete_link(client_id, user_id).await?;
+    audit.push(
+        "link.delete",
+        Some(user_id),
+        Some(discord_id),
+        json!({"policy": ctx.client.unlink_policy}),
+    );
+    audit.save(app.store.as_ref()).await?;
+    Ok(())
+}
+
+/// The sealed form of a user's tokens, as JSON inside the ciphertext.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+}
+
+/// Best effort: an authorization we can't revoke now expires on its own.
+pub(crate) async fn revoke_sealed_tokens(ctx: &ClientContext, sealed: &str) {
+    let Ok(plain) = ctx.app.secrets.open(sealed).await else {
+        tracing::warn!(client = %ctx.client.id, "stored OAuth tokens could not be decrypted; not revoked");
+        return;
+    };
+    let Ok(pair) = serde_json::from_str::<TokenPair>(plain.expose_secret()) else {
+        return;
+    };
+    let token = SecretString::from(pair.refresh_token.unwrap_or(pair.access_token));
+    if let Err(e) = ctx.discord.revoke_token(&token).await {
+        tracing::warn!(client = %ctx.client.id, error = %e, "revoking OAuth tokens failed");
+    }
+}

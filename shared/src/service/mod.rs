@@ -1,0 +1,43 @@
+//! Operations shared by the HTTP API, the SSO callback and the tasks: each loads what it needs,
+//! asks the planner, talks to Discord, and records the outcome and an audit entry.
+
+pub mod audit;
+pub mod clients;
+pub mod context;
+pub mod linking;
+pub mod members;
+pub mod reconcile;
+pub mod roles;
+
+use crate::discord::DiscordError;
+use crate::secrets::SecretsError;
+use crate::store::StoreError;
+
+pub use context::ClientContext;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    Busy(String),
+    #[error("Discord: {0}")]
+    Discord(#[from] DiscordError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("secrets: {0}")]
+    Secrets(#[from] SecretsError),
+}
+
+impl ServiceError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ServiceError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Mirroring the guild's roles and mapping site groups to them.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::domain::Role;
+
+use super::audit::AuditBatch;
+use super::{ClientContext, ServiceError};
+
+/// What `roles/sync` found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RolesSyncReport {
+    pub roles: usize,
+    pub bot_user_id: String,
+    pub bot_top_position: i64,
+    /// Mapped roles that no longer exist in the guild: their mapping was removed.
+    pub unmapped: Vec<String>,
+}
+
+/// Mirrors the guild's roles, keeps the group mapping of roles that still exist, and learns the
+/// bot's highest role and the guild owner so the planner can avoid calls Discord would refuse.
+pub async fn sync_roles(app: &AppState, client_id: &str, actor: &str) -> Result<RolesSyncReport, ServiceError> {
+    let ctx = ClientContext::load(app, client_id).await?;
+    let guild_id = ctx.client.guild_id.clone();
+    let live = ctx.discord.guild_roles(&guild_id).await?;
+    let bot = ctx.discord.bot_user().await?;
+    let guild = ctx.discord.guild(&guild_id).await?;
+    let bot_member = ctx.discord.get_member(&guild_id, &bot.id).await?;
+    let bot_top = live
+        .iter()
+        .filter(|r| bot_member.roles.contains(&r.id))
+        .map(|r| r.position)
+        .max()
+        .unwrap_or(0);
+
+    let mut roles: Vec<Role> = live
+        .iter()
+        .map(|r| Role {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            position: r.position,
+            managed: r.managed,
+            groups: ctx
+                .roles
+                .iter()
+                .find(|old| old.id == r.id)
+                .map(|old| old.groups.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    roles.sort_by(|a, b| b.position.cmp(&a.position).then(a.id.cmp(&b.id)));
+    let unmapped: Vec<String> = ctx
+        .roles
+        .iter()
+        .filter(|old| old.is_mapped() && !live.iter().any(|r| r.id == old.id))
+        .map(|old| old.id.clone())
+        .collect();
+    app.store.replace_roles(client_id, &roles).await?;
+
+    let mut client = ctx.client.clone();
+    let position_changed = client.guild.bot_top_position != Some(bot_top);
+    client.guild.bot_user_id = Some(bot.id.clone());
+    client.guild.bot_top_position = Some(bot_top);
+    client.guild.owner_id = Some(guild.owner_id);
+    client.guild.synced_at = Some(app.clock.now());
+    client.updated_at = app.clock.now();
+    app.store.update_client(&client).await?;
+    if position_changed || !unmapped.is_empty() {
+        app.store.mark_all_linked_pending(client_id, app.clock.now()).await?;
+    }
+
+    let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
+    audit.push(
+        "roles.sync",
+        None,
+        None,
+        json!({"roles": roles.len(), "bot_top_position": bot_top, "unmapped": unmapped}),
+    );
+    audit.save(app.store.as_ref()).await?;
+    Ok(RolesSyncReport {
+        roles: roles.len(),
+        bot_user_id: bot.id,
+        bot_top_position: bot_top,
+        unmapped,
+    })
+}
+
+/// Maps site groups to a role (an empty list unmaps it) and marks linked members for a re-check.
+pub async fn map_role(
+    app: &AppState,
+    client_id: &str,
+    role_id: &str,
+    groups: BTreeSet<String>,
+    actor: &str,
+) -> Result<Role, ServiceError> {
+    let client = app
+        .store
+        .get_client(client_id)
+        .await?
+        .ok_or(ServiceError::NotFound("client"))?;
+    let roles = app.store.list_roles(client_id).await?;
+    let role = roles
+        .into_iter()
+        .find(|r| r.id == role_id)
+        .ok_or(ServiceError::NotFound("role (run roles/sync first if it is new)"))?;
+    if !groups.is_empty() {
+        if role.id == client.guild_id {
+            return Err(ServiceError::invalid("role_id", "@everyone cannot be managed"));
+        }
+        if role.managed {
+            return Err(ServiceError::invalid(
+                "role_id",
+                "this role is managed by Discord (bot, booster or integration) and cannot be assigned",
+            ));
+        }
+    }
+    app.store.set_role_groups(client_id, role_id, &groups).await?;
+    app.store.mark_all_linked_pending(client_id, app.clock.now()).await?;
+    let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
+    audit.push("role.map", None, None, json!({"role_id": role_id, "groups": groups}));
+    audit.save(app.store.as_ref()).await?;
+    Ok(Role { groups, ..role })
+}

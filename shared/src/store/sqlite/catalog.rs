@@ -1,0 +1,123 @@
+//! Client configurations and their mirrored roles: the `clients` and `roles` tables.
+
+use std::collections::BTreeSet;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{from_json, is_unique_violation, to_json};
+use crate::domain::{Client, Role};
+use crate::store::{StoreError, StoreResult};
+
+/// Every table holding rows of a client, emptied by `delete_client`.
+const CLIENT_TABLES: &[&str] = &["roles", "members", "link_sessions", "runs", "audit"];
+
+pub(super) fn create_client(conn: &Connection, client: &Client) -> StoreResult<()> {
+    match conn.execute(
+        "INSERT INTO clients (id, config) VALUES (?1, ?2)",
+        params![client.id, to_json(client)?],
+    ) {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::ClientExists),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn get_client(conn: &Connection, id: &str) -> StoreResult<Option<Client>> {
+    Ok(conn
+        .prepare_cached("SELECT config FROM clients WHERE id = ?1")?
+        .query_row([id], |r| from_json(r, 0))
+        .optional()?)
+}
+
+pub(super) fn list_clients(conn: &Connection) -> StoreResult<Vec<Client>> {
+    let mut stmt = conn.prepare_cached("SELECT config FROM clients ORDER BY id")?;
+    let clients = stmt
+        .query_map([], |r| from_json(r, 0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(clients)
+}
+
+pub(super) fn update_client(conn: &Connection, client: &Client) -> StoreResult<()> {
+    let changed = conn.execute(
+        "UPDATE clients SET config = ?2 WHERE id = ?1",
+        params![client.id, to_json(client)?],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(super) fn delete_client(conn: &mut Connection, id: &str) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if tx.execute("DELETE FROM clients WHERE id = ?1", [id])? == 0 {
+        return Err(StoreError::NotFound);
+    }
+    for table in CLIENT_TABLES {
+        tx.execute(&format!("DELETE FROM {table} WHERE client = ?1"), [id])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn replace_roles(
+    conn: &mut Connection,
+    client: &str,
+    roles: &[Role],
+) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute("DELETE FROM roles WHERE client = ?1", [client])?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO roles (client, role_id, name, position, managed, groups)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for role in roles {
+            insert.execute(params![
+                client,
+                role.id,
+                role.name,
+                role.position,
+                role.managed,
+                to_json(&role.groups)?
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn list_roles(conn: &Connection, client: &str) -> StoreResult<Vec<Role>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT role_id, name, position, managed, groups FROM roles
+         WHERE client = ?1 ORDER BY position DESC, role_id",
+    )?;
+    let roles = stmt
+        .query_map([client], |r| {
+            Ok(Role {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                position: r.get(2)?,
+                managed: r.get(3)?,
+                groups: from_json(r, 4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(roles)
+}
+
+pub(super) fn set_role_groups(
+    conn: &Connection,
+    client: &str,
+    role_id: &str,
+    groups: &BTreeSet<String>,
+) -> StoreResult<()> {
+    let changed = conn.execute(
+        "UPDATE roles SET groups = ?3 WHERE client = ?1 AND role_id = ?2",
+        params![client, role_id, to_json(groups)?],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! Site users and their links: the `members` table.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::{from_json, from_json_opt, is_unique_violation, page, to_json};
+use crate::clock::Timestamp;
+use crate::domain::{Link, LinkStatus, Member, SiteUser, StoredTokens};
+use crate::store::{Cursor, Outcome, Page, StoreError, StoreResult};
+
+/// The columns `member_from_row` reads, in order.
+macro_rules! member_columns {
+    () => {
+        "user_id, groups, attributes, pending, version, last_error, updated_at, link"
+    };
+}
+
+fn member_from_row(client: &str, row: &Row<'_>) -> rusqlite::Result<Member> {
+    Ok(Member {
+        client: client.to_owned(),
+        user: SiteUser {
+            user_id: row.get(0)?,
+            groups: from_json(row, 1)?,
+            attributes: from_json(row, 2)?,
+        },
+        pending: row.get(3)?,
+        version: row.get(4)?,
+        last_error: from_json_opt(row, 5)?,
+        updated_at: row.get(6)?,
+        link: from_json_opt(row, 7)?,
+    })
+}
+
+/// The value of the `link_status` column.
+fn status_key(status: LinkStatus) -> &'static str {
+    match status {
+        LinkStatus::Active => "active",
+        LinkStatus::Left => "left",
+        LinkStatus::Revoked => "revoked",
+    }
+}
+
+pub(super) fn get(conn: &Connection, client: &str, user_id: &str) -> StoreResult<Option<Member>> {
+    let sql = concat!(
+        "SELECT ",
+        member_columns!(),
+        " FROM members WHERE client = ?1 AND user_id = ?2"
+    );
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![client, user_id], |r| member_from_row(client, r))
+        .optional()?)
+}
+
+pub(super) fn find_by_discord(
+    conn: &Connection,
+    client: &str,
+    discord_user_id: &str,
+) -> StoreResult<Option<Member>> {
+    let sql = concat!(
+        "SELECT ",
+        member_columns!(),
+        " FROM members WHERE client = ?1 AND discord_user_id = ?2"
+    );
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![client, discord_user_id], |r| {
+            member_from_row(client, r)
+        })
+        .optional()?)
+}
+
+pub(super) fn save_site_user(
+    conn: &Connection,
+    client: &str,
+    user: &SiteUser,
+    pending: bool,
+    now: Timestamp,
+) -> StoreResult<Member> {
+    let sql = concat!(
+        "INSERT INTO members (client, user_id, groups, attributes, pending, version, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)
+         ON CONFLICT (client, user_id) DO UPDATE SET
+             groups = excluded.groups, attributes = excluded.attributes,
+             pending = excluded.pending, version = members.version + 1,
+             updated_at = excluded.updated_at
+         RETURNING ",
+        member_columns!()
+    );
+    let (groups, attributes) = (to_json(&user.groups)?, to_json(&user.attributes)?);
+    Ok(conn.prepare_cached(sql)?.query_row(
+        params![client, user.user_id, groups, attributes, pending, now],
+        |r| member_from_row(client, r),
+    )?)
+}
+
+pub(super) fn create_link(
+    conn: &mut Connection,
+    client: &str,
+    user_id: &str,
+    link: &Link,
+    pending: bool,
+    now: Timestamp,
+) -> StoreResult<Member> {
+    let sql = concat!(
+        "INSERT INTO members (client, user_id, groups, attributes, pending, version, updated_at,
+                              discord_user_id, link_status, link)
+         VALUES (?1, ?2, '[]', '{}', ?3, 1, ?4, ?5, ?6, ?7)
+         ON CONFLICT (client, user_id) DO UPDATE SET
+             pending = excluded.pending, version = members.version + 1,
+             updated_at = excluded.updated_at, discord_user_id = excluded.discord_user_id,
+             link_status = excluded.link_status, link = excluded.link
+         RETURNING ",
+        member_columns!()
+    );
+    let link_json = to_json(link)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let inserted = tx.prepare_cached(sql)?.query_row(
+        params![
+            client,
+            user_id,
+            pending,
+            now,
+            link.discord_user_id,
+            status_key(link.status),
+            link_json
+        ],
+        |r| member_from_row(client, r),
+    );
+    match inserted {
+        Ok(member) => {
+            tx.commit()?;
+            Ok(member)
+        }
+        // The unique index on (client, discord_user_id) refused it: someone else holds the
+        // account. The failed statement wrote nothing; dropping `tx` rolls back the rest.
+        Err(e) if is_unique_violation(&e) => {
+            let holder: Option<String> = tx
+                .query_row(
+                    "SELECT user_id FROM members WHERE client = ?1 AND discord_user_id = ?2",
+                    params![client, link.discord_user_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match holder {
+                Some(user_id) => Err(StoreError::DiscordAccountTaken { user_id }),
+                None => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn delete_link(
+    conn: &mut Connection,
+    client: &str,
+    user_id: &str,
+) -> StoreResult<Option<Link>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let old: Option<Link> = tx
+        .query_row(
+            "SELECT link FROM members WHERE client = ?1 AND user_id = ?2",
+            params![client, user_id],
+            |r| from_json_opt(r, 0),
+        )
+        .optional()?
+        .flatten();
+    if old.is_some() {
+        tx.execute(
+            "UPDATE members SET link = NULL, discord_user_id = NULL, link_status = NULL,
+                 pending = 0
+             WHERE client = ?1 AND user_id = ?2",
+            params![client, user_id],
+        )?;
+        tx.commit()?;
+    }
+    Ok(old)
+}
+
+/// Reads the member's link for an update; `NotFound` without member or link.
+fn link_for_update(
+    tx: &rusqlite::Transaction<'_>,
+    client: &str,
+    user_id: &str,
+) -> StoreResult<Link> {
+    tx.query_row(
+        "SELECT link FROM members WHERE client = ?1 AND user_id = ?2",
+        params![client, user_id],
+        |r| from_json_opt::<Link>(r, 0),
+    )
+    .optional()?
+    .flatten()
+    .ok_or(StoreError::NotFound)
+}
+
+pub(super) fn record_outcome(
+    conn: &mut Connection,
+    client: &str,
+    user_id: &str,
+    expected_version: i64,
+    outcome: &Outcome,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut link = link_for_update(&tx, client, user_id)?;
+    link.applied_roles = outcome.applied_roles.clone();
+    link.nickname = outcome.nickname.clone();
+    if let Some(username) = &outcome.username {
+        link.username = username.clone();
+    }
+    if let Some(global_name) = &outcome.global_name {
+        link.global_name = global_name.clone();
+    }
+    link.status = outcome.status;
+    let pending: bool = tx.query_row(
+        "UPDATE members SET link = ?3, link_status = ?4, last_error = ?5, updated_at = ?6,
+             pending = CASE WHEN version = ?7 THEN ?8 ELSE pending END
+         WHERE client = ?1 AND user_id = ?2
+         RETURNING pending",
+        params![
+            client,
+            user_id,
+            to_json(&link)?,
+            status_key(link.status),
+            outcome.last_error.as_ref().map(to_json).transpose()?,
+            now,
+            expected_version,
+            outcome.still_pending
+        ],
+        |r| r.get(0),
+    )?;
+    tx.commit()?;
+    Ok(!pending)
+}
+
+pub(super) fn set_tokens(
+    conn: &mut Connection,
+    client: &str,
+    user_id: &str,
+    tokens: Option<&StoredTokens>,
+) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut link = link_for_update(&tx, client, user_id)?;
+    link.tokens = tokens.cloned();
+    tx.execute(
+        "UPDATE members SET link = ?3 WHERE client = ?1 AND user_id = ?2",
+        params![client, user_id, to_json(&link)?],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Also bumps `version`: a mapping change is a change of the desired state, so a task that read
+/// the member before it must not clear `pending` afterwards.
+pub(super) fn mark_all_linked_pending(
+    conn: &Connection,
+    client: &str,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    let changed = conn.execute(
+        "UPDATE members SET pending = 1, version = version + 1, updated_at = ?2
+         WHERE client = ?1 AND link_status = ?3",
+        params![client, now, status_key(LinkStatus::Active)],
+    )?;
+    Ok(changed as u64)
+}
+
+pub(super) fn list(
+    conn: &Connection,
+    client: &str,
+    pending_only: bool,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> StoreResult<Page<Member>> {
+    // `pending = 1` is spelled out so the planner picks the partial index `members_pending`.
+    let sql = match (pending_only, after.is_some()) {
+        (true, true) => concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM members
+             WHERE client = ?1 AND pending = 1 AND user_id > ?3 ORDER BY user_id LIMIT ?2"
+        ),
+        (true, false) => concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM members
+             WHERE client = ?1 AND pending = 1 ORDER BY user_id LIMIT ?2"
+        ),
+        (false, true) => concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM members
+             WHERE client = ?1 AND user_id > ?3 ORDER BY user_id LIMIT ?2"
+        ),
+        (false, false) => concat!(
+            "SELECT ",
+            member_columns!(),
+            " FROM members
+             WHERE client = ?1 ORDER BY user_id LIMIT ?2"
+        ),
+    };
+    let limit = limit.max(1);
+    let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = match after {
+        Some(cursor) => {
+            let last = cursor.decode()?;
+            stmt.query_map(params![client, fetch, last], |r| member_from_row(client, r))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        }
+        None => stmt
+            .query_map(params![client, fetch], |r| member_from_row(client, r))?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    };
+    Ok(page(rows, limit, |m| m.user.user_id.clone()))
+}

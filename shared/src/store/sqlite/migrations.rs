@@ -1,0 +1,137 @@
+//! Schema migrations, tracked by `PRAGMA user_version`: migration `n` (1-based) moves the
+//! database from version `n - 1` to `n`. Append new migrations; never edit a released one.
+//!
+//! Rows are not tied to `clients` by foreign keys: an audit entry may outlive its client (the
+//! `client.delete` entry itself), and `delete_client` removes a client's rows explicitly.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+const MIGRATIONS: &[&str] = &[V1_SCHEMA];
+
+const V1_SCHEMA: &str = r#"
+CREATE TABLE clients (
+    id          TEXT PRIMARY KEY NOT NULL,
+    config      TEXT NOT NULL               -- JSON `Client`
+) STRICT;
+
+CREATE TABLE roles (
+    client      TEXT NOT NULL,
+    role_id     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    managed     INTEGER NOT NULL,
+    groups      TEXT NOT NULL,              -- JSON array of site groups
+    PRIMARY KEY (client, role_id)
+) STRICT;
+
+CREATE TABLE members (
+    client          TEXT NOT NULL,
+    user_id         TEXT NOT NULL,
+    groups          TEXT NOT NULL,          -- JSON array
+    attributes      TEXT NOT NULL,          -- JSON object
+    pending         INTEGER NOT NULL,
+    version         INTEGER NOT NULL,
+    last_error      TEXT,                   -- JSON `LastError`
+    updated_at      INTEGER NOT NULL,
+    discord_user_id TEXT,                   -- copy of link.discord_user_id, for the unique index
+    link_status     TEXT,                   -- copy of link.status: 'active' | 'left' | 'revoked'
+    link            TEXT,                   -- JSON `Link` (tokens sealed)
+    PRIMARY KEY (client, user_id)
+) STRICT;
+-- One site user per Discord account and client, enforced by the database.
+CREATE UNIQUE INDEX members_discord ON members (client, discord_user_id)
+    WHERE discord_user_id IS NOT NULL;
+-- `list_pending` reads this index only: O(pending), not O(members).
+CREATE INDEX members_pending ON members (client, user_id) WHERE pending = 1;
+
+CREATE TABLE link_sessions (
+    state_hash  TEXT PRIMARY KEY NOT NULL,
+    client      TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    session     TEXT NOT NULL               -- JSON `LinkSession`
+) STRICT;
+CREATE INDEX link_sessions_expiry ON link_sessions (expires_at);
+CREATE INDEX link_sessions_client ON link_sessions (client);
+
+CREATE TABLE runs (
+    client      TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    report      TEXT NOT NULL,              -- JSON `RunReport`
+    PRIMARY KEY (client, id)
+) STRICT;
+CREATE INDEX runs_newest ON runs (client, started_at DESC, id DESC);
+
+CREATE TABLE audit (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    client      TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    entry       TEXT NOT NULL               -- JSON `AuditEntry`
+) STRICT;
+CREATE INDEX audit_newest ON audit (client, seq DESC);
+
+CREATE TABLE settings (
+    key         TEXT PRIMARY KEY NOT NULL,
+    value       TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY NOT NULL,
+    holder      TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL
+) STRICT;
+"#;
+
+/// Brings the schema up to date; a no-op when it already is. Each migration commits on its own,
+/// together with its version bump, so an interrupted upgrade resumes where it stopped.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let latest = MIGRATIONS.len();
+    loop {
+        // Immediate: two processes opening the same file at once take turns.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| format!("cannot start migration: {e}"))?;
+        let current: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| format!("cannot read schema version: {e}"))?;
+        let current = usize::try_from(current).unwrap_or(usize::MAX);
+        if current == latest {
+            return Ok(());
+        }
+        let Some(sql) = MIGRATIONS.get(current) else {
+            return Err(format!(
+                "database schema version {current} is newer than this program supports \
+                 ({latest}); upgrade discord-connector"
+            ));
+        };
+        let next = current + 1;
+        tx.execute_batch(sql)
+            .and_then(|()| tx.pragma_update(None, "user_version", next as i64))
+            .and_then(|()| tx.commit())
+            .map_err(|e| format!("migration {next} failed: {e}"))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(err.contains("newer"), "{err}");
+    }
+}

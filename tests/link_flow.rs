@@ -1,0 +1,220 @@
+//! The link flow end to end: site backend → link session → Discord consent → our callback →
+//! member in the guild with their roles → back on the site.
+
+use connector_e2e::discord_emulator::{Consent, Fault};
+use connector_e2e::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn linking_joins_the_member_with_the_roles_their_groups_map_to() {
+    // given a client with mapped roles and a site user in two groups
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.put_user("u-alice", &["members", "pilots"]).await;
+
+    // when the member links through the consent screen
+    let landed = h.link("u-alice", "alice").await;
+
+    // then they land on the site, joined the guild with exactly the mapped roles
+    assert_eq!(landed, format!("{SITE}/profile?discord=linked"));
+    assert_eq!(h.roles_on_discord("alice"), Some(names(&["Member", "Pilot"])));
+    let user = h.get_user("u-alice").await;
+    assert_eq!(user["link"]["discord_user_id"], h.discord_id("alice"));
+    assert_eq!(user["link"]["display"], "@alice");
+    assert_eq!(user["link"]["status"], "active");
+    assert_eq!(user["pending"], false);
+    assert!(user.to_string().find("token").is_none(), "no token in the user view: {user}");
+
+    // and every Discord call used /v10 and our User-Agent
+    let requests = h.emu.requests();
+    assert!(requests.iter().any(|r| r.method == "PUT" && r.path.ends_with(&format!("/members/{}", h.discord_id("alice")))));
+    for r in requests.iter().filter(|r| r.path.starts_with("/api/")) {
+        assert!(r.path.starts_with("/api/v10/"), "{} without /v10", r.path);
+        let ua = r.user_agent.as_deref().unwrap_or_default();
+        assert!(ua.starts_with("DiscordBot ("), "user agent {ua:?} on {}", r.path);
+    }
+}
+
+#[tokio::test]
+async fn a_member_already_in_the_guild_is_reconciled_with_per_role_calls_and_an_audit_reason() {
+    // given alice is already in the guild with an unmapped role and a role she is not entitled to
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.emu.add_member(h.emu.guild_id(), &h.discord_id("alice"), None, [h.role("Recruit"), h.role("Officer")]);
+    h.put_user("u-alice", &["members"]).await;
+
+    // when she links (Discord answers 204: nick/roles in the join body are ignored)
+    h.link("u-alice", "alice").await;
+
+    // then the managed roles are fixed and the unmanaged one is untouched
+    assert_eq!(h.roles_on_discord("alice"), Some(names(&["Member", "Recruit"])));
+    let writes: Vec<_> = h
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/roles/") && (r.method == "PUT" || r.method == "DELETE"))
+        .collect();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    for w in writes {
+        let reason = w.audit_reason.unwrap_or_default();
+        assert!(reason.contains("discord-connector") && reason.contains("u-alice"), "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn denied_consent_returns_to_the_site_with_a_reason_and_writes_nothing() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let url = h.link_session("u-bob").await;
+
+    let cb = h.authorize(&url, Consent::Deny).await;
+    let (status, loc, _) = h.callback(&cb).await;
+
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(loc, format!("{SITE}/profile?discord=error&reason=access_denied"));
+    let (status, _) = h.api(Method::GET, &format!("/clients/{CLIENT}/users/u-bob"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(h.roles_on_discord("bob"), None);
+}
+
+#[tokio::test]
+async fn a_replayed_state_is_refused_with_a_plain_page() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let url = h.link_session("u-bob").await;
+    let cb = h.authorize(&url, Consent::Approve { user_id: h.discord_id("bob") }).await;
+    let (first, _, _) = h.callback(&cb).await;
+    assert_eq!(first, StatusCode::FOUND);
+
+    let (status, loc, body) = h.callback(&cb).await;
+
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(loc.is_empty(), "no redirect on a replay");
+    assert!(body.contains("expired"), "{body}");
+}
+
+#[tokio::test]
+async fn an_expired_state_is_refused_and_nothing_is_linked() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let url = h.link_session("u-bob").await;
+    let cb = h.authorize(&url, Consent::Approve { user_id: h.discord_id("bob") }).await;
+
+    h.clock.advance(601);
+    let (status, _, _) = h.callback(&cb).await;
+
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(h.roles_on_discord("bob"), None);
+    let (status, _) = h.api(Method::GET, &format!("/clients/{CLIENT}/users/u-bob"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_discord_account_linked_to_another_site_user_is_refused_and_the_grant_revoked() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.put_user("u-alice", &["members"]).await;
+    h.link("u-alice", "alice").await;
+    let grants_before = h.emu.active_grants(&h.discord_id("alice"));
+
+    let landed = h.link("u-mallory", "alice").await;
+
+    assert_eq!(landed, format!("{SITE}/profile?discord=error&reason=account_already_linked"));
+    assert_eq!(h.get_user("u-alice").await["link"]["discord_user_id"], h.discord_id("alice"));
+    let (status, _) = h.api(Method::GET, &format!("/clients/{CLIENT}/users/u-mallory"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored for the refused user");
+    assert_eq!(h.emu.active_grants(&h.discord_id("alice")), grants_before, "the second grant was revoked");
+}
+
+#[tokio::test]
+async fn a_banned_user_is_sent_back_with_a_reason_and_no_link_is_kept() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.emu.ban(h.emu.guild_id(), &h.discord_id("bob"));
+    h.put_user("u-bob", &["members"]).await;
+
+    let landed = h.link("u-bob", "bob").await;
+
+    assert_eq!(landed, format!("{SITE}/profile?discord=error&reason=banned"));
+    let user = h.get_user("u-bob").await;
+    assert_eq!(user["link"], serde_json::Value::Null, "the reserved link was rolled back: {user}");
+    eprintln!("{:#?}", h.emu.requests().iter().filter(|r| r.path.contains("oauth2")).collect::<Vec<_>>());
+    assert_eq!(h.emu.active_grants(&h.discord_id("bob")), 0);
+}
+
+#[tokio::test]
+async fn when_the_bot_sits_below_a_mapped_role_the_member_still_joins_and_the_error_is_reported() {
+    // given Officer moved above the bot's role after roles were synced
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.emu.set_role_position(h.emu.guild_id(), &h.role("Officer"), 15);
+    h.put_user("u-bob", &["members", "officers"]).await;
+
+    // when bob links
+    let landed = h.link("u-bob", "bob").await;
+
+    // then he is linked and joined with what the bot can grant; the rest is an admin-visible error
+    assert_eq!(landed, format!("{SITE}/profile?discord=linked"));
+    assert_eq!(h.roles_on_discord("bob"), Some(names(&["Member"])));
+    let user = h.get_user("u-bob").await;
+    assert_eq!(user["last_error"]["code"], "missing_permissions", "{user}");
+    assert_eq!(user["last_error"]["discord_code"], 50013);
+    assert_eq!(user["pending"], true, "kept pending so a fixed hierarchy heals it");
+
+    // and once roles/sync learns the hierarchy, the planner stops sending calls Discord would refuse
+    let (status, _) = h.api(Method::POST, &format!("/clients/{CLIENT}/roles/sync"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    h.emu.clear_requests();
+    let report = h.run_task("verify-groups", false).await;
+    assert!(h.emu.requests().iter().all(|r| r.method == "GET"), "no refused writes: {:?}", h.emu.requests());
+    assert_eq!(report["errors"][0]["code"], "role_above_bot", "{report}");
+    assert_eq!(h.get_user("u-bob").await["last_error"]["code"], "role_above_bot");
+}
+
+#[tokio::test]
+async fn return_to_outside_the_allowed_origins_is_rejected_up_front() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let (status, body) = h
+        .api(
+            Method::POST,
+            &format!("/clients/{CLIENT}/link-sessions"),
+            Some(json!({"user_id": "u1", "return_to": "https://evil.example/steal"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["field"], "return_to");
+}
+
+#[tokio::test]
+async fn without_return_to_the_member_sees_a_plain_confirmation_page() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let (_, body) = h
+        .api(Method::POST, &format!("/clients/{CLIENT}/link-sessions"), Some(json!({"user_id": "u-carol"})))
+        .await;
+    let cb = h
+        .authorize(body["url"].as_str().unwrap(), Consent::Approve { user_id: h.discord_id("carol") })
+        .await;
+    let (status, loc, page) = h.callback(&cb).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(loc.is_empty());
+    assert!(page.contains("carol#4321"), "{page}");
+}
+
+#[tokio::test]
+async fn a_discord_outage_during_the_exchange_sends_the_member_back_with_a_reason() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let url = h.link_session("u-bob").await;
+    let cb = h.authorize(&url, Consent::Approve { user_id: h.discord_id("bob") }).await;
+    h.emu.inject_fault(Fault::new("/oauth2/token", 503, 10));
+
+    let (status, loc, _) = h.callback(&cb).await;
+
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(loc, format!("{SITE}/profile?discord=error&reason=discord_unavailable"));
+    let (status, _) = h.api(Method::GET, &format!("/clients/{CLIENT}/users/u-bob"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
