@@ -68,6 +68,9 @@ pub struct RunReport {
     pub client: String,
     pub task: TaskName,
     pub dry_run: bool,
+    /// What started the run: `schedule`, `admin`, `cli`, `lambda`.
+    #[serde(default)]
+    pub trigger: String,
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
     /// Members by outcome: `examined`, `changed`, `unchanged`, `failed`, `left`, …
@@ -91,6 +94,7 @@ impl RunReport {
             client: client.to_owned(),
             task,
             dry_run,
+            trigger: String::new(),
             started_at: now,
             finished_at: now,
             counts: BTreeMap::new(),

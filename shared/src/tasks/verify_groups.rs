@@ -34,6 +34,7 @@ async fn run_locked(ctx: &ClientContext, run_id: &str, options: &TaskOptions) ->
     let store = ctx.app.store.as_ref();
     let actor = format!("task:{}", TaskName::VerifyGroups);
     let mut report = RunReport::new(run_id.to_owned(), &ctx.client.id, TaskName::VerifyGroups, options.dry_run, ctx.now());
+    report.trigger = options.trigger.clone();
     let mut after: Option<Cursor> = None;
     let mut fatal: Option<ServiceError> = None;
     'pages: loop {

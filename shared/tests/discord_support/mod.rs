@@ -41,7 +41,10 @@ impl Reply {
         }
     }
     pub fn error(status: u16, code: u64) -> Self {
-        Self::json(status, serde_json::json!({"code": code, "message": "scripted"}))
+        Self::json(
+            status,
+            serde_json::json!({"code": code, "message": "scripted"}),
+        )
     }
     pub fn header(mut self, name: &'static str, value: impl ToString) -> Self {
         self.headers.push((name, value.to_string()));

