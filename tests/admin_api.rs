@@ -11,7 +11,13 @@ async fn every_admin_route_needs_the_bearer_token() {
     let resp = h.http.get(h.url("/api/v1/clients")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    let resp = h.http.get(h.url("/api/v1/clients")).bearer_auth("wrong").send().await.unwrap();
+    let resp = h
+        .http
+        .get(h.url("/api/v1/clients"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let resp = h.http.get(h.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -24,13 +30,24 @@ async fn secrets_are_write_only_and_never_echoed() {
     for path in [format!("/clients/{CLIENT}"), "/clients".to_owned()] {
         let (_, body) = h.api(Method::GET, &path, None).await;
         let text = body.to_string();
-        assert!(!text.contains(h.emu.bot_token()), "bot token leaked by {path}");
-        assert!(!text.contains(h.emu.client_secret()), "client secret leaked by {path}");
+        assert!(
+            !text.contains(h.emu.bot_token()),
+            "bot token leaked by {path}"
+        );
+        assert!(
+            !text.contains(h.emu.client_secret()),
+            "client secret leaked by {path}"
+        );
     }
-    let (_, body) = h.api(Method::GET, &format!("/clients/{CLIENT}"), None).await;
+    let (_, body) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}"), None)
+        .await;
     assert_eq!(body["has_bot_token"], true);
     assert_eq!(body["has_client_secret"], true);
-    assert!(body["guild"]["bot_top_position"].as_i64().unwrap() > 0, "roles synced on create: {body}");
+    assert!(
+        body["guild"]["bot_top_position"].as_i64().unwrap() > 0,
+        "roles synced on create: {body}"
+    );
 }
 
 #[tokio::test]
@@ -38,22 +55,64 @@ async fn bad_input_is_a_problem_naming_the_field() {
     let h = Harness::start().await;
     let cases: Vec<(Value, &str)> = vec![
         (json!({"name": "x"}), "guild_id"),
-        ({ let mut b = h.client_body(); b["guild_id"] = json!("not-a-snowflake"); b }, "guild_id"),
-        ({ let mut b = h.client_body(); b["callback_url"] = json!("ftp://x"); b }, "callback_url"),
-        ({ let mut b = h.client_body(); b["return_to_origins"] = json!(["https://ok.example", "https://x.example/path"]); b }, "return_to_origins[1]"),
-        ({ let mut b = h.client_body(); b["unlink_policy"] = json!("explode"); b }, "unlink_policy"),
-        ({ let mut b = h.client_body(); b["bot_token"] = json!("has space"); b }, "bot_token"),
+        (
+            {
+                let mut b = h.client_body();
+                b["guild_id"] = json!("not-a-snowflake");
+                b
+            },
+            "guild_id",
+        ),
+        (
+            {
+                let mut b = h.client_body();
+                b["callback_url"] = json!("ftp://x");
+                b
+            },
+            "callback_url",
+        ),
+        (
+            {
+                let mut b = h.client_body();
+                b["return_to_origins"] = json!(["https://ok.example", "https://x.example/path"]);
+                b
+            },
+            "return_to_origins[1]",
+        ),
+        (
+            {
+                let mut b = h.client_body();
+                b["unlink_policy"] = json!("explode");
+                b
+            },
+            "unlink_policy",
+        ),
+        (
+            {
+                let mut b = h.client_body();
+                b["bot_token"] = json!("has space");
+                b
+            },
+            "bot_token",
+        ),
     ];
     for (body, field) in cases {
         let (status, problem) = h.api(Method::POST, "/clients", Some(body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
         assert_eq!(problem["field"], field, "{problem}");
-        assert!(problem["type"].as_str().unwrap().starts_with("urn:discord-connector:problem:"));
+        assert!(problem["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:discord-connector:problem:"));
         assert!(!problem.to_string().contains(h.emu.bot_token()));
     }
     h.setup_client().await;
     let (status, problem) = h
-        .api(Method::PUT, &format!("/clients/{CLIENT}/users/u1"), Some(json!({"groups": ["ok", 3]})))
+        .api(
+            Method::PUT,
+            &format!("/clients/{CLIENT}/users/u1"),
+            Some(json!({"groups": ["ok", 3]})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["field"], "groups[1]");
@@ -67,7 +126,13 @@ async fn bad_input_is_a_problem_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let (status, problem) = h.api(Method::GET, &format!("/clients/{CLIENT}/users?limit=0"), None).await;
+    let (status, problem) = h
+        .api(
+            Method::GET,
+            &format!("/clients/{CLIENT}/users?limit=0"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["field"], "limit");
 }
@@ -80,7 +145,13 @@ async fn duplicate_clients_conflict_and_unknown_ones_are_404() {
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     let (status, _) = h.api(Method::GET, "/clients/nope", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = h.api(Method::PUT, "/clients/nope/users/u1", Some(json!({"groups": []}))).await;
+    let (status, _) = h
+        .api(
+            Method::PUT,
+            "/clients/nope/users/u1",
+            Some(json!({"groups": []})),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -90,13 +161,24 @@ async fn managed_and_everyone_roles_cannot_be_mapped() {
     h.setup_client().await;
     for role in [h.role("Server Booster"), h.emu.guild_id().to_owned()] {
         let (status, problem) = h
-            .api(Method::PUT, &format!("/clients/{CLIENT}/roles/{role}"), Some(json!({"groups": ["g"]})))
+            .api(
+                Method::PUT,
+                &format!("/clients/{CLIENT}/roles/{role}"),
+                Some(json!({"groups": ["g"]})),
+            )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
         assert_eq!(problem["field"], "role_id");
     }
-    let (_, roles) = h.api(Method::GET, &format!("/clients/{CLIENT}/roles"), None).await;
-    let admin = roles.as_array().unwrap().iter().find(|r| r["name"] == "Admin").unwrap();
+    let (_, roles) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/roles"), None)
+        .await;
+    let admin = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Admin")
+        .unwrap();
     assert_eq!(admin["assignable"], false);
     assert_eq!(admin["blocked_by"], "role_above_bot");
 }
@@ -127,7 +209,15 @@ async fn users_are_listed_page_by_page_with_an_opaque_cursor() {
 #[tokio::test]
 async fn the_openapi_document_describes_the_v1_routes() {
     let h = Harness::start().await;
-    let doc: Value = h.http.get(h.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = h
+        .http
+        .get(h.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let paths = doc["paths"].as_object().expect("paths");
     for p in [
         "/clients",

@@ -15,7 +15,10 @@ async fn changing_a_linked_users_groups_changes_their_roles_at_once() {
 
     let user = h.put_user("u-alice", &["officers", "pilots"]).await;
 
-    assert_eq!(h.roles_on_discord("alice"), Some(names(&["Officer", "Pilot"])));
+    assert_eq!(
+        h.roles_on_discord("alice"),
+        Some(names(&["Officer", "Pilot"]))
+    );
     assert_eq!(user["pending"], false, "{user}");
     let roles = user["link"]["applied_roles"].as_array().unwrap().len();
     assert_eq!(roles, 2);
@@ -28,7 +31,8 @@ async fn a_failed_immediate_apply_stays_pending_and_verify_groups_finishes_it() 
     h.setup_client().await;
     h.put_user("u-alice", &["members"]).await;
     h.link("u-alice", "alice").await;
-    h.emu.inject_fault(Fault::new("/roles/", 500, 100).with_method("PUT"));
+    h.emu
+        .inject_fault(Fault::new("/roles/", 500, 100).with_method("PUT"));
 
     // when the site adds a group
     let user = h.put_user("u-alice", &["members", "pilots"]).await;
@@ -43,11 +47,16 @@ async fn a_failed_immediate_apply_stays_pending_and_verify_groups_finishes_it() 
     let report = h.run_task("verify-groups", false).await;
     assert_eq!(report["counts"]["changed"], 1, "{report}");
     assert_eq!(report["complete"], true);
-    assert_eq!(h.roles_on_discord("alice"), Some(names(&["Member", "Pilot"])));
+    assert_eq!(
+        h.roles_on_discord("alice"),
+        Some(names(&["Member", "Pilot"]))
+    );
     let user = h.get_user("u-alice").await;
     assert_eq!(user["pending"], false);
     assert_eq!(user["last_error"], serde_json::Value::Null);
-    let (_, runs) = h.api(Method::GET, &format!("/clients/{CLIENT}/runs"), None).await;
+    let (_, runs) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/runs"), None)
+        .await;
     assert_eq!(runs["items"][0]["id"], report["id"]);
 }
 
@@ -100,15 +109,28 @@ async fn mapping_a_role_marks_members_and_the_dry_run_plans_without_writing() {
 
     // then it shows the change, sends nothing to Discord and stores nothing
     assert_eq!(plan["dry_run"], true);
-    assert_eq!(plan["changes"][0]["add_roles"], json!([h.role("Recruit")]), "{plan}");
+    assert_eq!(
+        plan["changes"][0]["add_roles"],
+        json!([h.role("Recruit")]),
+        "{plan}"
+    );
     assert!(h.emu.requests().is_empty());
     assert_eq!(h.get_user("u-carol").await["pending"], true);
-    let (_, runs) = h.api(Method::GET, &format!("/clients/{CLIENT}/runs"), None).await;
-    assert_eq!(runs["items"].as_array().unwrap().len(), 0, "a dry run stores no report");
+    let (_, runs) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/runs"), None)
+        .await;
+    assert_eq!(
+        runs["items"].as_array().unwrap().len(),
+        0,
+        "a dry run stores no report"
+    );
 
     // and the real run applies exactly that
     h.run_task("verify-groups", false).await;
-    assert_eq!(h.roles_on_discord("carol"), Some(names(&["Member", "Recruit"])));
+    assert_eq!(
+        h.roles_on_discord("carol"),
+        Some(names(&["Member", "Recruit"]))
+    );
 }
 
 #[tokio::test]
@@ -116,7 +138,11 @@ async fn nickname_template_is_applied_and_the_owner_is_reported_not_called() {
     let h = Harness::start().await;
     h.setup_client().await;
     let (status, _) = h
-        .api(Method::PATCH, &format!("/clients/{CLIENT}"), Some(json!({"nickname_template": "[{corp_ticker}] {username}"})))
+        .api(
+            Method::PATCH,
+            &format!("/clients/{CLIENT}"),
+            Some(json!({"nickname_template": "[{corp_ticker}] {username}"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (_, _) = h
@@ -135,7 +161,12 @@ async fn nickname_template_is_applied_and_the_owner_is_reported_not_called() {
     let dave = h.get_user("u-dave").await;
     assert_eq!(h.nick_on_discord("dave"), None);
     assert_eq!(dave["last_error"]["code"], "nickname_of_owner", "{dave}");
-    let patches = h.emu.requests().into_iter().filter(|r| r.method == "PATCH" && r.status == 403).count();
+    let patches = h
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.status == 403)
+        .count();
     assert_eq!(patches, 0);
 }
 
@@ -162,7 +193,11 @@ async fn a_verify_run_stays_within_discords_limits_without_a_single_429() {
             .store
             .save_site_user(
                 CLIENT,
-                &connector::domain::SiteUser { user_id: u.into(), groups: names(&["everyone"]), ..Default::default() },
+                &connector::domain::SiteUser {
+                    user_id: u.into(),
+                    groups: names(&["everyone"]),
+                    ..Default::default()
+                },
                 true,
                 0,
             )
@@ -175,7 +210,10 @@ async fn a_verify_run_stays_within_discords_limits_without_a_single_429() {
 
     // then all land and Discord never had to say 429
     assert_eq!(report["counts"]["changed"], 3, "{report}");
-    assert_eq!(h.roles_on_discord("bob"), Some(names(&["Member", "Officer", "Pilot", "Recruit"])));
+    assert_eq!(
+        h.roles_on_discord("bob"),
+        Some(names(&["Member", "Officer", "Pilot", "Recruit"]))
+    );
     assert_eq!(h.emu.rate_limited_count(), 0);
     assert_eq!(report["rate_limited"], 0);
 }

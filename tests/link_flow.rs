@@ -18,21 +18,33 @@ async fn linking_joins_the_member_with_the_roles_their_groups_map_to() {
 
     // then they land on the site, joined the guild with exactly the mapped roles
     assert_eq!(landed, format!("{SITE}/profile?discord=linked"));
-    assert_eq!(h.roles_on_discord("alice"), Some(names(&["Member", "Pilot"])));
+    assert_eq!(
+        h.roles_on_discord("alice"),
+        Some(names(&["Member", "Pilot"]))
+    );
     let user = h.get_user("u-alice").await;
     assert_eq!(user["link"]["discord_user_id"], h.discord_id("alice"));
     assert_eq!(user["link"]["display"], "@alice");
     assert_eq!(user["link"]["status"], "active");
     assert_eq!(user["pending"], false);
-    assert!(user.to_string().find("token").is_none(), "no token in the user view: {user}");
+    assert!(
+        user.to_string().find("token").is_none(),
+        "no token in the user view: {user}"
+    );
 
     // and every Discord call used /v10 and our User-Agent
     let requests = h.emu.requests();
-    assert!(requests.iter().any(|r| r.method == "PUT" && r.path.ends_with(&format!("/members/{}", h.discord_id("alice")))));
+    assert!(requests.iter().any(|r| r.method == "PUT"
+        && r.path
+            .ends_with(&format!("/members/{}", h.discord_id("alice")))));
     for r in requests.iter().filter(|r| r.path.starts_with("/api/")) {
         assert!(r.path.starts_with("/api/v10/"), "{} without /v10", r.path);
         let ua = r.user_agent.as_deref().unwrap_or_default();
-        assert!(ua.starts_with("DiscordBot ("), "user agent {ua:?} on {}", r.path);
+        assert!(
+            ua.starts_with("DiscordBot ("),
+            "user agent {ua:?} on {}",
+            r.path
+        );
     }
 }
 
@@ -41,14 +53,22 @@ async fn a_member_already_in_the_guild_is_reconciled_with_per_role_calls_and_an_
     // given alice is already in the guild with an unmapped role and a role she is not entitled to
     let h = Harness::start().await;
     h.setup_client().await;
-    h.emu.add_member(h.emu.guild_id(), &h.discord_id("alice"), None, [h.role("Recruit"), h.role("Officer")]);
+    h.emu.add_member(
+        h.emu.guild_id(),
+        &h.discord_id("alice"),
+        None,
+        [h.role("Recruit"), h.role("Officer")],
+    );
     h.put_user("u-alice", &["members"]).await;
 
     // when she links (Discord answers 204: nick/roles in the join body are ignored)
     h.link("u-alice", "alice").await;
 
     // then the managed roles are fixed and the unmanaged one is untouched
-    assert_eq!(h.roles_on_discord("alice"), Some(names(&["Member", "Recruit"])));
+    assert_eq!(
+        h.roles_on_discord("alice"),
+        Some(names(&["Member", "Recruit"]))
+    );
     let writes: Vec<_> = h
         .emu
         .requests()
@@ -58,7 +78,10 @@ async fn a_member_already_in_the_guild_is_reconciled_with_per_role_calls_and_an_
     assert_eq!(writes.len(), 2, "{writes:?}");
     for w in writes {
         let reason = w.audit_reason.unwrap_or_default();
-        assert!(reason.contains("discord-connector") && reason.contains("u-alice"), "{reason}");
+        assert!(
+            reason.contains("discord-connector") && reason.contains("u-alice"),
+            "{reason}"
+        );
     }
 }
 
@@ -72,8 +95,13 @@ async fn denied_consent_returns_to_the_site_with_a_reason_and_writes_nothing() {
     let (status, loc, _) = h.callback(&cb).await;
 
     assert_eq!(status, StatusCode::FOUND);
-    assert_eq!(loc, format!("{SITE}/profile?discord=error&reason=access_denied"));
-    let (status, _) = h.api(Method::GET, &format!("/clients/{CLIENT}/users/u-bob"), None).await;
+    assert_eq!(
+        loc,
+        format!("{SITE}/profile?discord=error&reason=access_denied")
+    );
+    let (status, _) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/users/u-bob"), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(h.roles_on_discord("bob"), None);
 }
@@ -83,7 +111,14 @@ async fn a_replayed_state_is_refused_with_a_plain_page() {
     let h = Harness::start().await;
     h.setup_client().await;
     let url = h.link_session("u-bob").await;
-    let cb = h.authorize(&url, Consent::Approve { user_id: h.discord_id("bob") }).await;
+    let cb = h
+        .authorize(
+            &url,
+            Consent::Approve {
+                user_id: h.discord_id("bob"),
+            },
+        )
+        .await;
     let (first, _, _) = h.callback(&cb).await;
     assert_eq!(first, StatusCode::FOUND);
 
@@ -99,14 +134,23 @@ async fn an_expired_state_is_refused_and_nothing_is_linked() {
     let h = Harness::start().await;
     h.setup_client().await;
     let url = h.link_session("u-bob").await;
-    let cb = h.authorize(&url, Consent::Approve { user_id: h.discord_id("bob") }).await;
+    let cb = h
+        .authorize(
+            &url,
+            Consent::Approve {
+                user_id: h.discord_id("bob"),
+            },
+        )
+        .await;
 
     h.clock.advance(601);
     let (status, _, _) = h.callback(&cb).await;
 
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(h.roles_on_discord("bob"), None);
-    let (status, _) = h.api(Method::GET, &format!("/clients/{CLIENT}/users/u-bob"), None).await;
+    let (status, _) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/users/u-bob"), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -120,11 +164,31 @@ async fn a_discord_account_linked_to_another_site_user_is_refused_and_the_grant_
 
     let landed = h.link("u-mallory", "alice").await;
 
-    assert_eq!(landed, format!("{SITE}/profile?discord=error&reason=account_already_linked"));
-    assert_eq!(h.get_user("u-alice").await["link"]["discord_user_id"], h.discord_id("alice"));
-    let (status, _) = h.api(Method::GET, &format!("/clients/{CLIENT}/users/u-mallory"), None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored for the refused user");
-    assert_eq!(h.emu.active_grants(&h.discord_id("alice")), grants_before, "the second grant was revoked");
+    assert_eq!(
+        landed,
+        format!("{SITE}/profile?discord=error&reason=account_already_linked")
+    );
+    assert_eq!(
+        h.get_user("u-alice").await["link"]["discord_user_id"],
+        h.discord_id("alice")
+    );
+    let (status, _) = h
+        .api(
+            Method::GET,
+            &format!("/clients/{CLIENT}/users/u-mallory"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "nothing stored for the refused user"
+    );
+    assert_eq!(
+        h.emu.active_grants(&h.discord_id("alice")),
+        grants_before,
+        "the second grant was revoked"
+    );
 }
 
 #[tokio::test]
@@ -136,10 +200,24 @@ async fn a_banned_user_is_sent_back_with_a_reason_and_no_link_is_kept() {
 
     let landed = h.link("u-bob", "bob").await;
 
-    assert_eq!(landed, format!("{SITE}/profile?discord=error&reason=banned"));
+    assert_eq!(
+        landed,
+        format!("{SITE}/profile?discord=error&reason=banned")
+    );
     let user = h.get_user("u-bob").await;
-    assert_eq!(user["link"], serde_json::Value::Null, "the reserved link was rolled back: {user}");
-    eprintln!("{:#?}", h.emu.requests().iter().filter(|r| r.path.contains("oauth2")).collect::<Vec<_>>());
+    assert_eq!(
+        user["link"],
+        serde_json::Value::Null,
+        "the reserved link was rolled back: {user}"
+    );
+    eprintln!(
+        "{:#?}",
+        h.emu
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("oauth2"))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(h.emu.active_grants(&h.discord_id("bob")), 0);
 }
 
@@ -148,7 +226,8 @@ async fn when_the_bot_sits_below_a_mapped_role_the_member_still_joins_and_the_er
     // given Officer moved above the bot's role after roles were synced
     let h = Harness::start().await;
     h.setup_client().await;
-    h.emu.set_role_position(h.emu.guild_id(), &h.role("Officer"), 15);
+    h.emu
+        .set_role_position(h.emu.guild_id(), &h.role("Officer"), 15);
     h.put_user("u-bob", &["members", "officers"]).await;
 
     // when bob links
@@ -160,16 +239,28 @@ async fn when_the_bot_sits_below_a_mapped_role_the_member_still_joins_and_the_er
     let user = h.get_user("u-bob").await;
     assert_eq!(user["last_error"]["code"], "missing_permissions", "{user}");
     assert_eq!(user["last_error"]["discord_code"], 50013);
-    assert_eq!(user["pending"], true, "kept pending so a fixed hierarchy heals it");
+    assert_eq!(
+        user["pending"], true,
+        "kept pending so a fixed hierarchy heals it"
+    );
 
     // and once roles/sync learns the hierarchy, the planner stops sending calls Discord would refuse
-    let (status, _) = h.api(Method::POST, &format!("/clients/{CLIENT}/roles/sync"), None).await;
+    let (status, _) = h
+        .api(Method::POST, &format!("/clients/{CLIENT}/roles/sync"), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     h.emu.clear_requests();
     let report = h.run_task("verify-groups", false).await;
-    assert!(h.emu.requests().iter().all(|r| r.method == "GET"), "no refused writes: {:?}", h.emu.requests());
+    assert!(
+        h.emu.requests().iter().all(|r| r.method == "GET"),
+        "no refused writes: {:?}",
+        h.emu.requests()
+    );
     assert_eq!(report["errors"][0]["code"], "role_above_bot", "{report}");
-    assert_eq!(h.get_user("u-bob").await["last_error"]["code"], "role_above_bot");
+    assert_eq!(
+        h.get_user("u-bob").await["last_error"]["code"],
+        "role_above_bot"
+    );
 }
 
 #[tokio::test]
@@ -192,10 +283,19 @@ async fn without_return_to_the_member_sees_a_plain_confirmation_page() {
     let h = Harness::start().await;
     h.setup_client().await;
     let (_, body) = h
-        .api(Method::POST, &format!("/clients/{CLIENT}/link-sessions"), Some(json!({"user_id": "u-carol"})))
+        .api(
+            Method::POST,
+            &format!("/clients/{CLIENT}/link-sessions"),
+            Some(json!({"user_id": "u-carol"})),
+        )
         .await;
     let cb = h
-        .authorize(body["url"].as_str().unwrap(), Consent::Approve { user_id: h.discord_id("carol") })
+        .authorize(
+            body["url"].as_str().unwrap(),
+            Consent::Approve {
+                user_id: h.discord_id("carol"),
+            },
+        )
         .await;
     let (status, loc, page) = h.callback(&cb).await;
     assert_eq!(status, StatusCode::OK);
@@ -208,13 +308,25 @@ async fn a_discord_outage_during_the_exchange_sends_the_member_back_with_a_reaso
     let h = Harness::start().await;
     h.setup_client().await;
     let url = h.link_session("u-bob").await;
-    let cb = h.authorize(&url, Consent::Approve { user_id: h.discord_id("bob") }).await;
+    let cb = h
+        .authorize(
+            &url,
+            Consent::Approve {
+                user_id: h.discord_id("bob"),
+            },
+        )
+        .await;
     h.emu.inject_fault(Fault::new("/oauth2/token", 503, 10));
 
     let (status, loc, _) = h.callback(&cb).await;
 
     assert_eq!(status, StatusCode::FOUND);
-    assert_eq!(loc, format!("{SITE}/profile?discord=error&reason=discord_unavailable"));
-    let (status, _) = h.api(Method::GET, &format!("/clients/{CLIENT}/users/u-bob"), None).await;
+    assert_eq!(
+        loc,
+        format!("{SITE}/profile?discord=error&reason=discord_unavailable")
+    );
+    let (status, _) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/users/u-bob"), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -14,12 +14,20 @@ async fn the_scheduler_applies_pending_work_without_anyone_asking() {
     h.setup_client().await;
     h.put_user("u-alice", &["members"]).await;
     h.link("u-alice", "alice").await;
-    h.emu.inject_fault(Fault::new("/roles/", 502, 100).with_method("PUT"));
-    assert_eq!(h.put_user("u-alice", &["members", "pilots"]).await["pending"], true);
+    h.emu
+        .inject_fault(Fault::new("/roles/", 502, 100).with_method("PUT"));
+    assert_eq!(
+        h.put_user("u-alice", &["members", "pilots"]).await["pending"],
+        true
+    );
     h.emu.clear_faults();
 
     // when the default schedule starts
-    let scheduler = tokio::spawn(run_scheduler(h.app.clone(), default_schedule().unwrap(), Duration::ZERO));
+    let scheduler = tokio::spawn(run_scheduler(
+        h.app.clone(),
+        default_schedule().unwrap(),
+        Duration::ZERO,
+    ));
 
     // then its first verify-groups run applies the change and leaves a report
     let mut applied = false;
@@ -31,7 +39,12 @@ async fn the_scheduler_applies_pending_work_without_anyone_asking() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     scheduler.abort();
-    assert!(applied, "scheduled verify-groups did not apply the pending change");
-    let (_, runs) = h.api(Method::GET, &format!("/clients/{CLIENT}/runs"), None).await;
+    assert!(
+        applied,
+        "scheduled verify-groups did not apply the pending change"
+    );
+    let (_, runs) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/runs"), None)
+        .await;
     assert_eq!(runs["items"][0]["trigger"], "schedule", "{runs}");
 }

@@ -33,10 +33,17 @@ const SITE_USERS: [(&str, &[&str], &str); 3] = [
     ("carol", &["members"], "ALT"),
 ];
 
-pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr, database: Option<PathBuf>) -> CliResult {
+pub async fn run(
+    listen: SocketAddr,
+    emulator_listen: SocketAddr,
+    database: Option<PathBuf>,
+) -> CliResult {
     let emulator = Emulator::start_on(Scenario::demo(), emulator_listen).await?;
     let scenario = emulator.scenario();
-    let guild = scenario.first_guild().ok_or("demo scenario has no guild")?.clone();
+    let guild = scenario
+        .first_guild()
+        .ok_or("demo scenario has no guild")?
+        .clone();
 
     let temp = tempdir_for_demo()?;
     let database = database.unwrap_or_else(|| temp.join("discord-connector-demo.db"));
@@ -73,13 +80,22 @@ pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr, database: Opti
         };
         let secrets = ClientSecrets {
             bot_token: Some(SecretString::from(scenario.application.bot_token.clone())),
-            client_secret: Some(SecretString::from(scenario.application.client_secret.clone())),
+            client_secret: Some(SecretString::from(
+                scenario.application.client_secret.clone(),
+            )),
         };
         create_client(&app, client, secrets).await?;
         roles::sync_roles(&app, DEMO_CLIENT, "demo").await?;
         for (role_name, group) in MAPPING {
             if let Some(role_id) = emulator.role_id(role_name) {
-                roles::map_role(&app, DEMO_CLIENT, &role_id, BTreeSet::from([group.to_owned()]), "demo").await?;
+                roles::map_role(
+                    &app,
+                    DEMO_CLIENT,
+                    &role_id,
+                    BTreeSet::from([group.to_owned()]),
+                    "demo",
+                )
+                .await?;
             }
         }
         for (user_id, groups, ticker) in SITE_USERS {
@@ -97,12 +113,20 @@ pub async fn run(listen: SocketAddr, emulator_listen: SocketAddr, database: Opti
     println!("Demo ready:");
     println!("  1. Open {origin}/demo  — the demo website: link a site user to Discord, change their groups.");
     println!("  2. The Discord emulator's consent page lets you pick which Discord user you are.");
-    println!("  3. Watch the guild at {} (roles appear within seconds).", emulator.base_url());
+    println!(
+        "  3. Watch the guild at {} (roles appear within seconds).",
+        emulator.base_url()
+    );
     println!("  Admin API: {origin}/api/v1 (OpenAPI: {origin}/api/v1/openapi.json), client id `{DEMO_CLIENT}`.");
     if let Some(token) = &hosted.generated_admin_token {
         println!("  Try: curl -H 'Authorization: Bearer {token}' {origin}/api/v1/clients/{DEMO_CLIENT}/users");
     }
-    serve_with_schedule(app.clone(), listen, demo_site::router(app, DEMO_CLIENT, &origin)).await?;
+    serve_with_schedule(
+        app.clone(),
+        listen,
+        demo_site::router(app, DEMO_CLIENT, &origin),
+    )
+    .await?;
     emulator.shutdown().await;
     Ok(())
 }

@@ -20,7 +20,11 @@ struct DemoSite {
 }
 
 pub fn router(app: AppState, client: &str, origin: &str) -> Router {
-    let site = DemoSite { app, client: client.to_owned(), origin: origin.to_owned() };
+    let site = DemoSite {
+        app,
+        client: client.to_owned(),
+        origin: origin.to_owned(),
+    };
     Router::new()
         .route("/demo", get(home))
         .route("/demo/link/{user}", get(link))
@@ -30,7 +34,10 @@ pub fn router(app: AppState, client: &str, origin: &str) -> Router {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[derive(Deserialize)]
@@ -43,7 +50,13 @@ struct HomeQuery {
 async fn home(State(site): State<DemoSite>, Query(q): Query<HomeQuery>) -> Response {
     let store = site.app.store.as_ref();
     let roles = store.list_roles(&site.client).await.unwrap_or_default();
-    let role_name = |id: &String| roles.iter().find(|r| &r.id == id).map(|r| r.name.clone()).unwrap_or_else(|| id.clone());
+    let role_name = |id: &String| {
+        roles
+            .iter()
+            .find(|r| &r.id == id)
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| id.clone())
+    };
     let page = store.list_members(&site.client, None, 100).await;
     let mut rows = String::new();
     for m in page.map(|p| p.items).unwrap_or_default() {
@@ -56,7 +69,11 @@ async fn home(State(site): State<DemoSite>, Query(q): Query<HomeQuery>) -> Respo
             ),
             None => ("not linked".into(), String::new(), format!("<a href=\"/demo/link/{u}\">Link Discord</a>", u = esc(&m.user.user_id))),
         };
-        let error = m.last_error.as_ref().map(|e| format!("{}: {}", e.code, e.message)).unwrap_or_default();
+        let error = m
+            .last_error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .unwrap_or_default();
         rows.push_str(&format!(
             "<tr><td>{u}</td><td><form method=post action=\"/demo/users/{u}/groups\"><input name=groups value=\"{g}\" size=30> <button>Save groups</button></form></td>\
              <td>{discord}</td><td>{applied}</td><td>{pending}</td><td>{error}</td><td>{action}</td></tr>",
@@ -67,11 +84,27 @@ async fn home(State(site): State<DemoSite>, Query(q): Query<HomeQuery>) -> Respo
         ));
     }
     let banner = match (q.discord.as_deref(), q.user.as_deref()) {
-        (Some("linked"), user) => format!("<p style=\"color:green\">Linked {}.</p>", esc(user.unwrap_or(""))),
-        (Some("error"), _) => format!("<p style=\"color:red\">Linking failed: {}</p>", esc(q.reason.as_deref().unwrap_or("unknown"))),
+        (Some("linked"), user) => format!(
+            "<p style=\"color:green\">Linked {}.</p>",
+            esc(user.unwrap_or(""))
+        ),
+        (Some("error"), _) => format!(
+            "<p style=\"color:red\">Linking failed: {}</p>",
+            esc(q.reason.as_deref().unwrap_or("unknown"))
+        ),
         _ => String::new(),
     };
-    let mapping: Vec<String> = roles.iter().filter(|r| r.is_mapped()).map(|r| format!("{} ← {}", esc(&r.name), esc(&r.groups.iter().cloned().collect::<Vec<_>>().join(", ")))).collect();
+    let mapping: Vec<String> = roles
+        .iter()
+        .filter(|r| r.is_mapped())
+        .map(|r| {
+            format!(
+                "{} ← {}",
+                esc(&r.name),
+                esc(&r.groups.iter().cloned().collect::<Vec<_>>().join(", "))
+            )
+        })
+        .collect();
     Html(format!(
         "<!doctype html><html><head><meta charset=utf-8><title>Demo community</title>\
          <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}</style></head><body>\
@@ -90,7 +123,11 @@ async fn link(State(site): State<DemoSite>, Path(user): Path<String>) -> Respons
     let return_to = format!("{}/demo?user={}", site.origin, url_escape(&user));
     match linking::start_link_session(&site.app, &site.client, &user, Some(&return_to)).await {
         Ok(started) => Redirect::to(&started.url).into_response(),
-        Err(e) => Html(format!("<p>Could not start linking: {}</p>", esc(&e.to_string()))).into_response(),
+        Err(e) => Html(format!(
+            "<p>Could not start linking: {}</p>",
+            esc(&e.to_string())
+        ))
+        .into_response(),
     }
 }
 
@@ -104,13 +141,33 @@ struct GroupsForm {
     user: Option<String>,
 }
 
-async fn set_groups(State(site): State<DemoSite>, Path(user): Path<String>, Form(form): Form<GroupsForm>) -> Response {
-    let user_id = if user == "new" { form.user.unwrap_or_default() } else { user };
+async fn set_groups(
+    State(site): State<DemoSite>,
+    Path(user): Path<String>,
+    Form(form): Form<GroupsForm>,
+) -> Response {
+    let user_id = if user == "new" {
+        form.user.unwrap_or_default()
+    } else {
+        user
+    };
     if user_id.trim().is_empty() {
         return Redirect::to("/demo").into_response();
     }
-    let existing = site.app.store.get_member(&site.client, &user_id).await.ok().flatten();
-    let groups: BTreeSet<String> = form.groups.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect();
+    let existing = site
+        .app
+        .store
+        .get_member(&site.client, &user_id)
+        .await
+        .ok()
+        .flatten();
+    let groups: BTreeSet<String> = form
+        .groups
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect();
     let user = SiteUser {
         user_id,
         groups,

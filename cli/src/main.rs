@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "discord-connector", version, about = "Link website users to Discord and keep their roles in sync")]
+#[command(
+    name = "discord-connector",
+    version,
+    about = "Link website users to Discord and keep their roles in sync"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,7 +28,11 @@ enum Command {
     Serve {
         #[arg(long, env = "CONNECTOR_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        #[arg(long, env = "CONNECTOR_DATABASE", default_value = "./discord-connector.db")]
+        #[arg(
+            long,
+            env = "CONNECTOR_DATABASE",
+            default_value = "./discord-connector.db"
+        )]
         database: PathBuf,
     },
     /// `serve` plus a seeded Discord emulator and a demo website: try everything offline.
@@ -46,7 +54,11 @@ enum Command {
         client: String,
         #[arg(long)]
         dry_run: bool,
-        #[arg(long, env = "CONNECTOR_DATABASE", default_value = "./discord-connector.db")]
+        #[arg(
+            long,
+            env = "CONNECTOR_DATABASE",
+            default_value = "./discord-connector.db"
+        )]
         database: PathBuf,
     },
     /// Print the admin API's OpenAPI document.
@@ -55,8 +67,12 @@ enum Command {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 #[tokio::main]
@@ -64,10 +80,22 @@ async fn main() -> std::process::ExitCode {
     init_tracing();
     let result = match Cli::parse().command {
         Command::Serve { listen, database } => serve::run(listen, database).await,
-        Command::Demo { listen, emulator_listen, database } => demo::run(listen, emulator_listen, database).await,
-        Command::Task { name, client, dry_run, database } => task::run(&name, &client, dry_run, database).await,
+        Command::Demo {
+            listen,
+            emulator_listen,
+            database,
+        } => demo::run(listen, emulator_listen, database).await,
+        Command::Task {
+            name,
+            client,
+            dry_run,
+            database,
+        } => task::run(&name, &client, dry_run, database).await,
         Command::Openapi => {
-            println!("{}", serde_json::to_string_pretty(&connector::http::openapi()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&connector::http::openapi()).unwrap_or_default()
+            );
             Ok(())
         }
     };
@@ -82,5 +110,8 @@ async fn main() -> std::process::ExitCode {
 
 /// Reads the secret-bearing environment variables of the self-hosted binary.
 pub(crate) fn env_secret(name: &str) -> Option<connector::secrecy::SecretString> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).map(connector::secrecy::SecretString::from)
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(connector::secrecy::SecretString::from)
 }

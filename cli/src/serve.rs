@@ -23,16 +23,24 @@ pub async fn run(listen: SocketAddr, database: PathBuf) -> CliResult {
 }
 
 pub fn announce(hosted: &selfhost::SelfHosted, database: &std::path::Path, listen: SocketAddr) {
-    println!("discord-connector {} listening on http://{listen}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "discord-connector {} listening on http://{listen}",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("  database:  {}", database.display());
     if let Some(key) = &hosted.key_file {
-        println!("  secret key file: {} (back it up: secrets in the database need it)", key.display());
+        println!(
+            "  secret key file: {} (back it up: secrets in the database need it)",
+            key.display()
+        );
     }
     match &hosted.generated_admin_token {
         Some(token) => {
             println!("  admin token (shown once, only its hash is stored): {token}");
         }
-        None => println!("  admin token: from CONNECTOR_ADMIN_TOKEN or generated on an earlier start"),
+        None => {
+            println!("  admin token: from CONNECTOR_ADMIN_TOKEN or generated on an earlier start")
+        }
     }
     println!("  SSO callback to register in the Discord developer portal: http://{listen}/discord/sso/callback");
 }
@@ -44,7 +52,11 @@ pub async fn serve_with_schedule(
     extra: axum::Router,
 ) -> CliResult {
     let schedule = connector::schedule::default_schedule()?;
-    let scheduler = tokio::spawn(connector::schedule::run_scheduler(state.clone(), schedule, Duration::from_secs(10)));
+    let scheduler = tokio::spawn(connector::schedule::run_scheduler(
+        state.clone(),
+        schedule,
+        Duration::from_secs(10),
+    ));
     let app = connector::http::router(state).merge(extra);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     axum::serve(listener, app)

@@ -17,12 +17,18 @@ pub async fn run(name: &str, client: &str, dry_run: bool, database: PathBuf) -> 
             database,
             secret_key: env_secret("CONNECTOR_SECRET_KEY"),
             // A one-off run serves no API: keep the stored admin token as it is.
-            admin_token: Some(connector::secrecy::SecretString::from("unused-by-task-runs".to_owned())),
+            admin_token: Some(connector::secrecy::SecretString::from(
+                "unused-by-task-runs".to_owned(),
+            )),
         },
         selfhost::system_clock(),
     )
     .await?;
-    let options = TaskOptions { dry_run, deadline: None, trigger: "cli".into() };
+    let options = TaskOptions {
+        dry_run,
+        deadline: None,
+        trigger: "cli".into(),
+    };
     let report = tasks::run_task(&hosted.state, task, client, &options).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -19,7 +19,14 @@ fn task_for_an_unknown_client_fails_with_a_clear_message_and_creates_a_private_k
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("c.db");
     let out = bin()
-        .args(["task", "verify-groups", "--client", "nope", "--dry-run", "--database"])
+        .args([
+            "task",
+            "verify-groups",
+            "--client",
+            "nope",
+            "--dry-run",
+            "--database",
+        ])
         .arg(&db)
         .env_remove("CONNECTOR_SECRET_KEY")
         .output()
@@ -32,12 +39,18 @@ fn task_for_an_unknown_client_fails_with_a_clear_message_and_creates_a_private_k
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }
 
 #[test]
 fn task_rejects_unknown_task_names() {
-    let out = bin().args(["task", "make-coffee", "--client", "x"]).output().expect("runs");
+    let out = bin()
+        .args(["task", "make-coffee", "--client", "x"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2), "clap usage error");
 }

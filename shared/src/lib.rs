@@ -5,13 +5,13 @@
 
 pub mod app;
 pub mod clock;
-pub mod service;
 pub mod discord;
 pub mod domain;
 pub mod http;
 pub mod schedule;
 pub mod secrets;
 pub mod selfhost;
+pub mod service;
 pub mod store;
 pub mod tasks;
 

@@ -29,7 +29,8 @@ struct ScheduleFile {
 pub struct ScheduleError(String);
 
 pub fn default_schedule() -> Result<Vec<ScheduleEntry>, ScheduleError> {
-    let file: ScheduleFile = serde_json::from_str(DEFAULT_SCHEDULE).map_err(|e| ScheduleError(e.to_string()))?;
+    let file: ScheduleFile =
+        serde_json::from_str(DEFAULT_SCHEDULE).map_err(|e| ScheduleError(e.to_string()))?;
     for entry in &file.tasks {
         parse_rate(&entry.schedule)?;
     }
@@ -40,7 +41,10 @@ pub fn default_schedule() -> Result<Vec<ScheduleEntry>, ScheduleError> {
 /// singular goes with 1 only (as EventBridge requires).
 pub fn parse_rate(expr: &str) -> Result<Duration, ScheduleError> {
     let bad = || ScheduleError(format!("{expr:?} is not rate(<n> minutes|hours|days)"));
-    let inner = expr.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')).ok_or_else(bad)?;
+    let inner = expr
+        .strip_prefix("rate(")
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or_else(bad)?;
     let (n, unit) = inner.split_once(' ').ok_or_else(bad)?;
     let n: u64 = n.parse().map_err(|_| bad())?;
     let secs = match (n, unit) {
@@ -58,10 +62,13 @@ pub fn parse_rate(expr: &str) -> Result<Duration, ScheduleError> {
 pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_delay: Duration) {
     let mut handles = Vec::new();
     for entry in entries {
-        let Ok(period) = parse_rate(&entry.schedule) else { continue };
+        let Ok(period) = parse_rate(&entry.schedule) else {
+            continue;
+        };
         let app = app.clone();
         handles.push(tokio::spawn(async move {
-            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first_delay, period);
+            let mut ticker =
+                tokio::time::interval_at(tokio::time::Instant::now() + first_delay, period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 ticker.tick().await;
@@ -98,7 +105,9 @@ async fn run_for_all_clients(app: &AppState, task: TaskName, period: Duration) {
                 }
             }
             Err(ServiceError::Busy(m)) => tracing::info!(task = %task, client = %client.id, "{m}"),
-            Err(e) => tracing::error!(task = %task, client = %client.id, error = %e, "scheduled run failed"),
+            Err(e) => {
+                tracing::error!(task = %task, client = %client.id, error = %e, "scheduled run failed")
+            }
         }
     }
 }
@@ -110,15 +119,33 @@ mod tests {
     #[test]
     fn default_schedule_runs_verify_groups_every_five_minutes() {
         let s = default_schedule().expect("fixture parses");
-        let verify = s.iter().find(|e| e.task == TaskName::VerifyGroups).expect("verify-groups scheduled");
-        assert_eq!(parse_rate(&verify.schedule).unwrap(), Duration::from_secs(300));
+        let verify = s
+            .iter()
+            .find(|e| e.task == TaskName::VerifyGroups)
+            .expect("verify-groups scheduled");
+        assert_eq!(
+            parse_rate(&verify.schedule).unwrap(),
+            Duration::from_secs(300)
+        );
     }
 
     #[test]
     fn rate_expressions_follow_eventbridge_grammar() {
-        assert_eq!(parse_rate("rate(7 days)").unwrap(), Duration::from_secs(7 * 86_400));
-        assert_eq!(parse_rate("rate(1 hour)").unwrap(), Duration::from_secs(3600));
-        for bad in ["rate(5 minute)", "rate(1 minutes)", "rate(0 minutes)", "cron(0 * * * ? *)", "rate(5minutes)"] {
+        assert_eq!(
+            parse_rate("rate(7 days)").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(
+            parse_rate("rate(1 hour)").unwrap(),
+            Duration::from_secs(3600)
+        );
+        for bad in [
+            "rate(5 minute)",
+            "rate(1 minutes)",
+            "rate(0 minutes)",
+            "cron(0 * * * ? *)",
+            "rate(5minutes)",
+        ] {
             assert!(parse_rate(bad).is_err(), "{bad} accepted");
         }
     }

@@ -17,7 +17,10 @@ const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 #[derive(Debug, thiserror::Error)]
 pub enum SelfHostError {
     #[error("database {path}: {source}")]
-    Store { path: PathBuf, source: crate::store::StoreError },
+    Store {
+        path: PathBuf,
+        source: crate::store::StoreError,
+    },
     #[error("secret key: {0}")]
     Secrets(#[from] crate::secrets::SecretsError),
     #[error("stored admin token hash is unreadable; delete the `{ADMIN_TOKEN_SETTING}` setting or set CONNECTOR_ADMIN_TOKEN")]
@@ -42,12 +45,18 @@ pub struct SelfHosted {
 
 /// `<database>.key`, beside the database.
 pub fn key_file_for(database: &Path) -> PathBuf {
-    let mut name = database.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = database
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".key");
     database.with_file_name(name)
 }
 
-pub async fn open(config: SelfHostConfig, clock: Arc<dyn Clock>) -> Result<SelfHosted, SelfHostError> {
+pub async fn open(
+    config: SelfHostConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<SelfHosted, SelfHostError> {
     let store = SqliteStore::open(&config.database).map_err(|source| SelfHostError::Store {
         path: config.database.clone(),
         source,
@@ -78,9 +87,19 @@ pub async fn open(config: SelfHostConfig, clock: Arc<dyn Clock>) -> Result<SelfH
 }
 
 async fn admin_from_store(store: &dyn Store) -> Result<(AdminAuth, Option<String>), SelfHostError> {
-    let store_err = |source| SelfHostError::Store { path: PathBuf::from("(settings)"), source };
-    if let Some(hash) = store.get_setting(ADMIN_TOKEN_SETTING).await.map_err(store_err)? {
-        return Ok((AdminAuth::from_hash_hex(&hash).ok_or(SelfHostError::AdminHash)?, None));
+    let store_err = |source| SelfHostError::Store {
+        path: PathBuf::from("(settings)"),
+        source,
+    };
+    if let Some(hash) = store
+        .get_setting(ADMIN_TOKEN_SETTING)
+        .await
+        .map_err(store_err)?
+    {
+        return Ok((
+            AdminAuth::from_hash_hex(&hash).ok_or(SelfHostError::AdminHash)?,
+            None,
+        ));
     }
     let token = format!("dc_{}", random_token(32));
     let secret = SecretString::from(token.clone());

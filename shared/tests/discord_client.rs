@@ -497,3 +497,45 @@ async fn secrets_never_show_in_debug_output() {
     let request = client.authorization_request();
     assert!(!format!("{request:?}").contains(request.pkce_verifier.expose_secret()));
 }
+
+/// Compiles only if every client future is `Send` in an axum handler's (higher-ranked) context.
+#[test]
+fn client_futures_fit_axum_handlers() {
+    async fn handler(
+        axum::extract::State(client): axum::extract::State<Arc<DiscordClient>>,
+        axum::extract::Path(code): axum::extract::Path<String>,
+    ) -> String {
+        let secret = SecretString::from(code.clone());
+        let tokens = client.exchange_code(&code, &secret).await;
+        let refreshed = client.refresh_token(&secret).await;
+        let revoked = client.revoke_token(&secret).await;
+        let me = client.current_user(&secret).await;
+        let added = client
+            .add_member(&code, &code, &secret, Some(&code), &[])
+            .await;
+        let role = client.add_role(&code, &code, &code, &code).await;
+        format!(
+            "{} {} {} {} {} {}",
+            tokens.is_ok(),
+            refreshed.is_ok(),
+            revoked.is_ok(),
+            me.is_ok(),
+            added.is_ok(),
+            role.is_ok()
+        )
+    }
+    let client = Arc::new(DiscordClient::new(
+        connector::discord::DiscordConfig {
+            api_base: "http://127.0.0.1:9/api/v10".into(),
+            authorize_url: "http://127.0.0.1:9/oauth2/authorize".into(),
+            application_id: "1".into(),
+            client_secret: None,
+            bot_token: None,
+            redirect_uri: "http://127.0.0.1:9/cb".into(),
+        },
+        Arc::new(RateLimiter::default()),
+    ));
+    let _router: axum::Router = axum::Router::new()
+        .route("/{code}", axum::routing::get(handler))
+        .with_state(client);
+}

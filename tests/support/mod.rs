@@ -57,7 +57,9 @@ impl Harness {
     }
 
     pub async fn start_with(options: Options) -> Self {
-        let emu = Emulator::start(options.scenario).await.expect("emulator starts");
+        let emu = Emulator::start(options.scenario)
+            .await
+            .expect("emulator starts");
         emu.set_rate_limits(options.rate_limits);
         let dir = tempfile::tempdir().expect("temp dir");
         let database = dir.path().join("connector.db");
@@ -82,7 +84,9 @@ impl Harness {
         )
         .await
         .expect("self-hosted state opens");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let router = connector::http::router(hosted.state.clone());
         let server = tokio::spawn(async move {
@@ -113,7 +117,14 @@ impl Harness {
     pub async fn restart(self, admin_token: Option<String>) -> Self {
         self.server.abort();
         let _ = self.server.await;
-        let Harness { emu, dir, database, clock, app, .. } = self;
+        let Harness {
+            emu,
+            dir,
+            database,
+            clock,
+            app,
+            ..
+        } = self;
         drop(app);
         Self::boot(emu, dir, database, clock, admin_token).await
     }
@@ -123,7 +134,12 @@ impl Harness {
     }
 
     /// An admin API call; returns the status and the JSON body (Null when empty).
-    pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .request(method, self.url(&format!("/api/v1{path}")))
@@ -155,10 +171,16 @@ impl Harness {
     /// Creates the test client (which syncs roles) and maps `Member`←members,
     /// `Officer`←officers, `Pilot`←pilots.
     pub async fn setup_client(&self) {
-        let (status, body) = self.api(Method::POST, "/clients", Some(self.client_body())).await;
+        let (status, body) = self
+            .api(Method::POST, "/clients", Some(self.client_body()))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["roles_sync"]["status"], "synced", "{body}");
-        for (role, group) in [("Member", "members"), ("Officer", "officers"), ("Pilot", "pilots")] {
+        for (role, group) in [
+            ("Member", "members"),
+            ("Officer", "officers"),
+            ("Pilot", "pilots"),
+        ] {
             self.map_role(role, &[group]).await;
         }
     }
@@ -166,29 +188,47 @@ impl Harness {
     pub async fn map_role(&self, role_name: &str, groups: &[&str]) {
         let role = self.role(role_name);
         let (status, body) = self
-            .api(Method::PUT, &format!("/clients/{CLIENT}/roles/{role}"), Some(json!({"groups": groups})))
+            .api(
+                Method::PUT,
+                &format!("/clients/{CLIENT}/roles/{role}"),
+                Some(json!({"groups": groups})),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     pub fn role(&self, name: &str) -> String {
-        self.emu.role_id(name).unwrap_or_else(|| panic!("role {name} in scenario"))
+        self.emu
+            .role_id(name)
+            .unwrap_or_else(|| panic!("role {name} in scenario"))
     }
 
     pub fn discord_id(&self, username: &str) -> String {
-        self.emu.user_id(username).unwrap_or_else(|| panic!("user {username} in scenario"))
+        self.emu
+            .user_id(username)
+            .unwrap_or_else(|| panic!("user {username} in scenario"))
     }
 
     pub async fn put_user(&self, user: &str, groups: &[&str]) -> Value {
         let (status, body) = self
-            .api(Method::PUT, &format!("/clients/{CLIENT}/users/{user}"), Some(json!({"groups": groups})))
+            .api(
+                Method::PUT,
+                &format!("/clients/{CLIENT}/users/{user}"),
+                Some(json!({"groups": groups})),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
 
     pub async fn get_user(&self, user: &str) -> Value {
-        let (status, body) = self.api(Method::GET, &format!("/clients/{CLIENT}/users/{user}"), None).await;
+        let (status, body) = self
+            .api(
+                Method::GET,
+                &format!("/clients/{CLIENT}/users/{user}"),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
@@ -210,8 +250,17 @@ impl Harness {
     /// callback URL Discord sends the member to.
     pub async fn authorize(&self, authorize_url: &str, consent: Consent) -> String {
         self.emu.set_consent(consent);
-        let resp = self.http.get(authorize_url).send().await.expect("authorize");
-        assert_eq!(resp.status(), StatusCode::FOUND, "authorize should redirect");
+        let resp = self
+            .http
+            .get(authorize_url)
+            .send()
+            .await
+            .expect("authorize");
+        assert_eq!(
+            resp.status(),
+            StatusCode::FOUND,
+            "authorize should redirect"
+        );
         location(&resp)
     }
 
@@ -231,7 +280,12 @@ impl Harness {
     pub async fn link(&self, user: &str, discord_user: &str) -> String {
         let url = self.link_session(user).await;
         let cb = self
-            .authorize(&url, Consent::Approve { user_id: self.discord_id(discord_user) })
+            .authorize(
+                &url,
+                Consent::Approve {
+                    user_id: self.discord_id(discord_user),
+                },
+            )
             .await;
         let (status, loc, body) = self.callback(&cb).await;
         assert_eq!(status, StatusCode::FOUND, "{body}");
@@ -247,18 +301,31 @@ impl Harness {
             member
                 .roles
                 .iter()
-                .map(|id| guild.roles.iter().find(|r| &r.id == id).map(|r| r.name.clone()).unwrap_or_else(|| id.clone()))
+                .map(|id| {
+                    guild
+                        .roles
+                        .iter()
+                        .find(|r| &r.id == id)
+                        .map(|r| r.name.clone())
+                        .unwrap_or_else(|| id.clone())
+                })
                 .collect(),
         )
     }
 
     pub fn nick_on_discord(&self, discord_user: &str) -> Option<String> {
-        self.emu.member(self.emu.guild_id(), &self.discord_id(discord_user))?.nick
+        self.emu
+            .member(self.emu.guild_id(), &self.discord_id(discord_user))?
+            .nick
     }
 
     pub async fn run_task(&self, task: &str, dry_run: bool) -> Value {
         let (status, body) = self
-            .api(Method::POST, &format!("/clients/{CLIENT}/tasks/{task}?dry_run={dry_run}"), None)
+            .api(
+                Method::POST,
+                &format!("/clients/{CLIENT}/tasks/{task}?dry_run={dry_run}"),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body

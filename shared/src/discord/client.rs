@@ -427,21 +427,3 @@ mod tests {
         assert!(segment("").is_err());
     }
 }
-
-#[cfg(test)]
-mod send_check {
-    use super::*;
-    #[allow(dead_code)]
-    fn futures_are_send(c: Arc<DiscordClient>, t: SecretString) {
-        let (c1, t1) = (c.clone(), t.clone());
-        tokio::spawn(async move { c1.revoke_token(&t1).await });
-        let (c1, t1) = (c.clone(), t.clone());
-        tokio::spawn(async move { c1.exchange_code("x", &t1).await });
-        let (c1, t1) = (c.clone(), t.clone());
-        tokio::spawn(async move { c1.current_user(&t1).await });
-        let c1 = c.clone();
-        tokio::spawn(async move { c1.remove_role("1", "2", "3", "r").await });
-        let c1 = c.clone();
-        tokio::spawn(async move { c1.bot_user().await });
-    }
-}

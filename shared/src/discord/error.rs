@@ -20,7 +20,9 @@ pub enum DiscordError {
     Banned,
     #[error("missing access (50001): the bot lacks access, or the GUILD_MEMBERS intent is off")]
     MissingAccess,
-    #[error("missing permissions (50013): role hierarchy, guild owner, or a missing bot permission")]
+    #[error(
+        "missing permissions (50013): role hierarchy, guild owner, or a missing bot permission"
+    )]
     MissingPermissions,
     #[error("invalid OAuth2 access token (50025)")]
     InvalidOAuthToken,

@@ -8,7 +8,9 @@ pub mod ratelimit;
 
 pub use client::{CallStats, DiscordClient, DiscordConfig};
 pub use error::DiscordError;
-pub use model::{AddMember, AuthorizationRequest, DiscordUser, Guild, GuildMember, GuildRole, TokenSet};
+pub use model::{
+    AddMember, AuthorizationRequest, DiscordUser, Guild, GuildMember, GuildRole, TokenSet,
+};
 pub use ratelimit::RateLimiter;
 
 pub type DiscordResult<T> = Result<T, DiscordError>;

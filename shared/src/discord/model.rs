@@ -75,10 +75,16 @@ pub enum AddMember {
     AlreadyMember,
 }
 
-/// A URL to send a member to, with the values to keep for the callback.
-#[derive(Debug)]
+/// A URL to send a member to, with the values to keep for the callback. `Debug` shows none of
+/// them: the URL carries the CSRF state.
 pub struct AuthorizationRequest {
     pub url: String,
     pub state: SecretString,
     pub pkce_verifier: SecretString,
+}
+
+impl std::fmt::Debug for AuthorizationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthorizationRequest { [redacted] }")
+    }
 }

@@ -95,6 +95,8 @@ impl Member {
     }
 
     pub fn active_link(&self) -> Option<&Link> {
-        self.link.as_ref().filter(|l| l.status == LinkStatus::Active)
+        self.link
+            .as_ref()
+            .filter(|l| l.status == LinkStatus::Active)
     }
 }

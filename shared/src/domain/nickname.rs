@@ -97,7 +97,13 @@ mod tests {
     fn unknown_placeholders_render_empty_and_empty_means_none() {
         let attrs = BTreeMap::new();
         assert_eq!(render_nickname("{nope}", &inputs(&attrs)), None);
-        assert_eq!(render_nickname("100% {username}", &inputs(&attrs)).as_deref(), Some("100% alice"));
-        assert_eq!(render_nickname("{unclosed", &inputs(&attrs)).as_deref(), Some("{unclosed"));
+        assert_eq!(
+            render_nickname("100% {username}", &inputs(&attrs)).as_deref(),
+            Some("100% alice")
+        );
+        assert_eq!(
+            render_nickname("{unclosed", &inputs(&attrs)).as_deref(),
+            Some("{unclosed")
+        );
     }
 }

@@ -151,7 +151,10 @@ fn role_block(role: &Role, guild: &GuildView<'_>) -> Option<PlanIssue> {
         Some(PlanIssue::RoleIsEveryone { role_id })
     } else if role.managed {
         Some(PlanIssue::RoleManagedByDiscord { role_id })
-    } else if guild.bot_top_position.is_some_and(|top| role.position >= top) {
+    } else if guild
+        .bot_top_position
+        .is_some_and(|top| role.position >= top)
+    {
         Some(PlanIssue::RoleAboveBot { role_id })
     } else {
         None

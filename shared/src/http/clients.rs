@@ -93,7 +93,11 @@ pub struct ClientView {
     pub roles_sync: Option<AutoRolesSync>,
 }
 
-async fn view(app: &AppState, c: Client, roles_sync: Option<AutoRolesSync>) -> ApiResult<ClientView> {
+async fn view(
+    app: &AppState,
+    c: Client,
+    roles_sync: Option<AutoRolesSync>,
+) -> ApiResult<ClientView> {
     let has = |kind| {
         let secrets = app.secrets.clone();
         let id = c.id.clone();
@@ -167,7 +171,10 @@ fn check(c: &Client) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_secrets(bot_token: Option<&SecretString>, client_secret: Option<&SecretString>) -> Result<(), ApiError> {
+fn check_secrets(
+    bot_token: Option<&SecretString>,
+    client_secret: Option<&SecretString>,
+) -> Result<(), ApiError> {
     use secrecy::ExposeSecret;
     if let Some(t) = bot_token {
         validate::secret("bot_token", t.expose_secret())?;
@@ -181,7 +188,11 @@ fn check_secrets(bot_token: Option<&SecretString>, client_secret: Option<&Secret
 fn normalise_origins(origins: Vec<String>) -> Vec<String> {
     origins
         .into_iter()
-        .map(|o| url::Url::parse(&o).map(|u| u.origin().ascii_serialization()).unwrap_or(o))
+        .map(|o| {
+            url::Url::parse(&o)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or(o)
+        })
         .collect()
 }
 
@@ -203,7 +214,9 @@ pub async fn create_client(
         unlink_policy: input.unlink_policy,
         source_of_truth: input.source_of_truth,
         return_to_origins: normalise_origins(input.return_to_origins),
-        discord_api_base: input.discord_api_base.unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
+        discord_api_base: input
+            .discord_api_base
+            .unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
         discord_authorize_url: input
             .discord_authorize_url
             .unwrap_or_else(|| DEFAULT_AUTHORIZE_URL.to_owned()),
@@ -236,8 +249,15 @@ pub async fn list_clients(State(app): State<AppState>) -> ApiResult<Json<Vec<Cli
 
 #[utoipa::path(get, path = "/clients/{client}", tag = "clients",
     params(("client" = String, Path)), responses((status = 200, body = ClientView), (status = 404, body = Problem)))]
-pub async fn get_client(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ClientView>> {
-    let c = app.store.get_client(&id).await?.ok_or_else(|| ApiError::not_found("client"))?;
+pub async fn get_client(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientView>> {
+    let c = app
+        .store
+        .get_client(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("client"))?;
     Ok(Json(view(&app, c, None).await?))
 }
 
@@ -249,12 +269,26 @@ pub async fn patch_client(
     Path(id): Path<String>,
     ApiJson(p): ApiJson<ClientPatch>,
 ) -> ApiResult<Json<ClientView>> {
-    let mut c = app.store.get_client(&id).await?.ok_or_else(|| ApiError::not_found("client"))?;
+    let mut c = app
+        .store
+        .get_client(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("client"))?;
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = p.$f { c.$f = v; } )* };
     }
-    set!(name, guild_id, client_id, callback_url, invite_link, nickname_template, unlink_policy,
-         source_of_truth, discord_api_base, discord_authorize_url);
+    set!(
+        name,
+        guild_id,
+        client_id,
+        callback_url,
+        invite_link,
+        nickname_template,
+        unlink_policy,
+        source_of_truth,
+        discord_api_base,
+        discord_authorize_url
+    );
     if let Some(o) = p.return_to_origins {
         c.return_to_origins = normalise_origins(o);
     }
@@ -275,7 +309,10 @@ pub async fn patch_client(
 
 #[utoipa::path(delete, path = "/clients/{client}", tag = "clients",
     params(("client" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
-pub async fn delete_client(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_client(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     svc::delete_client(&app, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -54,7 +54,12 @@ impl ApiError {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
     }
 
     pub fn unauthorized() -> Self {
@@ -67,34 +72,57 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("{what} not found"),
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.0).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
     }
 }
 
 fn discord_problem(e: &DiscordError) -> ApiError {
     let (status, title) = match e {
-        DiscordError::BotTokenRejected | DiscordError::InvalidClient => {
-            (StatusCode::BAD_GATEWAY, "Discord rejected the client's credentials")
-        }
-        DiscordError::MissingPermissions | DiscordError::MissingAccess => {
-            (StatusCode::BAD_GATEWAY, "The bot lacks a permission in the guild")
-        }
-        DiscordError::RateLimited { .. } => (StatusCode::SERVICE_UNAVAILABLE, "Discord rate limit reached"),
+        DiscordError::BotTokenRejected | DiscordError::InvalidClient => (
+            StatusCode::BAD_GATEWAY,
+            "Discord rejected the client's credentials",
+        ),
+        DiscordError::MissingPermissions | DiscordError::MissingAccess => (
+            StatusCode::BAD_GATEWAY,
+            "The bot lacks a permission in the guild",
+        ),
+        DiscordError::RateLimited { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Discord rate limit reached",
+        ),
         DiscordError::Transport(_) | DiscordError::Server { .. } | DiscordError::Overloaded => {
             (StatusCode::BAD_GATEWAY, "Discord is unreachable")
         }
-        DiscordError::NotConfigured(_) => (StatusCode::CONFLICT, "The client is not fully configured"),
+        DiscordError::NotConfigured(_) => {
+            (StatusCode::CONFLICT, "The client is not fully configured")
+        }
         _ => (StatusCode::BAD_GATEWAY, "Discord refused the request"),
     };
-    let mut err = ApiError::new(status, &format!("discord-{}", e.code().replace('_', "-")), title, e.to_string());
+    let mut err = ApiError::new(
+        status,
+        &format!("discord-{}", e.code().replace('_', "-")),
+        title,
+        e.to_string(),
+    );
     err.0.discord_code = e.discord_code();
     err
 }
@@ -104,20 +132,37 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::NotFound(what) => ApiError::not_found(what),
             ServiceError::Invalid { field, message } => ApiError::invalid(field, message),
-            ServiceError::Conflict { code, message } => {
-                ApiError::new(StatusCode::CONFLICT, &code.replace('_', "-"), "Conflict", message)
+            ServiceError::Conflict { code, message } => ApiError::new(
+                StatusCode::CONFLICT,
+                &code.replace('_', "-"),
+                "Conflict",
+                message,
+            ),
+            ServiceError::Busy(message) => {
+                ApiError::new(StatusCode::CONFLICT, "busy", "Already running", message)
             }
-            ServiceError::Busy(message) => ApiError::new(StatusCode::CONFLICT, "busy", "Already running", message),
             ServiceError::Discord(d) => discord_problem(&d),
             ServiceError::Store(StoreError::NotFound) => ApiError::not_found("resource"),
-            ServiceError::Store(StoreError::InvalidCursor) => ApiError::invalid("cursor", "unknown or malformed cursor"),
+            ServiceError::Store(StoreError::InvalidCursor) => {
+                ApiError::invalid("cursor", "unknown or malformed cursor")
+            }
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store-unavailable", "Storage failure", "the store failed; retry later")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "store-unavailable",
+                    "Storage failure",
+                    "the store failed; retry later",
+                )
             }
             ServiceError::Secrets(e) => {
                 tracing::error!(error = %e, "secrets failure");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "secrets-unavailable", "Secrets failure", "secrets could not be read or written")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "secrets-unavailable",
+                    "Secrets failure",
+                    "secrets could not be read or written",
+                )
             }
         }
     }

@@ -37,25 +37,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .await
             .map_err(|e| ApiError::bad_request(e.body_text()))?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de).map(ApiJson).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return ApiError::bad_request(format!("malformed JSON: {inner}"));
-            }
-            let message = inner.to_string();
-            // serde reports a missing field at its parent: name the field itself.
-            let missing = message
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split('`').next());
-            let field = match (missing, path.as_str()) {
-                (Some(f), ".") => f.to_owned(),
-                (Some(f), parent) => format!("{parent}.{f}"),
-                (None, ".") => "body".to_owned(),
-                (None, p) => p.to_owned(),
-            };
-            ApiError::invalid(field, message)
-        })
+        serde_path_to_error::deserialize(de)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if inner.is_syntax() || inner.is_eof() {
+                    return ApiError::bad_request(format!("malformed JSON: {inner}"));
+                }
+                let message = inner.to_string();
+                // serde reports a missing field at its parent: name the field itself.
+                let missing = message
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split('`').next());
+                let field = match (missing, path.as_str()) {
+                    (Some(f), ".") => f.to_owned(),
+                    (Some(f), parent) => format!("{parent}.{f}"),
+                    (None, ".") => "body".to_owned(),
+                    (None, p) => p.to_owned(),
+                };
+                ApiError::invalid(field, message)
+            })
     }
 }
 

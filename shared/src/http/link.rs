@@ -39,7 +39,9 @@ pub async fn create_link_session(
     ApiJson(input): ApiJson<LinkSessionInput>,
 ) -> ApiResult<(StatusCode, Json<LinkSessionView>)> {
     validate::key("user_id", &input.user_id)?;
-    let started = linking::start_link_session(&app, &client, &input.user_id, input.return_to.as_deref()).await?;
+    let started =
+        linking::start_link_session(&app, &client, &input.user_id, input.return_to.as_deref())
+            .await?;
     Ok((
         StatusCode::CREATED,
         Json(LinkSessionView {
@@ -50,18 +52,31 @@ pub async fn create_link_session(
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `GET /discord/sso/callback?code&state` (or `?error=access_denied&state`).
-pub async fn sso_callback(State(app): State<AppState>, ApiQuery(params): ApiQuery<CallbackParams>) -> Response {
+pub async fn sso_callback(
+    State(app): State<AppState>,
+    ApiQuery(params): ApiQuery<CallbackParams>,
+) -> Response {
     match linking::complete_link(&app, params).await {
         CallbackOutcome::Redirect(to) => (
             StatusCode::FOUND,
-            [(header::LOCATION, to), (header::CACHE_CONTROL, "no-store".to_owned())],
+            [
+                (header::LOCATION, to),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+            ],
         )
             .into_response(),
-        CallbackOutcome::Page { status, title, message } => {
+        CallbackOutcome::Page {
+            status,
+            title,
+            message,
+        } => {
             let body = format!(
                 "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
                  <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>{t}</h1><p>{m}</p></body></html>",

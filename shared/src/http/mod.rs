@@ -43,7 +43,11 @@ impl Modify for BearerAuth {
 fn admin_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(clients::create_client, clients::list_clients))
-        .routes(routes!(clients::get_client, clients::patch_client, clients::delete_client))
+        .routes(routes!(
+            clients::get_client,
+            clients::patch_client,
+            clients::delete_client
+        ))
         .routes(routes!(roles::sync_roles))
         .routes(routes!(roles::list_roles))
         .routes(routes!(roles::map_role))
@@ -63,11 +67,20 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 pub fn router(app: AppState) -> Router {
     let (admin, doc) = admin_routes().split_for_parts();
-    let admin = admin.layer(axum::middleware::from_fn_with_state(app.clone(), extract::require_admin));
+    let admin = admin.layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        extract::require_admin,
+    ));
     Router::new()
         .nest("/api/v1", admin)
-        .route("/api/v1/openapi.json", get(move || async move { Json(doc) }))
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { Json(doc) }),
+        )
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/discord/sso/callback", get(link::sso_callback))
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -39,11 +39,22 @@ fn role_views(roles: &[Role], guild_id: &str, bot_top: Option<i64>) -> Vec<RoleV
         .iter()
         .map(|r| {
             // Ask the planner, so the API says exactly what the tasks will do.
-            let probe = [Role { groups: BTreeSet::from(["probe".to_owned()]), ..r.clone() }];
+            let probe = [Role {
+                groups: BTreeSet::from(["probe".to_owned()]),
+                ..r.clone()
+            }];
             let p = plan(
-                &Desired { roles: BTreeSet::from([r.id.clone()]), nickname: None },
+                &Desired {
+                    roles: BTreeSet::from([r.id.clone()]),
+                    nickname: None,
+                },
                 &Current::default(),
-                &crate::domain::GuildView { guild_id, roles: &probe, bot_top_position: bot_top, owner_id: None },
+                &crate::domain::GuildView {
+                    guild_id,
+                    roles: &probe,
+                    bot_top_position: bot_top,
+                    owner_id: None,
+                },
             );
             RoleView {
                 role: r.clone(),
@@ -57,16 +68,30 @@ fn role_views(roles: &[Role], guild_id: &str, bot_top: Option<i64>) -> Vec<RoleV
 #[utoipa::path(post, path = "/clients/{client}/roles/sync", tag = "roles",
     params(("client" = String, Path)),
     responses((status = 200, body = RolesSyncReport), (status = 404, body = Problem), (status = 502, body = Problem)))]
-pub async fn sync_roles(State(app): State<AppState>, Path(client): Path<String>) -> ApiResult<Json<RolesSyncReport>> {
+pub async fn sync_roles(
+    State(app): State<AppState>,
+    Path(client): Path<String>,
+) -> ApiResult<Json<RolesSyncReport>> {
     Ok(Json(svc::sync_roles(&app, &client, "admin").await?))
 }
 
 #[utoipa::path(get, path = "/clients/{client}/roles", tag = "roles",
     params(("client" = String, Path)), responses((status = 200, body = [RoleView]), (status = 404, body = Problem)))]
-pub async fn list_roles(State(app): State<AppState>, Path(client): Path<String>) -> ApiResult<Json<Vec<RoleView>>> {
-    let c = app.store.get_client(&client).await?.ok_or_else(|| ApiError::not_found("client"))?;
+pub async fn list_roles(
+    State(app): State<AppState>,
+    Path(client): Path<String>,
+) -> ApiResult<Json<Vec<RoleView>>> {
+    let c = app
+        .store
+        .get_client(&client)
+        .await?
+        .ok_or_else(|| ApiError::not_found("client"))?;
     let roles = app.store.list_roles(&client).await?;
-    Ok(Json(role_views(&roles, &c.guild_id, c.guild.bot_top_position)))
+    Ok(Json(role_views(
+        &roles,
+        &c.guild_id,
+        c.guild.bot_top_position,
+    )))
 }
 
 #[utoipa::path(put, path = "/clients/{client}/roles/{role_id}", tag = "roles", request_body = RoleMappingInput,
@@ -81,8 +106,22 @@ pub async fn map_role(
     for (i, g) in input.groups.iter().enumerate() {
         validate::key(&format!("groups[{i}]"), g)?;
     }
-    let role = svc::map_role(&app, &client, &role_id, input.groups.into_iter().collect(), "admin").await?;
+    let role = svc::map_role(
+        &app,
+        &client,
+        &role_id,
+        input.groups.into_iter().collect(),
+        "admin",
+    )
+    .await?;
     let ctx = ClientContext::load(&app, &client).await?;
-    let view = role_views(&[role], &ctx.client.guild_id, ctx.client.guild.bot_top_position);
-    view.into_iter().next().map(Json).ok_or_else(|| ApiError::not_found("role"))
+    let view = role_views(
+        &[role],
+        &ctx.client.guild_id,
+        ctx.client.guild.bot_top_position,
+    );
+    view.into_iter()
+        .next()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("role"))
 }

@@ -67,7 +67,10 @@ pub async fn list_runs(
     Path(client): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<RunPage>> {
-    app.store.get_client(&client).await?.ok_or_else(|| ApiError::not_found("client"))?;
+    app.store
+        .get_client(&client)
+        .await?
+        .ok_or_else(|| ApiError::not_found("client"))?;
     let (cursor, limit) = page_args(q.cursor.as_deref(), q.limit)?;
     let page = app.store.list_runs(&client, cursor.as_ref(), limit).await?;
     Ok(Json(RunPage {
@@ -83,9 +86,15 @@ pub async fn list_audit(
     Path(client): Path<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<AuditPage>> {
-    app.store.get_client(&client).await?.ok_or_else(|| ApiError::not_found("client"))?;
+    app.store
+        .get_client(&client)
+        .await?
+        .ok_or_else(|| ApiError::not_found("client"))?;
     let (cursor, limit) = page_args(q.cursor.as_deref(), q.limit)?;
-    let page = app.store.list_audit(&client, cursor.as_ref(), limit).await?;
+    let page = app
+        .store
+        .list_audit(&client, cursor.as_ref(), limit)
+        .await?;
     Ok(Json(AuditPage {
         items: page.items,
         next_cursor: page.next.map(|c| c.as_str().to_owned()),

@@ -56,7 +56,11 @@ pub struct UserView {
 impl From<Member> for UserView {
     fn from(m: Member) -> Self {
         let link = m.link.map(|l| LinkView {
-            display: if l.username.contains('#') { l.username.clone() } else { format!("@{}", l.username) },
+            display: if l.username.contains('#') {
+                l.username.clone()
+            } else {
+                format!("@{}", l.username)
+            },
             discord_user_id: l.discord_user_id,
             username: l.username,
             global_name: l.global_name,
@@ -96,7 +100,10 @@ pub struct PageQuery {
     pub pending: bool,
 }
 
-pub(super) fn page_args(cursor: Option<&str>, limit: Option<usize>) -> Result<(Option<Cursor>, usize), ApiError> {
+pub(super) fn page_args(
+    cursor: Option<&str>,
+    limit: Option<usize>,
+) -> Result<(Option<Cursor>, usize), ApiError> {
     let limit = limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 500"));
@@ -109,7 +116,10 @@ pub(super) fn page_args(cursor: Option<&str>, limit: Option<usize>) -> Result<(O
 }
 
 async fn require_client(app: &AppState, client: &str) -> ApiResult<()> {
-    app.store.get_client(client).await?.ok_or_else(|| ApiError::not_found("client"))?;
+    app.store
+        .get_client(client)
+        .await?
+        .ok_or_else(|| ApiError::not_found("client"))?;
     Ok(())
 }
 
@@ -131,7 +141,10 @@ pub async fn put_user(
     for (k, v) in &input.attributes {
         validate::key("attributes", k)?;
         if v.chars().count() > 256 {
-            return Err(ApiError::invalid(format!("attributes.{k}"), "must be at most 256 characters"));
+            return Err(ApiError::invalid(
+                format!("attributes.{k}"),
+                "must be at most 256 characters",
+            ));
         }
     }
     let user = SiteUser {
@@ -151,7 +164,11 @@ pub async fn get_user(
     Path((client, user_id)): Path<(String, String)>,
 ) -> ApiResult<Json<UserView>> {
     require_client(&app, &client).await?;
-    let m = app.store.get_member(&client, &user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let m = app
+        .store
+        .get_member(&client, &user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
     Ok(Json(m.into()))
 }
 
@@ -166,9 +183,13 @@ pub async fn list_users(
     require_client(&app, &client).await?;
     let (cursor, limit) = page_args(q.cursor.as_deref(), q.limit)?;
     let page = if q.pending {
-        app.store.list_pending(&client, cursor.as_ref(), limit).await?
+        app.store
+            .list_pending(&client, cursor.as_ref(), limit)
+            .await?
     } else {
-        app.store.list_members(&client, cursor.as_ref(), limit).await?
+        app.store
+            .list_members(&client, cursor.as_ref(), limit)
+            .await?
     };
     Ok(Json(UserPage {
         items: page.items.into_iter().map(UserView::from).collect(),

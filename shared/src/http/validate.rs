@@ -6,7 +6,10 @@ use super::error::ApiError;
 
 pub fn snowflake(field: &str, v: &str) -> Result<(), ApiError> {
     if v.is_empty() || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid(field, "must be a Discord id (a string of up to 20 digits)"));
+        return Err(ApiError::invalid(
+            field,
+            "must be a Discord id (a string of up to 20 digits)",
+        ));
     }
     Ok(())
 }
@@ -14,7 +17,10 @@ pub fn snowflake(field: &str, v: &str) -> Result<(), ApiError> {
 pub fn http_url(field: &str, v: &str) -> Result<Url, ApiError> {
     let url = Url::parse(v).map_err(|_| ApiError::invalid(field, "must be an absolute URL"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ApiError::invalid(field, "must be an http(s) URL with a host"));
+        return Err(ApiError::invalid(
+            field,
+            "must be an http(s) URL with a host",
+        ));
     }
     Ok(url)
 }
@@ -23,7 +29,10 @@ pub fn http_url(field: &str, v: &str) -> Result<Url, ApiError> {
 pub fn origin(field: &str, v: &str) -> Result<String, ApiError> {
     let url = http_url(field, v)?;
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(ApiError::invalid(field, "must be an origin (scheme://host[:port]) without a path"));
+        return Err(ApiError::invalid(
+            field,
+            "must be an origin (scheme://host[:port]) without a path",
+        ));
     }
     Ok(url.origin().ascii_serialization())
 }
@@ -33,10 +42,16 @@ pub fn text(field: &str, v: &str, max_chars: usize) -> Result<(), ApiError> {
         return Err(ApiError::invalid(field, "must not be empty"));
     }
     if v.chars().count() > max_chars {
-        return Err(ApiError::invalid(field, format!("must be at most {max_chars} characters")));
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
     }
     if v.chars().any(char::is_control) {
-        return Err(ApiError::invalid(field, "must not contain control characters"));
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -48,7 +63,10 @@ pub fn key(field: &str, v: &str) -> Result<(), ApiError> {
 
 pub fn secret(field: &str, v: &str) -> Result<(), ApiError> {
     if v.is_empty() || v.len() > 512 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ApiError::invalid(field, "must be a non-empty token without whitespace"));
+        return Err(ApiError::invalid(
+            field,
+            "must be a non-empty token without whitespace",
+        ));
     }
     Ok(())
 }
@@ -56,10 +74,14 @@ pub fn secret(field: &str, v: &str) -> Result<(), ApiError> {
 pub fn client_id_slug(field: &str, v: &str) -> Result<(), ApiError> {
     let ok = !v.is_empty()
         && v.len() <= 64
-        && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !v.starts_with('-');
     if !ok {
-        return Err(ApiError::invalid(field, "must be 1-64 characters of a-z, 0-9 and '-'"));
+        return Err(ApiError::invalid(
+            field,
+            "must be 1-64 characters of a-z, 0-9 and '-'",
+        ));
     }
     Ok(())
 }

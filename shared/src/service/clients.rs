@@ -31,12 +31,20 @@ pub enum AutoRolesSync {
     Failed { code: String, detail: String },
 }
 
-async fn store_secrets(app: &AppState, id: &str, secrets: &ClientSecrets) -> Result<(), ServiceError> {
+async fn store_secrets(
+    app: &AppState,
+    id: &str,
+    secrets: &ClientSecrets,
+) -> Result<(), ServiceError> {
     if let Some(v) = &secrets.bot_token {
-        app.secrets.put_client_secret(id, ClientSecretKind::BotToken, v).await?;
+        app.secrets
+            .put_client_secret(id, ClientSecretKind::BotToken, v)
+            .await?;
     }
     if let Some(v) = &secrets.client_secret {
-        app.secrets.put_client_secret(id, ClientSecretKind::ClientSecret, v).await?;
+        app.secrets
+            .put_client_secret(id, ClientSecretKind::ClientSecret, v)
+            .await?;
     }
     Ok(())
 }
@@ -75,7 +83,12 @@ pub async fn create_client(
         return Err(e);
     }
     let mut audit = AuditBatch::new(&client.id, "admin", app.clock.now());
-    audit.push("client.create", None, None, json!({"guild_id": client.guild_id}));
+    audit.push(
+        "client.create",
+        None,
+        None,
+        json!({"guild_id": client.guild_id}),
+    );
     audit.save(app.store.as_ref()).await?;
     let sync = match secrets.bot_token {
         Some(_) => Some(auto_sync(app, &client.id).await),
@@ -90,10 +103,13 @@ pub async fn update_client(
     client: Client,
     secrets: ClientSecrets,
 ) -> Result<(Client, Option<AutoRolesSync>), ServiceError> {
-    app.store.update_client(&client).await.map_err(|e| match e {
-        StoreError::NotFound => ServiceError::NotFound("client"),
-        e => e.into(),
-    })?;
+    app.store
+        .update_client(&client)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ServiceError::NotFound("client"),
+            e => e.into(),
+        })?;
     store_secrets(app, &client.id, &secrets).await?;
     let mut audit = AuditBatch::new(&client.id, "admin", app.clock.now());
     audit.push(

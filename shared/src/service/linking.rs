@@ -9,9 +9,7 @@ use crate::app::{state_hash, AppState};
 use crate::discord::{AddMember, DiscordError, TokenSet};
 use crate::domain::plan::{desired_for, plan};
 use crate::domain::session::LINK_SESSION_TTL_SECS;
-use crate::domain::{
-    Current, LastError, Link, LinkSession, LinkStatus, Member, StoredTokens,
-};
+use crate::domain::{Current, LastError, Link, LinkSession, LinkStatus, Member, StoredTokens};
 use crate::store::{Outcome, StoreError};
 
 use super::audit::AuditBatch;
@@ -101,17 +99,25 @@ pub struct CallbackParams {
 
 /// Why a link failed, as the `reason` the site receives.
 fn finish(session: &LinkSession, result: Result<String, &str>) -> CallbackOutcome {
-    let Some(return_to) = session.return_to.as_deref().and_then(|r| Url::parse(r).ok()) else {
+    let Some(return_to) = session
+        .return_to
+        .as_deref()
+        .and_then(|r| Url::parse(r).ok())
+    else {
         return match result {
             Ok(name) => CallbackOutcome::Page {
                 status: 200,
                 title: "Discord account linked".into(),
-                message: format!("Your Discord account {name} is now linked. You can close this window."),
+                message: format!(
+                    "Your Discord account {name} is now linked. You can close this window."
+                ),
             },
             Err(reason) => CallbackOutcome::Page {
                 status: 400,
                 title: "Discord account not linked".into(),
-                message: format!("Linking failed ({reason}). Go back to the website and try again."),
+                message: format!(
+                    "Linking failed ({reason}). Go back to the website and try again."
+                ),
             },
         };
     };
@@ -155,7 +161,11 @@ pub async fn complete_link(app: &AppState, params: CallbackParams) -> CallbackOu
         }
     };
     if let Some(error) = params.error.as_deref() {
-        let reason = if error == "access_denied" { "access_denied" } else { "discord_error" };
+        let reason = if error == "access_denied" {
+            "access_denied"
+        } else {
+            "discord_error"
+        };
         return finish(&session, Err(reason));
     }
     let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) else {
@@ -179,18 +189,31 @@ fn reason_of(e: &ServiceError) -> &'static str {
 /// Exchanges the code, refuses an account linked to someone else, reserves the link, joins the
 /// member, records what Discord now has. On failure nothing stays half-written: the reservation
 /// is rolled back and the fresh authorization revoked.
-async fn link_account(app: &AppState, session: &LinkSession, code: &str) -> Result<String, &'static str> {
-    let ctx = ClientContext::load(app, &session.client).await.map_err(|e| reason_of(&e))?;
+async fn link_account(
+    app: &AppState,
+    session: &LinkSession,
+    code: &str,
+) -> Result<String, &'static str> {
+    let ctx = ClientContext::load(app, &session.client)
+        .await
+        .map_err(|e| reason_of(&e))?;
     let verifier = SecretString::from(session.pkce_verifier.clone());
-    let tokens = ctx.discord.exchange_code(code, &verifier).await.map_err(|e| {
-        tracing::warn!(client = %ctx.client.id, error = %e, "code exchange failed");
-        e.code()
-    })?;
+    let tokens = ctx
+        .discord
+        .exchange_code(code, &verifier)
+        .await
+        .map_err(|e| {
+            tracing::warn!(client = %ctx.client.id, error = %e, "code exchange failed");
+            e.code()
+        })?;
     match join_and_store(&ctx, session, &tokens).await {
         Ok(name) => Ok(name),
         Err(e) => {
             tracing::warn!(client = %ctx.client.id, user = %session.user_id, error = %e, "link failed");
-            let revoke_with = tokens.refresh_token.as_ref().unwrap_or(&tokens.access_token);
+            let revoke_with = tokens
+                .refresh_token
+                .as_ref()
+                .unwrap_or(&tokens.access_token);
             if let Err(re) = ctx.discord.revoke_token(revoke_with).await {
                 tracing::warn!(client = %ctx.client.id, error = %re, "revoking the unused grant failed");
             }
@@ -202,9 +225,13 @@ async fn link_account(app: &AppState, session: &LinkSession, code: &str) -> Resu
 async fn seal_tokens(ctx: &ClientContext, tokens: &TokenSet) -> Result<StoredTokens, ServiceError> {
     let pair = TokenPair {
         access_token: tokens.access_token.expose_secret().to_owned(),
-        refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
+        refresh_token: tokens
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
     };
-    let json = serde_json::to_string(&pair).map_err(|e| ServiceError::invalid("tokens", e.to_string()))?;
+    let json =
+        serde_json::to_string(&pair).map_err(|e| ServiceError::invalid("tokens", e.to_string()))?;
     let sealed = ctx.app.secrets.seal(&SecretString::from(json)).await?;
     Ok(StoredTokens {
         sealed,
@@ -241,7 +268,10 @@ async fn join_and_store(
         linked_at: ctx.now(),
     };
     // Reserve the Discord account first: the store's conditional write settles any race.
-    let reserved = match store.create_link(client_id, user_id, &link, true, ctx.now()).await {
+    let reserved = match store
+        .create_link(client_id, user_id, &link, true, ctx.now())
+        .await
+    {
         Err(StoreError::DiscordAccountTaken { .. }) => {
             return Err(ServiceError::Conflict {
                 code: "account_already_linked",
@@ -271,7 +301,13 @@ async fn rollback(ctx: &ClientContext, user_id: &str, previous: Option<&Member>)
     let store = ctx.app.store.as_ref();
     let restored = match previous.and_then(|p| p.link.as_ref()) {
         Some(old) => store
-            .create_link(&ctx.client.id, user_id, old, previous.is_some_and(|p| p.pending), ctx.now())
+            .create_link(
+                &ctx.client.id,
+                user_id,
+                old,
+                previous.is_some_and(|p| p.pending),
+                ctx.now(),
+            )
             .await
             .map(|_| ()),
         None => store.delete_link(&ctx.client.id, user_id).await.map(|_| ()),
@@ -286,7 +322,12 @@ async fn rollback(ctx: &ClientContext, user_id: &str, previous: Option<&Member>)
 async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceError> {
     let link = member.link.as_ref().ok_or(ServiceError::NotFound("link"))?;
     let guild = ctx.client.guild_id.as_str();
-    let desired = desired_for(&member.user, link, &ctx.roles, ctx.client.nickname_template.as_deref());
+    let desired = desired_for(
+        &member.user,
+        link,
+        &ctx.roles,
+        ctx.client.nickname_template.as_deref(),
+    );
     let empty = Current {
         discord_user_id: link.discord_user_id.clone(),
         ..Current::default()
@@ -298,9 +339,17 @@ async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceE
     let mut join_error: Option<DiscordError> = None;
     let mut added = ctx
         .discord
-        .add_member(guild, &link.discord_user_id, &access, nick.as_deref(), &join_plan.add)
+        .add_member(
+            guild,
+            &link.discord_user_id,
+            &access,
+            nick.as_deref(),
+            &join_plan.add,
+        )
         .await;
-    if matches!(added, Err(DiscordError::MissingPermissions)) && !(join_plan.add.is_empty() && nick.is_none()) {
+    if matches!(added, Err(DiscordError::MissingPermissions))
+        && !(join_plan.add.is_empty() && nick.is_none())
+    {
         // The bot may join members but not grant these roles (hierarchy changed since the last
         // roles/sync): join without them and report the error instead of failing the link.
         join_error = Some(DiscordError::MissingPermissions);
@@ -344,7 +393,13 @@ async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceE
     };
     let store = ctx.app.store.as_ref();
     store
-        .record_outcome(&ctx.client.id, &member.user.user_id, member.version, &outcome, ctx.now())
+        .record_outcome(
+            &ctx.client.id,
+            &member.user.user_id,
+            member.version,
+            &outcome,
+            ctx.now(),
+        )
         .await?;
     // Whatever the join did not settle (already a member, refused roles) goes through the one
     // reconcile path; it also clears `pending` when nothing is left.
@@ -359,7 +414,10 @@ async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceE
 }
 
 async fn seal_open_access(ctx: &ClientContext, link: &Link) -> Result<SecretString, ServiceError> {
-    let sealed = link.tokens.as_ref().ok_or(ServiceError::NotFound("tokens"))?;
+    let sealed = link
+        .tokens
+        .as_ref()
+        .ok_or(ServiceError::NotFound("tokens"))?;
     let plain = ctx.app.secrets.open(&sealed.sealed).await?;
     let pair: TokenPair = serde_json::from_str(plain.expose_secret())
         .map_err(|_| ServiceError::invalid("tokens", "stored tokens are unreadable"))?;

@@ -89,12 +89,22 @@ pub async fn unlink(
         match ctx.client.unlink_policy {
             UnlinkPolicy::RemoveRoles => {
                 let mut remaining = link.applied_roles.clone();
-                let owned: Vec<String> = ctx.mapped_subset(&link.applied_roles).into_iter().collect();
+                let owned: Vec<String> =
+                    ctx.mapped_subset(&link.applied_roles).into_iter().collect();
                 for role in owned {
-                    match ctx.discord.remove_role(guild, discord_id, &role, &reason).await {
+                    match ctx
+                        .discord
+                        .remove_role(guild, discord_id, &role, &reason)
+                        .await
+                    {
                         Ok(()) => {
                             remaining.remove(&role);
-                            audit.push("role.remove", Some(user_id), Some(discord_id), json!({"role_id": role}));
+                            audit.push(
+                                "role.remove",
+                                Some(user_id),
+                                Some(discord_id),
+                                json!({"role_id": role}),
+                            );
                         }
                         Err(DiscordError::UnknownMember) => break,
                         Err(DiscordError::UnknownRole) => {
@@ -116,7 +126,13 @@ pub async fn unlink(
                                 }),
                             };
                             app.store
-                                .record_outcome(client_id, user_id, member.version, &outcome, app.clock.now())
+                                .record_outcome(
+                                    client_id,
+                                    user_id,
+                                    member.version,
+                                    &outcome,
+                                    app.clock.now(),
+                                )
                                 .await?;
                             audit.save(app.store.as_ref()).await?;
                             return Err(e.into());

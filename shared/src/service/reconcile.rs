@@ -134,7 +134,12 @@ pub async fn reconcile_member(
                 .map(|()| {
                     now_on_discord.roles.insert(role.clone());
                     done.add_roles.push(role.clone());
-                    audit.push("role.add", Some(user_id), Some(discord_id), json!({ "role_id": role }));
+                    audit.push(
+                        "role.add",
+                        Some(user_id),
+                        Some(discord_id),
+                        json!({ "role_id": role }),
+                    );
                 }),
             Step::Remove(role) => ctx
                 .discord
@@ -143,7 +148,12 @@ pub async fn reconcile_member(
                 .map(|()| {
                     now_on_discord.roles.remove(role);
                     done.remove_roles.push(role.clone());
-                    audit.push("role.remove", Some(user_id), Some(discord_id), json!({ "role_id": role }));
+                    audit.push(
+                        "role.remove",
+                        Some(user_id),
+                        Some(discord_id),
+                        json!({ "role_id": role }),
+                    );
                 }),
             Step::Nick(nick) => ctx
                 .discord
@@ -152,7 +162,12 @@ pub async fn reconcile_member(
                 .map(|m| {
                     now_on_discord.nickname = m.nick.clone();
                     done.set_nickname = Some(m.nick.clone());
-                    audit.push("nick.set", Some(user_id), Some(discord_id), json!({ "nick": m.nick }));
+                    audit.push(
+                        "nick.set",
+                        Some(user_id),
+                        Some(discord_id),
+                        json!({ "nick": m.nick }),
+                    );
                 }),
         };
         let Err(e) = sent else { continue };
@@ -208,9 +223,8 @@ pub async fn reconcile_member(
         .record_outcome(&ctx.client.id, user_id, member.version, &outcome, ctx.now())
         .await?;
     audit.save(ctx.app.store.as_ref()).await?;
-    let changed = !done.add_roles.is_empty()
-        || !done.remove_roles.is_empty()
-        || done.set_nickname.is_some();
+    let changed =
+        !done.add_roles.is_empty() || !done.remove_roles.is_empty() || done.set_nickname.is_some();
     result.change = changed.then_some(done);
     match failure {
         Some(e @ DiscordError::BotTokenRejected) => Err(ServiceError::Discord(e)),

@@ -24,7 +24,11 @@ pub struct RolesSyncReport {
 
 /// Mirrors the guild's roles, keeps the group mapping of roles that still exist, and learns the
 /// bot's highest role and the guild owner so the planner can avoid calls Discord would refuse.
-pub async fn sync_roles(app: &AppState, client_id: &str, actor: &str) -> Result<RolesSyncReport, ServiceError> {
+pub async fn sync_roles(
+    app: &AppState,
+    client_id: &str,
+    actor: &str,
+) -> Result<RolesSyncReport, ServiceError> {
     let ctx = ClientContext::load(app, client_id).await?;
     let guild_id = ctx.client.guild_id.clone();
     let live = ctx.discord.guild_roles(&guild_id).await?;
@@ -71,7 +75,9 @@ pub async fn sync_roles(app: &AppState, client_id: &str, actor: &str) -> Result<
     client.updated_at = app.clock.now();
     app.store.update_client(&client).await?;
     if position_changed || !unmapped.is_empty() {
-        app.store.mark_all_linked_pending(client_id, app.clock.now()).await?;
+        app.store
+            .mark_all_linked_pending(client_id, app.clock.now())
+            .await?;
     }
 
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
@@ -107,10 +113,15 @@ pub async fn map_role(
     let role = roles
         .into_iter()
         .find(|r| r.id == role_id)
-        .ok_or(ServiceError::NotFound("role (run roles/sync first if it is new)"))?;
+        .ok_or(ServiceError::NotFound(
+            "role (run roles/sync first if it is new)",
+        ))?;
     if !groups.is_empty() {
         if role.id == client.guild_id {
-            return Err(ServiceError::invalid("role_id", "@everyone cannot be managed"));
+            return Err(ServiceError::invalid(
+                "role_id",
+                "@everyone cannot be managed",
+            ));
         }
         if role.managed {
             return Err(ServiceError::invalid(
@@ -119,10 +130,19 @@ pub async fn map_role(
             ));
         }
     }
-    app.store.set_role_groups(client_id, role_id, &groups).await?;
-    app.store.mark_all_linked_pending(client_id, app.clock.now()).await?;
+    app.store
+        .set_role_groups(client_id, role_id, &groups)
+        .await?;
+    app.store
+        .mark_all_linked_pending(client_id, app.clock.now())
+        .await?;
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
-    audit.push("role.map", None, None, json!({"role_id": role_id, "groups": groups}));
+    audit.push(
+        "role.map",
+        None,
+        None,
+        json!({"role_id": role_id, "groups": groups}),
+    );
     audit.save(app.store.as_ref()).await?;
     Ok(Role { groups, ..role })
 }

@@ -14,11 +14,20 @@ const PAGE: usize = 100;
 /// Longest a run may hold the lease if its host dies mid-run.
 const LEASE_SECS: i64 = 15 * 60;
 
-pub async fn run(app: &AppState, client_id: &str, options: &TaskOptions) -> Result<RunReport, ServiceError> {
+pub async fn run(
+    app: &AppState,
+    client_id: &str,
+    options: &TaskOptions,
+) -> Result<RunReport, ServiceError> {
     let ctx = ClientContext::load(app, client_id).await?;
     let run_id = uuid::Uuid::new_v4().to_string();
     let lease = format!("task:{}:{client_id}", TaskName::VerifyGroups);
-    if !options.dry_run && !app.store.acquire_lease(&lease, &run_id, app.clock.now(), LEASE_SECS).await? {
+    if !options.dry_run
+        && !app
+            .store
+            .acquire_lease(&lease, &run_id, app.clock.now(), LEASE_SECS)
+            .await?
+    {
         return Err(ServiceError::Busy(format!(
             "verify-groups is already running for client {client_id}"
         )));
@@ -30,19 +39,33 @@ pub async fn run(app: &AppState, client_id: &str, options: &TaskOptions) -> Resu
     result
 }
 
-async fn run_locked(ctx: &ClientContext, run_id: &str, options: &TaskOptions) -> Result<RunReport, ServiceError> {
+async fn run_locked(
+    ctx: &ClientContext,
+    run_id: &str,
+    options: &TaskOptions,
+) -> Result<RunReport, ServiceError> {
     let store = ctx.app.store.as_ref();
     let actor = format!("task:{}", TaskName::VerifyGroups);
-    let mut report = RunReport::new(run_id.to_owned(), &ctx.client.id, TaskName::VerifyGroups, options.dry_run, ctx.now());
+    let mut report = RunReport::new(
+        run_id.to_owned(),
+        &ctx.client.id,
+        TaskName::VerifyGroups,
+        options.dry_run,
+        ctx.now(),
+    );
     report.trigger = options.trigger.clone();
     let mut after: Option<Cursor> = None;
     let mut fatal: Option<ServiceError> = None;
     'pages: loop {
-        let page = store.list_pending(&ctx.client.id, after.as_ref(), PAGE).await?;
+        let page = store
+            .list_pending(&ctx.client.id, after.as_ref(), PAGE)
+            .await?;
         for member in &page.items {
             if options.deadline.is_some_and(|d| Instant::now() >= d) {
                 report.cursor = Some(Cursor::encode(&member.user.user_id).as_str().to_owned());
-                report.notes.push("stopped at the time limit; the rest stays pending for the next run".into());
+                report.notes.push(
+                    "stopped at the time limit; the rest stays pending for the next run".into(),
+                );
                 break 'pages;
             }
             report.count("examined");

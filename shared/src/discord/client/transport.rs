@@ -30,9 +30,11 @@ const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 pub(super) enum Auth<'a> {
     /// The bot token, through the shared rate limiter.
     Bot,
-    /// A member's OAuth2 access token.
+    /// A member's OAuth2 access token. Not through the bot's limiter: these limits are per
+    /// user token, not per bot token; a 429 is still honoured by waiting `retry_after`.
     Bearer(&'a SecretString),
-    /// The OAuth2 token endpoints: client authentication is already in the request.
+    /// The OAuth2 token endpoints: client authentication is already in the request. Not through
+    /// the bot's limiter either.
     Client,
 }
 

@@ -87,7 +87,11 @@ fn nickname_is_set_cleared_or_reported_for_owner_and_members_above_the_bot() {
         roles: BTreeSet::new(),
         nickname: Some(n.map(str::to_owned)),
     };
-    let p = plan(&want(Some("[T] alice")), &current(&[], None), &guild(&roles));
+    let p = plan(
+        &want(Some("[T] alice")),
+        &current(&[], None),
+        &guild(&roles),
+    );
     assert_eq!(p.nickname, Some(Some("[T] alice".to_owned())));
 
     let p = plan(&want(None), &current(&[], Some("old")), &guild(&roles));
@@ -125,7 +129,11 @@ fn arb_roles() -> impl Strategy<Value = Vec<Role>> {
             .into_iter()
             .enumerate()
             .map(|(i, (position, managed, groups))| Role {
-                id: if i == 0 { GUILD.to_owned() } else { format!("r{i}") },
+                id: if i == 0 {
+                    GUILD.to_owned()
+                } else {
+                    format!("r{i}")
+                },
                 name: format!("r{i}"),
                 position: if i == 0 { 0 } else { position },
                 managed,
