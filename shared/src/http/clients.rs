@@ -163,9 +163,6 @@ fn check(c: &Client) -> Result<(), ApiError> {
     if let Some(t) = &c.nickname_template {
         validate::text("nickname_template", t, 200)?;
     }
-    for (i, o) in c.return_to_origins.iter().enumerate() {
-        validate::origin(&format!("return_to_origins[{i}]"), o)?;
-    }
     validate::http_url("discord_api_base", &c.discord_api_base)?;
     validate::http_url("discord_authorize_url", &c.discord_authorize_url)?;
     Ok(())
@@ -185,14 +182,12 @@ fn check_secrets(
     Ok(())
 }
 
-fn normalise_origins(origins: Vec<String>) -> Vec<String> {
+/// Each origin validated and normalised to `scheme://host[:port]`.
+fn normalise_origins(origins: Vec<String>) -> Result<Vec<String>, ApiError> {
     origins
-        .into_iter()
-        .map(|o| {
-            url::Url::parse(&o)
-                .map(|u| u.origin().ascii_serialization())
-                .unwrap_or(o)
-        })
+        .iter()
+        .enumerate()
+        .map(|(i, o)| validate::origin(&format!("return_to_origins[{i}]"), o))
         .collect()
 }
 
@@ -213,7 +208,7 @@ pub async fn create_client(
         nickname_template: input.nickname_template,
         unlink_policy: input.unlink_policy,
         source_of_truth: input.source_of_truth,
-        return_to_origins: normalise_origins(input.return_to_origins),
+        return_to_origins: normalise_origins(input.return_to_origins)?,
         discord_api_base: input
             .discord_api_base
             .unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
@@ -290,7 +285,7 @@ pub async fn patch_client(
         discord_authorize_url
     );
     if let Some(o) = p.return_to_origins {
-        c.return_to_origins = normalise_origins(o);
+        c.return_to_origins = normalise_origins(o)?;
     }
     c.updated_at = app.clock.now();
     check(&c)?;
