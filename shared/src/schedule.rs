@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::domain::TaskName;
+use crate::domain::{RunReport, TaskName};
 use crate::service::ServiceError;
 use crate::tasks::{run_task, TaskOptions};
 
@@ -72,7 +72,11 @@ pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_del
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 ticker.tick().await;
-                run_for_all_clients(&app, entry.task, period).await;
+                // Leave a margin so a run never overlaps the next tick.
+                let deadline = Instant::now() + period.mul_f32(0.8);
+                if let Err(e) = run_for_all_clients(&app, entry.task, Some(deadline), "schedule").await {
+                    tracing::error!(task = %entry.task, error = %e, "scheduler could not list clients");
+                }
             }
         }));
     }
@@ -81,35 +85,39 @@ pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_del
     }
 }
 
-async fn run_for_all_clients(app: &AppState, task: TaskName, period: Duration) {
-    let clients = match app.store.list_clients().await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(task = %task, error = %e, "scheduler could not list clients");
-            return;
+/// One run of `task` for every client, each bounded by `deadline` (a Lambda invocation's
+/// remaining time, or the next scheduler tick). Returns each client's report or error.
+pub async fn run_for_all_clients(
+    app: &AppState,
+    task: TaskName,
+    deadline: Option<Instant>,
+    trigger: &str,
+) -> Result<Vec<(String, Result<RunReport, ServiceError>)>, ServiceError> {
+    let mut out = Vec::new();
+    for client in app.store.list_clients().await? {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
         }
-    };
-    for client in clients {
         let options = TaskOptions {
             dry_run: false,
-            // Leave a margin so a run never overlaps the next tick.
-            deadline: Some(Instant::now() + period.mul_f32(0.8)),
-            trigger: "schedule".into(),
+            deadline,
+            trigger: trigger.to_owned(),
         };
-        match run_task(app, task, &client.id, &options).await {
+        let result = run_task(app, task, &client.id, &options).await;
+        match &result {
             Ok(report) => {
                 let examined = report.counts.get("examined").copied().unwrap_or(0);
                 if examined > 0 || !report.errors.is_empty() {
                     tracing::info!(task = %task, client = %client.id, run_id = %report.id,
-                        counts = ?report.counts, errors = report.errors.len(), "scheduled run finished");
+                        counts = ?report.counts, errors = report.errors.len(), "run finished");
                 }
             }
             Err(ServiceError::Busy(m)) => tracing::info!(task = %task, client = %client.id, "{m}"),
-            Err(e) => {
-                tracing::error!(task = %task, client = %client.id, error = %e, "scheduled run failed")
-            }
+            Err(e) => tracing::error!(task = %task, client = %client.id, error = %e, "run failed"),
         }
+        out.push((client.id, result));
     }
+    Ok(out)
 }
 
 #[cfg(test)]
