@@ -91,7 +91,7 @@ async fn reopening_runs_no_migration_twice() {
     let version: i64 = raw(&path)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, connector::store::sqlite::SCHEMA_VERSION as i64);
     SqliteStore::open(&path).unwrap();
     SqliteStore::open(&path).unwrap();
     let again: i64 = raw(&path)
@@ -146,6 +146,34 @@ async fn pending_members_are_read_through_the_partial_index() {
     assert!(
         plan.iter().any(|step| step.contains("members_pending")),
         "{plan:?}"
+    );
+}
+
+#[tokio::test]
+async fn linked_members_are_read_in_discord_order_from_an_index() {
+    let (_dir, path) = db_path();
+    SqliteStore::open(&path).unwrap();
+    let conn = raw(&path);
+    let mut stmt = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT user_id FROM members
+             WHERE client = ?1 AND discord_user_id IS NOT NULL AND CAST(discord_user_id AS INTEGER) > ?3
+             ORDER BY CAST(discord_user_id AS INTEGER) LIMIT ?2",
+        )
+        .unwrap();
+    let plan: Vec<String> = stmt
+        .query_map(rusqlite::params!["a", 10, 5], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("members_by_discord_number")),
+        "{plan:?}"
+    );
+    assert!(
+        !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+        "no sort: {plan:?}"
     );
 }
 

@@ -53,6 +53,7 @@ macro_rules! store_contract_tests {
             members_are_listed_by_user_id_across_pages,
             pending_members_are_listed_by_user_id_across_pages,
             a_listing_of_an_exact_multiple_of_the_limit_ends,
+            linked_members_are_listed_in_discords_numeric_order,
             a_link_session_is_consumed_once,
             an_expired_link_session_is_none_and_gone,
             runs_are_upserted_and_listed_newest_first,
@@ -1086,6 +1087,55 @@ pub async fn pending_members_are_listed_by_user_id_across_pages(store: &dyn Stor
     let page = store.list_pending("a", None, 100).await.unwrap();
     assert!(page.items.iter().all(|m| m.pending));
     assert_eq!(page.next, None);
+}
+
+/// Discord lists members by numeric user id; "9" sorts before "10" there, unlike in text.
+pub async fn linked_members_are_listed_in_discords_numeric_order(store: &dyn Store) {
+    setup_client(store, "a").await;
+    setup_client(store, "b").await;
+    for (user, discord) in [
+        ("u1", "100000000000000010"),
+        ("u2", "99999999999999999"),
+        ("u3", "100000000000000002"),
+        ("u4", "1000000000000000000"),
+    ] {
+        store
+            .create_link("a", user, &link(discord), false, T0)
+            .await
+            .unwrap();
+    }
+    store
+        .save_site_user("a", &site_user("u-unlinked", &[]), false, T0)
+        .await
+        .unwrap();
+    store
+        .create_link("b", "u9", &link("5"), false, T0)
+        .await
+        .unwrap();
+
+    let pages = all_pages(3, |after| async move {
+        store.list_linked_by_discord("a", after.as_ref(), 3).await
+    })
+    .await;
+    let ids: Vec<Vec<String>> = pages
+        .iter()
+        .map(|p| {
+            p.iter()
+                .map(|m: &crate::domain::Member| m.link.as_ref().unwrap().discord_user_id.clone())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            vec![
+                "99999999999999999",
+                "100000000000000002",
+                "100000000000000010"
+            ],
+            vec!["1000000000000000000"],
+        ]
+    );
 }
 
 pub async fn a_listing_of_an_exact_multiple_of_the_limit_ends(store: &dyn Store) {

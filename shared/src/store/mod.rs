@@ -146,6 +146,50 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> StoreResult<Page<Member>>;
 
+    /// Members with a link (any status), ordered by Discord user id as a NUMBER — the order of
+    /// Discord's member list — so a task can walk both lists side by side with flat memory.
+    /// `after` is the cursor of the previous page. The default reads every member on each call:
+    /// adapters override it with an indexed read.
+    async fn list_linked_by_discord(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        let after_id: Option<u64> = match after {
+            Some(c) => Some(c.decode()?.parse().map_err(|_| StoreError::InvalidCursor)?),
+            None => None,
+        };
+        let mut linked = Vec::new();
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let page = self.list_members(client, cursor.as_ref(), 500).await?;
+            for m in page.items {
+                let id = m
+                    .link
+                    .as_ref()
+                    .and_then(|l| l.discord_user_id.parse::<u64>().ok());
+                if let Some(id) = id.filter(|id| after_id.is_none_or(|a| *id > a)) {
+                    linked.push((id, m));
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        linked.sort_by_key(|(id, _)| *id);
+        let more = linked.len() > limit.max(1);
+        linked.truncate(limit.max(1));
+        let next = more
+            .then(|| linked.last().map(|(id, _)| Cursor::encode(&id.to_string())))
+            .flatten();
+        Ok(Page {
+            items: linked.into_iter().map(|(_, m)| m).collect(),
+            next,
+        })
+    }
+
     // --- link sessions -----------------------------------------------------------------------
     async fn put_link_session(&self, session: &LinkSession) -> StoreResult<()>;
     /// Returns and deletes the session in one atomic step; `None` when unknown, already consumed,

@@ -27,6 +27,9 @@ use crate::domain::{
 
 pub(crate) use db::Db;
 
+/// The schema version a freshly opened database ends at (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: usize = migrations::LATEST;
+
 /// The SQLite adapter. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -264,6 +267,17 @@ impl Store for SqliteStore {
     ) -> StoreResult<Page<Member>> {
         let (client, after) = (client.to_owned(), after.cloned());
         self.run(move |c| members::list(c, &client, false, after.as_ref(), limit))
+            .await
+    }
+
+    async fn list_linked_by_discord(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        let (client, after) = (client.to_owned(), after.cloned());
+        self.run(move |c| members::list_linked_by_discord(c, &client, after.as_ref(), limit))
             .await
     }
 

@@ -313,3 +313,37 @@ pub(super) fn list(
     };
     Ok(page(rows, limit, |m| m.user.user_id.clone()))
 }
+
+pub(super) fn list_linked_by_discord(
+    conn: &Connection,
+    client: &str,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> StoreResult<Page<Member>> {
+    // The expression and the partial-index condition are spelled exactly as in
+    // `members_by_discord_number`, so SQLite walks that index.
+    let sql = concat!(
+        "SELECT ",
+        member_columns!(),
+        ", CAST(discord_user_id AS INTEGER) FROM members
+         WHERE client = ?1 AND discord_user_id IS NOT NULL AND CAST(discord_user_id AS INTEGER) > ?3
+         ORDER BY CAST(discord_user_id AS INTEGER) LIMIT ?2"
+    );
+    let after: i64 = match after {
+        Some(c) => c.decode()?.parse().map_err(|_| StoreError::InvalidCursor)?,
+        None => -1,
+    };
+    let limit = limit.max(1);
+    let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map(params![client, fetch, after], |r| {
+            Ok((member_from_row(client, r)?, r.get::<_, i64>(8)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let page = super::page(rows, limit, |(_, id)| id.to_string());
+    Ok(Page {
+        items: page.items.into_iter().map(|(m, _)| m).collect(),
+        next: page.next,
+    })
+}

@@ -6,7 +6,13 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-const MIGRATIONS: &[&str] = &[V1_SCHEMA];
+const MIGRATIONS: &[&str] = &[V1_SCHEMA, V2_MEMBERS_BY_DISCORD_NUMBER];
+
+/// The weekly tasks walk our links in the order of Discord's member list: numeric user ids.
+const V2_MEMBERS_BY_DISCORD_NUMBER: &str = r#"
+CREATE INDEX members_by_discord_number ON members (client, CAST(discord_user_id AS INTEGER))
+    WHERE discord_user_id IS NOT NULL;
+"#;
 
 const V1_SCHEMA: &str = r#"
 CREATE TABLE clients (
@@ -135,3 +141,4 @@ mod tests {
         assert!(err.contains("newer"), "{err}");
     }
 }
+pub(crate) const LATEST: usize = MIGRATIONS.len();

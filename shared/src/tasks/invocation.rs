@@ -1,0 +1,434 @@
+//! One scheduled Lambda invocation: read the event, run the function's task for every client
+//! within the invocation's remaining time, and answer a JSON summary.
+//!
+//! Pure on purpose (no Lambda or AWS types): the functions hand over the event as JSON plus the
+//! request id and deadline from their Lambda context, so this is tested like any other code.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+use crate::domain::{RunReport, TaskName};
+use crate::schedule::run_for_all_clients;
+use crate::service::ServiceError;
+use crate::store::StoreError;
+
+/// Time kept back from Lambda's deadline to finish the current member, write the run report and
+/// answer before Lambda kills the invocation.
+pub const SAFETY_MARGIN: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    #[error("unreadable scheduled event: {0}")]
+    InvalidEvent(String),
+    #[error("this function runs {expected}, the event asks for {got}")]
+    WrongTask { expected: TaskName, got: String },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Service(#[from] ServiceError),
+}
+
+/// What the Lambda context says about this invocation.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Lambda's request id. Lambda keeps it when it retries an asynchronous invocation (or
+    /// delivers the same one twice), so it identifies the delivery when the event has no id.
+    pub request_id: String,
+    /// When to stop starting new work.
+    pub deadline: Instant,
+}
+
+impl Invocation {
+    /// From the Lambda context's request id and deadline (milliseconds since the Unix epoch).
+    pub fn from_lambda(request_id: &str, deadline_epoch_ms: u64) -> Self {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let remaining = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
+        Self {
+            request_id: request_id.to_owned(),
+            deadline: Instant::now() + work_time(remaining),
+        }
+    }
+}
+
+/// The part of `remaining` a run may spend: all but [`SAFETY_MARGIN`], or three quarters of it
+/// when the function's timeout is too short for the full margin.
+pub fn work_time(remaining: Duration) -> Duration {
+    remaining.saturating_sub(SAFETY_MARGIN.min(remaining / 4))
+}
+
+/// The fields of a scheduled event this function cares about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduledEvent {
+    /// The delivery's id: an EventBridge event id, or a Scheduler execution id passed in `Input`.
+    pub id: Option<String>,
+    /// The task named by the event, at the top level (`Input`) or in `detail`.
+    pub task: Option<String>,
+}
+
+/// Reads any of the shapes a schedule can deliver:
+/// - an EventBridge rule event `{"id", "detail-type", "source", "time", "detail": {..}}`,
+/// - an EventBridge Scheduler payload, whose `detail` may be a JSON *string* such as `"{}"`,
+/// - a rule's or schedule's explicit `Input`, e.g. `{"task": "verify-groups"}`, or a bare `{}`,
+/// - no payload at all (`null`).
+pub fn parse_event(event: &Value) -> Result<ScheduledEvent, InvocationError> {
+    let object = match event {
+        Value::Null => return Ok(ScheduledEvent::default()),
+        Value::Object(o) => o,
+        other => {
+            return Err(InvocationError::InvalidEvent(format!(
+                "expected a JSON object, got {}",
+                kind(other)
+            )))
+        }
+    };
+    let detail = match object.get("detail") {
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(serde_json::from_str::<Value>(s).map_err(|e| {
+            InvocationError::InvalidEvent(format!("`detail` is a string but not JSON: {e}"))
+        })?),
+        Some(v) => Some(v.clone()),
+        None => None,
+    };
+    let id = ["id", "execution_id", "execution-id"]
+        .iter()
+        .find_map(|k| object.get(*k).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let task = match (object.get("task"), detail.as_ref().and_then(|d| d.get("task"))) {
+        (Some(t), _) | (None, Some(t)) => Some(
+            t.as_str()
+                .ok_or_else(|| InvocationError::InvalidEvent("`task` must be a string".into()))?
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    Ok(ScheduledEvent { id, task })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The settings key recording that this delivery was handled.
+pub fn dedupe_key(event: &ScheduledEvent, invocation: &Invocation) -> String {
+    match &event.id {
+        Some(id) => format!("event:{id}"),
+        None => format!("event:request:{}", invocation.request_id),
+    }
+}
+
+/// Runs `task` for every client and returns the summary Lambda logs as the invocation's result.
+///
+/// Scheduled invocations are at-least-once, and two mechanisms keep a second delivery harmless:
+/// - the delivery is recorded in the store (`event:<id>`) once its run finished, and a delivery
+///   already recorded is skipped: this catches a duplicate that arrives *after* the first run
+///   released its lease, which the lease alone would run again. It is written only after the
+///   run, so when an invocation fails Lambda's retry (same request id, same event) still works.
+/// - the task's own store lease (taken per client by the task) stops two runs overlapping:
+///   duplicates delivered *at the same time*, a slow run still going at the next tick, or an
+///   operator's "run now". The record cannot do that, as it is written only at the end.
+pub async fn handle(
+    state: &AppState,
+    task: TaskName,
+    event: Value,
+    invocation: &Invocation,
+) -> Result<Value, InvocationError> {
+    let event = parse_event(&event)?;
+    if let Some(asked) = &event.task {
+        if TaskName::parse(asked) != Some(task) {
+            return Err(InvocationError::WrongTask {
+                expected: task,
+                got: asked.clone(),
+            });
+        }
+    }
+    let key = dedupe_key(&event, invocation);
+    if state.store.get_setting(&key).await?.is_some() {
+        tracing::info!(task = %task, delivery = %key, "duplicate delivery skipped");
+        return Ok(json!({
+            "task": task,
+            "delivery": key,
+            "duplicate": true,
+            "clients": [],
+        }));
+    }
+
+    let results = run_for_all_clients(state, task, Some(invocation.deadline), "lambda").await?;
+    let clients: Vec<Value> = results
+        .iter()
+        .map(|(client, result)| client_summary(client, result))
+        .collect();
+
+    let record = json!({
+        "task": task,
+        "request_id": invocation.request_id,
+        "finished_at": state.clock.now(),
+    });
+    if let Err(e) = state
+        .store
+        .put_setting_if_absent(&key, &record.to_string())
+        .await
+    {
+        // The work is done; failing now would make Lambda retry it. Log and answer.
+        tracing::warn!(task = %task, delivery = %key, error = %e, "could not record the delivery");
+    }
+    Ok(json!({
+        "task": task,
+        "delivery": key,
+        "duplicate": false,
+        "clients": clients,
+    }))
+}
+
+fn client_summary(client: &str, result: &Result<RunReport, ServiceError>) -> Value {
+    match result {
+        Ok(report) => json!({
+            "client": client,
+            "run_id": report.id,
+            "counts": report.counts,
+            "errors": report.errors.len(),
+            "complete": report.complete,
+            "cursor": report.cursor,
+        }),
+        Err(ServiceError::Busy(message)) => json!({
+            "client": client,
+            "busy": message,
+        }),
+        Err(e) => json!({
+            "client": client,
+            "error": e.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::app::AdminAuth;
+    use crate::clock::SystemClock;
+    use crate::secrets::cipher::SecretKey;
+    use crate::secrets::local::LocalSecrets;
+    use crate::store::sqlite::SqliteStore;
+
+    const RULE_EVENT: &str = include_str!("../../../fixtures/events/verify-groups.eventbridge-rule.json");
+    const SCHEDULER_EVENT: &str =
+        include_str!("../../../fixtures/events/verify-groups.eventbridge-scheduler.json");
+
+    fn state(dir: &tempfile::TempDir) -> AppState {
+        let db = dir.path().join("connector.db");
+        let store = Arc::new(SqliteStore::open(&db).expect("store opens"));
+        let secrets = Arc::new(LocalSecrets::open(&db, SecretKey::generate()).expect("secrets"));
+        AppState::new(
+            store,
+            secrets,
+            Arc::new(SystemClock),
+            AdminAuth::from_token(&SecretString::from("t")),
+        )
+    }
+
+    fn invocation(request_id: &str) -> Invocation {
+        Invocation {
+            request_id: request_id.to_owned(),
+            deadline: Instant::now() + Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn reads_an_eventbridge_rule_event() {
+        let event = parse_event(&serde_json::from_str(RULE_EVENT).unwrap()).unwrap();
+        assert!(event.id.is_some(), "{event:?}");
+        assert_eq!(event.task.as_deref(), Some("verify-groups"));
+    }
+
+    #[test]
+    fn reads_a_scheduler_payload_whose_detail_is_a_json_string() {
+        let raw: Value = serde_json::from_str(SCHEDULER_EVENT).unwrap();
+        assert!(raw["detail"].is_string(), "fixture keeps Scheduler's shape");
+        let event = parse_event(&raw).unwrap();
+        assert_eq!(event.task.as_deref(), Some("verify-groups"));
+
+        let default_payload = json!({"id": "x", "detail-type": "Scheduled Event", "detail": "{}"});
+        assert_eq!(
+            parse_event(&default_payload).unwrap(),
+            ScheduledEvent {
+                id: Some("x".into()),
+                task: None
+            }
+        );
+    }
+
+    #[test]
+    fn reads_an_explicit_input_a_bare_object_and_no_payload() {
+        let input = parse_event(&json!({"task": "sync-accounts"})).unwrap();
+        assert_eq!(input.task.as_deref(), Some("sync-accounts"));
+        assert_eq!(input.id, None);
+        assert_eq!(parse_event(&json!({})).unwrap(), ScheduledEvent::default());
+        assert_eq!(parse_event(&Value::Null).unwrap(), ScheduledEvent::default());
+        assert_eq!(
+            parse_event(&json!({"detail": ""})).unwrap(),
+            ScheduledEvent::default()
+        );
+    }
+
+    #[test]
+    fn rejects_what_no_schedule_sends() {
+        for bad in [
+            json!([1]),
+            json!("verify-groups"),
+            json!({"task": 3}),
+            json!({"detail": "{not json"}),
+        ] {
+            assert!(
+                matches!(parse_event(&bad), Err(InvocationError::InvalidEvent(_))),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn keeps_a_safety_margin_before_lambdas_deadline() {
+        assert_eq!(work_time(Duration::from_secs(120)), Duration::from_secs(110));
+        assert_eq!(work_time(Duration::from_secs(20)), Duration::from_secs(15));
+        assert_eq!(work_time(Duration::ZERO), Duration::ZERO);
+        let past = Invocation::from_lambda("r", 0);
+        assert!(past.deadline <= Instant::now());
+    }
+
+    #[test]
+    fn the_dedupe_key_is_the_event_id_else_the_request_id() {
+        let with_id = ScheduledEvent {
+            id: Some("e1".into()),
+            task: None,
+        };
+        assert_eq!(dedupe_key(&with_id, &invocation("r1")), "event:e1");
+        assert_eq!(
+            dedupe_key(&ScheduledEvent::default(), &invocation("r1")),
+            "event:request:r1"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_delivery_of_the_same_event_is_skipped() {
+        // given a deployment and a rule event handled once
+        let dir = tempfile::tempdir().unwrap();
+        let app = state(&dir);
+        let event: Value = serde_json::from_str(RULE_EVENT).unwrap();
+        let first = handle(&app, TaskName::VerifyGroups, event.clone(), &invocation("r1"))
+            .await
+            .unwrap();
+        assert_eq!(first["duplicate"], false, "{first}");
+
+        // when EventBridge delivers it again (a new Lambda request)
+        let second = handle(&app, TaskName::VerifyGroups, event, &invocation("r2"))
+            .await
+            .unwrap();
+
+        // then nothing runs, and the record names the first request
+        assert_eq!(second["duplicate"], true, "{second}");
+        let id = parse_event(&serde_json::from_str(RULE_EVENT).unwrap())
+            .unwrap()
+            .id
+            .unwrap();
+        let record = app
+            .store
+            .get_setting(&format!("event:{id}"))
+            .await
+            .unwrap()
+            .expect("delivery recorded");
+        assert!(record.contains("\"r1\""), "{record}");
+    }
+
+    #[tokio::test]
+    async fn deliveries_without_an_id_are_told_apart_by_lambdas_request_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = state(&dir);
+        let input = json!({"task": "verify-groups"});
+        let run = |rid: &'static str| {
+            let (app, input) = (app.clone(), input.clone());
+            async move {
+                handle(&app, TaskName::VerifyGroups, input, &invocation(rid))
+                    .await
+                    .unwrap()["duplicate"]
+                    .clone()
+            }
+        };
+        assert_eq!(run("r1").await, false, "first tick runs");
+        assert_eq!(run("r2").await, false, "the next tick runs");
+        assert_eq!(run("r2").await, true, "Lambda's redelivery of r2 is skipped");
+    }
+
+    #[tokio::test]
+    async fn an_event_for_another_task_fails_and_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = state(&dir);
+        let err = handle(
+            &app,
+            TaskName::VerifyGroups,
+            json!({"task": "remote-sync-groups"}),
+            &invocation("r1"),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, InvocationError::WrongTask { .. }), "{err}");
+        assert_eq!(app.store.get_setting("event:request:r1").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_summary_has_a_run_per_client() {
+        // given one configured client with nothing pending
+        let dir = tempfile::tempdir().unwrap();
+        let app = state(&dir);
+        let client = crate::domain::Client {
+            id: "guild".into(),
+            name: "Guild".into(),
+            guild_id: "1".into(),
+            client_id: "2".into(),
+            callback_url: "https://connector.example/discord/sso/callback".into(),
+            invite_link: None,
+            nickname_template: None,
+            unlink_policy: Default::default(),
+            source_of_truth: Default::default(),
+            return_to_origins: vec![],
+            discord_api_base: "http://127.0.0.1:9".into(),
+            discord_authorize_url: "http://127.0.0.1:9/oauth2/authorize".into(),
+            guild: Default::default(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        app.store.create_client(&client).await.unwrap();
+
+        // when the schedule fires
+        let summary = handle(
+            &app,
+            TaskName::VerifyGroups,
+            json!({"task": "verify-groups"}),
+            &invocation("r1"),
+        )
+        .await
+        .unwrap();
+
+        // then the client ran to completion and its report is stored
+        let run = &summary["clients"][0];
+        assert_eq!(run["client"], "guild", "{summary}");
+        assert_eq!(run["complete"], true, "{summary}");
+        let runs = app.store.list_runs("guild", None, 10).await.unwrap();
+        assert_eq!(runs.items[0].id, run["run_id"], "{summary}");
+        assert_eq!(runs.items[0].trigger, "lambda");
+    }
+}
