@@ -13,6 +13,6 @@ pub use audit::AuditEntry;
 pub use client::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
 pub use member::{LastError, Link, LinkStatus, Member, SiteUser, StoredTokens};
 pub use plan::{plan, Current, Desired, GuildView, Plan, PlanIssue};
-pub use report::{PlannedChange, RunError, RunReport, TaskName};
+pub use report::{GroupChange, GuildAudit, PlannedChange, RunError, RunReport, TaskName};
 pub use role::Role;
 pub use session::LinkSession;

@@ -61,6 +61,26 @@ pub struct PlannedChange {
     pub set_nickname: Option<Option<String>>,
 }
 
+/// What a scan of the live member list saw (remote-sync-groups, sync-accounts).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GuildAudit {
+    /// Guild members seen in this run (bots excluded).
+    pub members_seen: u64,
+    pub linked: u64,
+    /// Members no site user links.
+    pub unlinked: u64,
+    /// Up to 1,000 of their Discord ids.
+    pub unlinked_sample: Vec<String>,
+}
+
+/// A site user's groups rewritten from Discord (remote-priority mode).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GroupChange {
+    pub user_id: String,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
 /// What one task run did: stored, and readable through `GET …/runs`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RunReport {
@@ -85,6 +105,10 @@ pub struct RunReport {
     pub cursor: Option<String>,
     pub complete: bool,
     pub notes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guild_audit: Option<GuildAudit>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_changes: Vec<GroupChange>,
 }
 
 impl RunReport {
@@ -105,6 +129,8 @@ impl RunReport {
             cursor: None,
             complete: false,
             notes: Vec::new(),
+            guild_audit: None,
+            group_changes: Vec::new(),
         }
     }
 

@@ -42,7 +42,7 @@ pub struct AuditPage {
 }
 
 #[utoipa::path(post, path = "/clients/{client}/tasks/{task}", tag = "tasks",
-    params(("client" = String, Path), ("task" = String, Path, description = "verify-groups"), RunQuery),
+    params(("client" = String, Path), ("task" = String, Path, description = "verify-groups, sync-accounts or remote-sync-groups"), RunQuery),
     responses((status = 200, body = RunReport), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn run_task(
     State(app): State<AppState>,
@@ -50,7 +50,6 @@ pub async fn run_task(
     ApiQuery(q): ApiQuery<RunQuery>,
 ) -> ApiResult<Json<RunReport>> {
     let task = TaskName::parse(&task)
-        .filter(|t| tasks::available(*t))
         .ok_or_else(|| ApiError::not_found(&format!("task {task:?}")))?;
     let options = TaskOptions {
         dry_run: q.dry_run,

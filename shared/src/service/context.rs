@@ -1,3 +1,6 @@
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use crate::app::AppState;
 use crate::discord::DiscordClient;
 use crate::domain::{Client, GuildView, Role};
@@ -10,6 +13,8 @@ pub struct ClientContext {
     pub client: Client,
     pub roles: Vec<Role>,
     pub discord: DiscordClient,
+    /// Mapped roles Discord said no longer exist during this run: unmapped, skipped from now on.
+    deleted_roles: Mutex<BTreeSet<String>>,
 }
 
 impl ClientContext {
@@ -30,13 +35,38 @@ impl ClientContext {
             client,
             roles,
             discord,
+            deleted_roles: Mutex::default(),
         })
     }
 
-    pub fn guild_view(&self) -> GuildView<'_> {
+    /// The roles the planner should see: the mirrored ones minus those deleted during this run.
+    pub fn live_roles(&self) -> std::borrow::Cow<'_, [Role]> {
+        let deleted = self.deleted_roles.lock().unwrap_or_else(|e| e.into_inner());
+        if deleted.is_empty() {
+            std::borrow::Cow::Borrowed(&self.roles)
+        } else {
+            std::borrow::Cow::Owned(
+                self.roles
+                    .iter()
+                    .filter(|r| !deleted.contains(&r.id))
+                    .cloned()
+                    .collect(),
+            )
+        }
+    }
+
+    /// Remembers that Discord no longer has this role; returns whether this is news.
+    pub fn forget_role(&self, role_id: &str) -> bool {
+        self.deleted_roles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(role_id.to_owned())
+    }
+
+    pub fn guild_view<'a>(&'a self, roles: &'a [Role]) -> GuildView<'a> {
         GuildView {
             guild_id: &self.client.guild_id,
-            roles: &self.roles,
+            roles,
             bot_top_position: self.client.guild.bot_top_position,
             owner_id: self.client.guild.owner_id.as_deref(),
         }

@@ -14,7 +14,7 @@ use crate::store::{Outcome, StoreError};
 
 use super::audit::AuditBatch;
 use super::members::{revoke_sealed_tokens, TokenPair};
-use super::reconcile::{plan_for, reconcile_member};
+use super::reconcile::reconcile_member;
 use super::{ClientContext, ServiceError};
 
 pub struct StartedLink {
@@ -332,7 +332,8 @@ async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceE
         discord_user_id: link.discord_user_id.clone(),
         ..Current::default()
     };
-    let join_plan = plan(&desired, &empty, &ctx.guild_view());
+    let roles = ctx.live_roles();
+    let join_plan = plan(&desired, &empty, &ctx.guild_view(&roles));
     let nick = join_plan.nickname.clone().flatten();
     let access = seal_open_access(ctx, link).await?;
 
@@ -407,7 +408,7 @@ async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceE
         .get_member(&ctx.client.id, &member.user.user_id)
         .await?
         .ok_or(ServiceError::NotFound("user"))?;
-    if plan_for(ctx, &fresh).is_some() {
+    if fresh.active_link().is_some() {
         reconcile_member(ctx, &fresh, "sso", false).await?;
     }
     Ok(())

@@ -6,7 +6,9 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::discord::DiscordError;
 use crate::domain::plan::{desired_for, plan};
-use crate::domain::{Current, LinkStatus, Member, SiteUser, UnlinkPolicy};
+use std::collections::BTreeSet;
+
+use crate::domain::{Current, LastError, LinkStatus, Member, SiteUser, UnlinkPolicy};
 use crate::store::Outcome;
 
 use super::audit::AuditBatch;
@@ -38,7 +40,7 @@ pub async fn save_user(
                 roles: link.applied_roles.clone(),
                 nickname: link.nickname.clone(),
             };
-            !plan(&desired, &current, &ctx.guild_view()).is_noop()
+            !plan(&desired, &current, &ctx.guild_view(&ctx.roles)).is_noop()
         });
     let member = app
         .store
@@ -80,71 +82,37 @@ pub async fn unlink(
         .await?
         .ok_or(ServiceError::NotFound("user"))?;
     let link = member.link.clone().ok_or(ServiceError::NotFound("link"))?;
-    let guild = ctx.client.guild_id.as_str();
     let discord_id = link.discord_user_id.as_str();
-    let reason = audit_reason(actor, user_id);
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
 
     if link.status == LinkStatus::Active {
-        match ctx.client.unlink_policy {
-            UnlinkPolicy::RemoveRoles => {
-                let mut remaining = link.applied_roles.clone();
-                let owned: Vec<String> =
-                    ctx.mapped_subset(&link.applied_roles).into_iter().collect();
-                for role in owned {
-                    match ctx
-                        .discord
-                        .remove_role(guild, discord_id, &role, &reason)
-                        .await
-                    {
-                        Ok(()) => {
-                            remaining.remove(&role);
-                            audit.push(
-                                "role.remove",
-                                Some(user_id),
-                                Some(discord_id),
-                                json!({"role_id": role}),
-                            );
-                        }
-                        Err(DiscordError::UnknownMember) => break,
-                        Err(DiscordError::UnknownRole) => {
-                            remaining.remove(&role);
-                        }
-                        Err(e) => {
-                            let outcome = Outcome {
-                                applied_roles: remaining,
-                                nickname: link.nickname.clone(),
-                                username: None,
-                                global_name: None,
-                                status: LinkStatus::Active,
-                                still_pending: member.pending,
-                                last_error: Some(crate::domain::LastError {
-                                    code: e.code().to_owned(),
-                                    message: e.to_string(),
-                                    discord_code: e.discord_code(),
-                                    at: app.clock.now(),
-                                }),
-                            };
-                            app.store
-                                .record_outcome(
-                                    client_id,
-                                    user_id,
-                                    member.version,
-                                    &outcome,
-                                    app.clock.now(),
-                                )
-                                .await?;
-                            audit.save(app.store.as_ref()).await?;
-                            return Err(e.into());
-                        }
-                    }
-                }
-            }
-            UnlinkPolicy::Kick => match ctx.discord.kick(guild, discord_id, &reason).await {
-                Ok(()) => audit.push("member.kick", Some(user_id), Some(discord_id), json!({})),
-                Err(DiscordError::UnknownMember) => {}
-                Err(e) => return Err(e.into()),
-            },
+        let (remaining, refused) = apply_unlink_policy(&ctx, &member, actor, &mut audit).await;
+        if let Some(e) = refused {
+            let outcome = Outcome {
+                applied_roles: remaining,
+                nickname: link.nickname.clone(),
+                username: None,
+                global_name: None,
+                status: LinkStatus::Active,
+                still_pending: member.pending,
+                last_error: Some(LastError {
+                    code: e.code().to_owned(),
+                    message: e.to_string(),
+                    discord_code: e.discord_code(),
+                    at: app.clock.now(),
+                }),
+            };
+            app.store
+                .record_outcome(
+                    client_id,
+                    user_id,
+                    member.version,
+                    &outcome,
+                    app.clock.now(),
+                )
+                .await?;
+            audit.save(app.store.as_ref()).await?;
+            return Err(e.into());
         }
     }
 
@@ -160,6 +128,60 @@ pub async fn unlink(
     );
     audit.save(app.store.as_ref()).await?;
     Ok(())
+}
+
+/// Applies the client's unlink policy on Discord: removes the managed roles (the member stays)
+/// or kicks. Returns the managed roles still on the member and the refusal that stopped it, if
+/// any. A member already gone counts as done.
+pub(crate) async fn apply_unlink_policy(
+    ctx: &ClientContext,
+    member: &Member,
+    actor: &str,
+    audit: &mut AuditBatch,
+) -> (BTreeSet<String>, Option<DiscordError>) {
+    let Some(link) = member.link.as_ref() else {
+        return (BTreeSet::new(), None);
+    };
+    let user_id = member.user.user_id.as_str();
+    let guild = ctx.client.guild_id.as_str();
+    let discord_id = link.discord_user_id.as_str();
+    let reason = audit_reason(actor, user_id);
+    let mut remaining = ctx.mapped_subset(&link.applied_roles);
+    match ctx.client.unlink_policy {
+        UnlinkPolicy::RemoveRoles => {
+            for role in remaining.clone() {
+                match ctx
+                    .discord
+                    .remove_role(guild, discord_id, &role, &reason)
+                    .await
+                {
+                    Ok(()) => {
+                        remaining.remove(&role);
+                        audit.push(
+                            "role.remove",
+                            Some(user_id),
+                            Some(discord_id),
+                            json!({"role_id": role}),
+                        );
+                    }
+                    Err(DiscordError::UnknownMember) => return (BTreeSet::new(), None),
+                    Err(DiscordError::UnknownRole) => {
+                        remaining.remove(&role);
+                    }
+                    Err(e) => return (remaining, Some(e)),
+                }
+            }
+            (remaining, None)
+        }
+        UnlinkPolicy::Kick => match ctx.discord.kick(guild, discord_id, &reason).await {
+            Ok(()) => {
+                audit.push("member.kick", Some(user_id), Some(discord_id), json!({}));
+                (BTreeSet::new(), None)
+            }
+            Err(DiscordError::UnknownMember) => (BTreeSet::new(), None),
+            Err(e) => (remaining, Some(e)),
+        },
+    }
 }
 
 /// The sealed form of a user's tokens, as JSON inside the ciphertext.

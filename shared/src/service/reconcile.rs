@@ -2,9 +2,11 @@
 
 use serde_json::json;
 
-use crate::discord::DiscordError;
+use crate::discord::{DiscordError, GuildMember};
 use crate::domain::plan::{desired_for, plan};
-use crate::domain::{Current, LastError, LinkStatus, Member, Plan, PlannedChange, RunError};
+use crate::domain::{
+    Current, LastError, Link, LinkStatus, Member, Plan, PlanIssue, PlannedChange, RunError,
+};
 use crate::store::Outcome;
 
 use super::audit::AuditBatch;
@@ -20,6 +22,37 @@ pub struct Reconciliation {
     pub left: bool,
     /// The member still needs work (a Discord call failed and will be retried).
     pub still_pending: bool,
+    /// Whether anything was written to the store.
+    pub recorded: bool,
+}
+
+/// Which part of the member a task may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Roles and nickname (verify-groups, remote-sync-groups, group changes).
+    All,
+    /// Nickname only (sync-accounts).
+    Nickname,
+}
+
+/// The member as Discord shows it right now (from the member list or a GET).
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub roles: Vec<String>,
+    pub nick: Option<String>,
+    pub username: Option<String>,
+    pub global_name: Option<String>,
+}
+
+impl From<&GuildMember> for Observed {
+    fn from(m: &GuildMember) -> Self {
+        Observed {
+            roles: m.roles.clone(),
+            nick: m.nick.clone(),
+            username: m.user.as_ref().map(|u| u.username.clone()),
+            global_name: m.user.as_ref().and_then(|u| u.global_name.clone()),
+        }
+    }
 }
 
 /// The reason shown in the guild's own audit log for our writes.
@@ -37,34 +70,96 @@ pub(crate) fn run_error(member: &Member, e: &DiscordError) -> RunError {
     }
 }
 
-/// The plan for a linked member against our stored belief of their roles and nickname.
-pub fn plan_for(ctx: &ClientContext, member: &Member) -> Option<(Plan, Current)> {
-    let link = member.active_link()?;
+fn issue_error(member: &Member, issue: &PlanIssue) -> RunError {
+    RunError {
+        user_id: Some(member.user.user_id.clone()),
+        discord_user_id: member.link.as_ref().map(|l| l.discord_user_id.clone()),
+        code: issue.code().to_owned(),
+        discord_code: None,
+        message: issue.message(),
+    }
+}
+
+/// The link with names refreshed from what Discord shows.
+fn refreshed_link(link: &Link, observed: Option<&Observed>) -> Link {
+    let mut link = link.clone();
+    if let Some(o) = observed {
+        if let Some(u) = &o.username {
+            link.username = u.clone();
+            link.global_name = o.global_name.clone();
+        }
+    }
+    link
+}
+
+/// The plan for a linked member against `observed` (live) or, without it, our stored belief.
+pub fn plan_for(
+    ctx: &ClientContext,
+    member: &Member,
+    observed: Option<&Observed>,
+    scope: Scope,
+) -> Option<(Plan, Current)> {
+    let link = refreshed_link(member.active_link()?, observed);
+    let roles = ctx.live_roles();
     let desired = desired_for(
         &member.user,
-        link,
-        &ctx.roles,
+        &link,
+        &roles,
         ctx.client.nickname_template.as_deref(),
     );
-    let current = Current {
-        discord_user_id: link.discord_user_id.clone(),
-        roles: link.applied_roles.clone(),
-        nickname: link.nickname.clone(),
+    let current = match observed {
+        Some(o) => Current {
+            discord_user_id: link.discord_user_id.clone(),
+            roles: o.roles.iter().cloned().collect(),
+            nickname: o.nick.clone(),
+        },
+        None => Current {
+            discord_user_id: link.discord_user_id.clone(),
+            roles: link.applied_roles.clone(),
+            nickname: link.nickname.clone(),
+        },
     };
-    let plan = plan(&desired, &current, &ctx.guild_view());
+    let mut plan = plan(&desired, &current, &ctx.guild_view(&roles));
+    if scope == Scope::Nickname {
+        plan.add.clear();
+        plan.remove.clear();
+        plan.issues
+            .retain(|i| matches!(i, PlanIssue::NicknameOfOwner | PlanIssue::MemberAboveBot));
+    }
     Some((plan, current))
 }
 
-/// Plans and applies one member's changes, then records the outcome (version-guarded) and audit
-/// entries. Only a rejected bot token or a store failure is an `Err`: everything else is reported
-/// in the returned `Reconciliation` and the member's `last_error`.
+/// Plans and applies one member's changes against our stored belief (verify-groups, group
+/// changes). See [`reconcile_observed`].
 pub async fn reconcile_member(
     ctx: &ClientContext,
     member: &Member,
     actor: &str,
     dry_run: bool,
 ) -> Result<Reconciliation, ServiceError> {
-    let Some((plan, current)) = plan_for(ctx, member) else {
+    reconcile_observed(ctx, member, None, Scope::All, actor, dry_run).await
+}
+
+enum Step<'a> {
+    Add(&'a String),
+    Remove(&'a String),
+    Nick(Option<&'a str>),
+}
+
+/// Plans and applies one member's changes, then records the outcome (version-guarded) and audit
+/// entries. With `observed` (live data) the store is written only when something differs from
+/// what it holds, so a scan of members already in line costs no writes. Only a rejected bot
+/// token or a store failure is an `Err`: everything else is in the returned `Reconciliation` and
+/// the member's `last_error`.
+pub async fn reconcile_observed(
+    ctx: &ClientContext,
+    member: &Member,
+    observed: Option<&Observed>,
+    scope: Scope,
+    actor: &str,
+    dry_run: bool,
+) -> Result<Reconciliation, ServiceError> {
+    let Some((plan, current)) = plan_for(ctx, member, observed, scope) else {
         if member.pending && !dry_run {
             // Nothing to apply without an active link: stop listing this user as pending.
             ctx.app
@@ -77,17 +172,7 @@ pub async fn reconcile_member(
     let user_id = member.user.user_id.as_str();
     let discord_id = current.discord_user_id.as_str();
     let mut result = Reconciliation {
-        errors: plan
-            .issues
-            .iter()
-            .map(|i| RunError {
-                user_id: Some(user_id.to_owned()),
-                discord_user_id: Some(discord_id.to_owned()),
-                code: i.code().to_owned(),
-                discord_code: None,
-                message: i.message(),
-            })
-            .collect(),
+        errors: plan.issues.iter().map(|i| issue_error(member, i)).collect(),
         ..Reconciliation::default()
     };
     if dry_run {
@@ -114,11 +199,6 @@ pub async fn reconcile_member(
     let mut audit = AuditBatch::new(&ctx.client.id, actor, ctx.now());
     let mut failure: Option<DiscordError> = None;
 
-    enum Step<'a> {
-        Add(&'a String),
-        Remove(&'a String),
-        Nick(Option<&'a str>),
-    }
     let steps = plan
         .add
         .iter()
@@ -126,63 +206,88 @@ pub async fn reconcile_member(
         .chain(plan.remove.iter().map(Step::Remove))
         .chain(plan.nickname.as_ref().map(|n| Step::Nick(n.as_deref())));
     for step in steps {
-        let sent = match step {
-            Step::Add(role) => ctx
-                .discord
-                .add_role(guild, discord_id, role, &reason)
-                .await
-                .map(|()| {
-                    now_on_discord.roles.insert(role.clone());
-                    done.add_roles.push(role.clone());
-                    audit.push(
-                        "role.add",
-                        Some(user_id),
-                        Some(discord_id),
-                        json!({ "role_id": role }),
-                    );
-                }),
-            Step::Remove(role) => ctx
-                .discord
-                .remove_role(guild, discord_id, role, &reason)
-                .await
-                .map(|()| {
-                    now_on_discord.roles.remove(role);
-                    done.remove_roles.push(role.clone());
-                    audit.push(
-                        "role.remove",
-                        Some(user_id),
-                        Some(discord_id),
-                        json!({ "role_id": role }),
-                    );
-                }),
-            Step::Nick(nick) => ctx
-                .discord
-                .set_nickname(guild, discord_id, nick, &reason)
-                .await
-                .map(|m| {
-                    now_on_discord.nickname = m.nick.clone();
-                    done.set_nickname = Some(m.nick.clone());
-                    audit.push(
-                        "nick.set",
-                        Some(user_id),
-                        Some(discord_id),
-                        json!({ "nick": m.nick }),
-                    );
-                }),
+        let (sent, role) = match step {
+            Step::Add(role) => {
+                let r = ctx
+                    .discord
+                    .add_role(guild, discord_id, role, &reason)
+                    .await
+                    .map(|()| {
+                        now_on_discord.roles.insert(role.clone());
+                        done.add_roles.push(role.clone());
+                        audit.push(
+                            "role.add",
+                            Some(user_id),
+                            Some(discord_id),
+                            json!({ "role_id": role }),
+                        );
+                    });
+                (r, Some(role))
+            }
+            Step::Remove(role) => {
+                let r = ctx
+                    .discord
+                    .remove_role(guild, discord_id, role, &reason)
+                    .await
+                    .map(|()| {
+                        now_on_discord.roles.remove(role);
+                        done.remove_roles.push(role.clone());
+                        audit.push(
+                            "role.remove",
+                            Some(user_id),
+                            Some(discord_id),
+                            json!({ "role_id": role }),
+                        );
+                    });
+                (r, Some(role))
+            }
+            Step::Nick(nick) => {
+                let r = ctx
+                    .discord
+                    .set_nickname(guild, discord_id, nick, &reason)
+                    .await
+                    .map(|m| {
+                        now_on_discord.nickname = m.nick.clone();
+                        done.set_nickname = Some(m.nick.clone());
+                        audit.push(
+                            "nick.set",
+                            Some(user_id),
+                            Some(discord_id),
+                            json!({ "nick": m.nick }),
+                        );
+                    });
+                (r, None)
+            }
         };
         let Err(e) = sent else { continue };
         result.errors.push(run_error(member, &e));
-        match e {
-            DiscordError::UnknownMember => {
+        match (e, role) {
+            (DiscordError::UnknownMember, _) => {
                 result.left = true;
                 audit.push("member.left", Some(user_id), Some(discord_id), json!({}));
                 break;
             }
-            DiscordError::BotTokenRejected | DiscordError::RateLimited { .. } => {
+            (DiscordError::UnknownRole, Some(role)) => {
+                // Deleted in Discord: stop managing it instead of retrying forever.
+                now_on_discord.roles.remove(role);
+                if ctx.forget_role(role) {
+                    ctx.app
+                        .store
+                        .set_role_groups(&ctx.client.id, role, &Default::default())
+                        .await?;
+                    audit.push(
+                        "role.unmap",
+                        None,
+                        None,
+                        json!({ "role_id": role, "why": "deleted in Discord" }),
+                    );
+                }
+            }
+            (e @ (DiscordError::BotTokenRejected | DiscordError::RateLimited { .. }), _) => {
                 failure = Some(e);
                 break;
             }
-            other => {
+            (other, _) => {
                 failure.get_or_insert(other);
             }
         }
@@ -205,11 +310,16 @@ pub async fn reconcile_member(
                 at: ctx.now(),
             })
         });
+    let link = member.link.as_ref();
+    let observed_username = observed.and_then(|o| o.username.clone());
+    let observed_global = observed
+        .filter(|o| o.username.is_some())
+        .map(|o| o.global_name.clone());
     let outcome = Outcome {
-        applied_roles: now_on_discord.roles,
+        applied_roles: ctx.mapped_subset(&now_on_discord.roles),
         nickname: now_on_discord.nickname,
-        username: None,
-        global_name: None,
+        username: observed_username,
+        global_name: observed_global,
         status: if result.left {
             LinkStatus::Left
         } else {
@@ -218,10 +328,26 @@ pub async fn reconcile_member(
         still_pending: result.still_pending,
         last_error,
     };
-    ctx.app
-        .store
-        .record_outcome(&ctx.client.id, user_id, member.version, &outcome, ctx.now())
-        .await?;
+    let unchanged = link.is_some_and(|l| {
+        l.applied_roles == outcome.applied_roles
+            && l.nickname == outcome.nickname
+            && outcome.username.as_ref().is_none_or(|u| *u == l.username)
+            && outcome
+                .global_name
+                .as_ref()
+                .is_none_or(|g| *g == l.global_name)
+            && l.status == outcome.status
+    }) && !member.pending
+        && !outcome.still_pending
+        && member.last_error.as_ref().map(|e| &e.code)
+            == outcome.last_error.as_ref().map(|e| &e.code);
+    if !unchanged {
+        ctx.app
+            .store
+            .record_outcome(&ctx.client.id, user_id, member.version, &outcome, ctx.now())
+            .await?;
+        result.recorded = true;
+    }
     audit.save(ctx.app.store.as_ref()).await?;
     let changed =
         !done.add_roles.is_empty() || !done.remove_roles.is_empty() || done.set_nickname.is_some();

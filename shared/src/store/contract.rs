@@ -1113,18 +1113,32 @@ pub async fn linked_members_are_listed_in_discords_numeric_order(store: &dyn Sto
         .await
         .unwrap();
 
-    let pages = all_pages(3, |after| async move {
-        store.list_linked_by_discord("a", after.as_ref(), 3).await
-    })
-    .await;
-    let ids: Vec<Vec<String>> = pages
-        .iter()
-        .map(|p| {
-            p.iter()
-                .map(|m: &crate::domain::Member| m.link.as_ref().unwrap().discord_user_id.clone())
-                .collect()
-        })
-        .collect();
+    let mut ids: Vec<Vec<String>> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_linked_by_discord("a", after, 3).await.unwrap();
+        let page_ids: Vec<String> = page
+            .items
+            .iter()
+            .map(|m| m.link.as_ref().unwrap().discord_user_id.clone())
+            .collect();
+        after = page_ids.last().map(|id| id.parse().unwrap());
+        let more = page.next.is_some();
+        ids.push(page_ids);
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(
+        store
+            .list_linked_by_discord("a", Some(100000000000000002), 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2,
+        "resumes after a Discord id"
+    );
     assert_eq!(
         ids,
         [

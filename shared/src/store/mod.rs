@@ -147,19 +147,16 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Page<Member>>;
 
     /// Members with a link (any status), ordered by Discord user id as a NUMBER — the order of
-    /// Discord's member list — so a task can walk both lists side by side with flat memory.
-    /// `after` is the cursor of the previous page. The default reads every member on each call:
-    /// adapters override it with an indexed read.
+    /// Discord's member list — starting after `after_discord_id`, so a task can walk both lists
+    /// side by side with flat memory and resume from a Discord id. `next` is set when more may
+    /// follow (callers continue from the last item's id). The default reads every member on each
+    /// call: adapters override it with an indexed read.
     async fn list_linked_by_discord(
         &self,
         client: &str,
-        after: Option<&Cursor>,
+        after_discord_id: Option<u64>,
         limit: usize,
     ) -> StoreResult<Page<Member>> {
-        let after_id: Option<u64> = match after {
-            Some(c) => Some(c.decode()?.parse().map_err(|_| StoreError::InvalidCursor)?),
-            None => None,
-        };
         let mut linked = Vec::new();
         let mut cursor: Option<Cursor> = None;
         loop {
@@ -169,7 +166,7 @@ pub trait Store: Send + Sync {
                     .link
                     .as_ref()
                     .and_then(|l| l.discord_user_id.parse::<u64>().ok());
-                if let Some(id) = id.filter(|id| after_id.is_none_or(|a| *id > a)) {
+                if let Some(id) = id.filter(|id| after_discord_id.is_none_or(|a| *id > a)) {
                     linked.push((id, m));
                 }
             }

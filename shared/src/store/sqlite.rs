@@ -273,11 +273,11 @@ impl Store for SqliteStore {
     async fn list_linked_by_discord(
         &self,
         client: &str,
-        after: Option<&Cursor>,
+        after_discord_id: Option<u64>,
         limit: usize,
     ) -> StoreResult<Page<Member>> {
-        let (client, after) = (client.to_owned(), after.cloned());
-        self.run(move |c| members::list_linked_by_discord(c, &client, after.as_ref(), limit))
+        let client = client.to_owned();
+        self.run(move |c| members::list_linked_by_discord(c, &client, after_discord_id, limit))
             .await
     }
 

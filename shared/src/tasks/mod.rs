@@ -1,6 +1,12 @@
 //! The scheduled tasks, one function each, shared by the self-hosted scheduler, the CLI, the
 //! admin API "run now" and (later) the Lambda functions.
 
+pub mod guild_scan;
+pub mod invocation;
+pub mod outcomes;
+pub mod remote_sync_groups;
+pub mod run;
+pub mod sync_accounts;
 pub mod verify_groups;
 
 use std::time::Instant;
@@ -20,11 +26,6 @@ pub struct TaskOptions {
     pub trigger: String,
 }
 
-/// The tasks this build can run.
-pub fn available(task: TaskName) -> bool {
-    matches!(task, TaskName::VerifyGroups)
-}
-
 /// Runs one task for one client and returns its report.
 pub async fn run_task(
     app: &AppState,
@@ -34,9 +35,7 @@ pub async fn run_task(
 ) -> Result<RunReport, ServiceError> {
     match task {
         TaskName::VerifyGroups => verify_groups::run(app, client_id, options).await,
-        other => Err(ServiceError::NotFound(match other {
-            TaskName::SyncAccounts => "task sync-accounts",
-            _ => "task remote-sync-groups",
-        })),
+        TaskName::SyncAccounts => sync_accounts::run(app, client_id, options).await,
+        TaskName::RemoteSyncGroups => remote_sync_groups::run(app, client_id, options).await,
     }
 }

@@ -317,7 +317,7 @@ pub(super) fn list(
 pub(super) fn list_linked_by_discord(
     conn: &Connection,
     client: &str,
-    after: Option<&Cursor>,
+    after_discord_id: Option<u64>,
     limit: usize,
 ) -> StoreResult<Page<Member>> {
     // The expression and the partial-index condition are spelled exactly as in
@@ -329,8 +329,8 @@ pub(super) fn list_linked_by_discord(
          WHERE client = ?1 AND discord_user_id IS NOT NULL AND CAST(discord_user_id AS INTEGER) > ?3
          ORDER BY CAST(discord_user_id AS INTEGER) LIMIT ?2"
     );
-    let after: i64 = match after {
-        Some(c) => c.decode()?.parse().map_err(|_| StoreError::InvalidCursor)?,
+    let after: i64 = match after_discord_id {
+        Some(id) => i64::try_from(id).map_err(|_| StoreError::InvalidCursor)?,
         None => -1,
     };
     let limit = limit.max(1);

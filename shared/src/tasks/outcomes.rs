@@ -1,0 +1,94 @@
+//! Per-member bookkeeping the weekly scans share.
+
+use serde_json::json;
+
+use crate::discord::GuildMember;
+use crate::domain::{GuildAudit, LinkStatus, Member};
+use crate::service::audit::AuditBatch;
+use crate::service::reconcile::{run_error, Reconciliation};
+use crate::service::ServiceError;
+use crate::store::Outcome;
+
+use super::run::Run;
+
+const UNLINKED_SAMPLE: usize = 1000;
+
+/// A linked member who is no longer in the guild becomes `left` (and is not retried).
+pub async fn mark_left(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceError> {
+    let Some(link) = member.active_link() else {
+        return Ok(());
+    };
+    run.report.count("left");
+    if run.options.dry_run {
+        return Ok(());
+    }
+    let ctx = &run.ctx;
+    let outcome = Outcome {
+        applied_roles: Default::default(),
+        nickname: None,
+        username: None,
+        global_name: None,
+        status: LinkStatus::Left,
+        still_pending: false,
+        last_error: None,
+    };
+    ctx.app
+        .store
+        .record_outcome(
+            &ctx.client.id,
+            &member.user.user_id,
+            member.version,
+            &outcome,
+            ctx.now(),
+        )
+        .await?;
+    let mut audit = AuditBatch::new(&ctx.client.id, &run.actor, ctx.now());
+    audit.push(
+        "member.left",
+        Some(&member.user.user_id),
+        Some(&link.discord_user_id),
+        json!({}),
+    );
+    audit.save(ctx.app.store.as_ref()).await?;
+    Ok(())
+}
+
+pub fn note_unlinked(audit: &mut GuildAudit, live: &GuildMember) {
+    audit.members_seen += 1;
+    audit.unlinked += 1;
+    if audit.unlinked_sample.len() < UNLINKED_SAMPLE {
+        if let Some(u) = &live.user {
+            audit.unlinked_sample.push(u.id.clone());
+        }
+    }
+}
+
+pub fn note_failed(run: &mut Run<'_>, member: &Member, e: &crate::discord::DiscordError) {
+    run.report.count("failed");
+    run.report.errors.push(run_error(member, e));
+}
+
+/// Counts a reconciliation by outcome and keeps its errors and change.
+pub fn tally(run: &mut Run<'_>, r: Reconciliation) {
+    let outcome = if r.left {
+        "left"
+    } else if r.still_pending {
+        "failed"
+    } else if r.change.is_some() {
+        "changed"
+    } else {
+        "unchanged"
+    };
+    run.report.count(outcome);
+    run.report.errors.extend(r.errors);
+    run.report.changes.extend(r.change);
+}
+
+/// A copy of the member whose `left` link is active again (they came back to the guild).
+pub fn returned(member: &Member) -> Member {
+    let mut m = member.clone();
+    if let Some(l) = m.link.as_mut().filter(|l| l.status == LinkStatus::Left) {
+        l.status = LinkStatus::Active;
+    }
+    m
+}

@@ -1,0 +1,270 @@
+//! sync-accounts (weekly): refreshes usernames, display names and nicknames from the paged member
+//! list (no per-user GET), enforces the nickname template, and refreshes stored OAuth tokens before
+//! they expire — a refused refresh (`invalid_grant`) marks the link `revoked` and applies the
+//! client's unlink policy.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::discord::{DiscordError, GuildMember};
+use crate::domain::{GuildAudit, LinkStatus, Member, RunReport, StoredTokens, TaskName};
+use crate::service::audit::AuditBatch;
+use crate::service::members::{apply_unlink_policy, TokenPair};
+use crate::service::reconcile::{reconcile_observed, run_error, Observed, Scope};
+use crate::service::ServiceError;
+use crate::store::{Cursor, Outcome};
+
+use super::guild_scan::{GuildScan, Seen};
+use super::outcomes::{mark_left, note_failed, note_unlinked, returned, tally};
+use super::run::Run;
+use super::TaskOptions;
+
+/// Tokens expiring within this window are refreshed (the task runs weekly; tokens live 7 days).
+pub const REFRESH_WINDOW_SECS: i64 = 8 * 86_400;
+const TOKEN_PAGE: usize = 200;
+
+/// Resume positions: `scan:<discord id>` in the member-list phase, `tokens:<store cursor>` in
+/// the token phase.
+enum Phase {
+    Scan(Option<u64>),
+    Tokens(Option<String>),
+}
+
+fn parse_resume(cursor: Option<&str>) -> Phase {
+    match cursor.and_then(|c| c.split_once(':')) {
+        Some(("tokens", rest)) => Phase::Tokens((!rest.is_empty()).then(|| rest.to_owned())),
+        Some(("scan", rest)) => Phase::Scan(rest.parse().ok()),
+        _ => Phase::Scan(None),
+    }
+}
+
+pub async fn run(
+    app: &AppState,
+    client_id: &str,
+    options: &TaskOptions,
+) -> Result<RunReport, ServiceError> {
+    let mut run = Run::start(app, TaskName::SyncAccounts, client_id, options, true).await?;
+    let outcome = sync(&mut run).await;
+    run.finish(outcome, |_| true).await
+}
+
+async fn sync(run: &mut Run<'_>) -> Result<(), ServiceError> {
+    let token_start = match parse_resume(run.resume.as_deref()) {
+        Phase::Scan(after) => {
+            let mut scan = GuildScan::new(after);
+            let mut audit = GuildAudit::default();
+            let finished = walk_members(run, &mut scan, &mut audit).await?;
+            if scan.fallback {
+                run.report.notes.push(
+                    "the bot lacks the GUILD_MEMBERS intent (403 50001): fell back to one GET per linked member".into(),
+                );
+            } else {
+                run.report.guild_audit = Some(audit);
+            }
+            if !finished {
+                return Ok(());
+            }
+            None
+        }
+        Phase::Tokens(after) => after,
+    };
+    refresh_tokens(run, token_start).await
+}
+
+/// Returns whether the member list was walked to the end.
+async fn walk_members(
+    run: &mut Run<'_>,
+    scan: &mut GuildScan,
+    audit: &mut GuildAudit,
+) -> Result<bool, ServiceError> {
+    let mut position: Option<u64> = None;
+    while let Some(batch) = scan.next_batch(&run.ctx).await? {
+        for seen in batch {
+            if run.out_of_time() {
+                run.stop_at(format!(
+                    "scan:{}",
+                    position.map(|p| p.to_string()).unwrap_or_default()
+                ));
+                return Ok(false);
+            }
+            position = seen.discord_id().or(position);
+            match seen {
+                Seen::Linked(member, live) => {
+                    audit.members_seen += 1;
+                    audit.linked += 1;
+                    refresh_names(run, &member, &live).await?;
+                }
+                Seen::Missing(member) => mark_left(run, &member).await?,
+                Seen::Unlinked(live) => note_unlinked(audit, &live),
+                Seen::Failed(member, e) => note_failed(run, &member, &e),
+            }
+        }
+    }
+    Ok(true)
+}
+
+async fn refresh_names(
+    run: &mut Run<'_>,
+    member: &Member,
+    live: &GuildMember,
+) -> Result<(), ServiceError> {
+    run.report.count("examined");
+    let member = match member.link.as_ref().map(|l| l.status) {
+        Some(LinkStatus::Active) => member.clone(),
+        Some(LinkStatus::Left) => returned(member),
+        _ => return Ok(()),
+    };
+    let observed = Observed::from(live);
+    let r = reconcile_observed(
+        &run.ctx,
+        &member,
+        Some(&observed),
+        Scope::Nickname,
+        &run.actor,
+        run.options.dry_run,
+    )
+    .await?;
+    if r.recorded && r.change.is_none() {
+        run.report.count("names_refreshed");
+    }
+    tally(run, r);
+    Ok(())
+}
+
+async fn refresh_tokens(run: &mut Run<'_>, start: Option<String>) -> Result<(), ServiceError> {
+    let mut after = start.map(|c| Cursor::parse(&c)).transpose()?;
+    loop {
+        let page = run
+            .ctx
+            .app
+            .store
+            .list_members(&run.ctx.client.id, after.as_ref(), TOKEN_PAGE)
+            .await?;
+        for member in &page.items {
+            if run.out_of_time() {
+                // Re-check this page next time: refreshing is idempotent per member.
+                let at = after
+                    .as_ref()
+                    .map(|c| c.as_str().to_owned())
+                    .unwrap_or_default();
+                run.stop_at(format!("tokens:{at}"));
+                return Ok(());
+            }
+            refresh_one(run, member).await?;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    run.report.complete = true;
+    Ok(())
+}
+
+async fn refresh_one(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceError> {
+    let ctx = &run.ctx;
+    let Some(link) = member.active_link() else {
+        return Ok(());
+    };
+    let Some(tokens) = &link.tokens else {
+        return Ok(());
+    };
+    if tokens.expires_at > ctx.now() + REFRESH_WINDOW_SECS {
+        return Ok(());
+    }
+    let pair: Option<TokenPair> = ctx
+        .app
+        .secrets
+        .open(&tokens.sealed)
+        .await
+        .ok()
+        .and_then(|plain| serde_json::from_str(plain.expose_secret()).ok());
+    let Some(refresh) = pair.and_then(|p| p.refresh_token) else {
+        run.report.count("tokens_unreadable");
+        return Ok(());
+    };
+    if run.options.dry_run {
+        run.report.count("tokens_to_refresh");
+        return Ok(());
+    }
+    match ctx
+        .discord
+        .refresh_token(&SecretString::from(refresh))
+        .await
+    {
+        Ok(fresh) => {
+            // Refresh tokens are single-use: the new pair replaces the old in one write.
+            let pair = TokenPair {
+                access_token: fresh.access_token.expose_secret().to_owned(),
+                refresh_token: fresh
+                    .refresh_token
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_owned()),
+            };
+            let json = serde_json::to_string(&pair)
+                .map_err(|e| ServiceError::invalid("tokens", e.to_string()))?;
+            let sealed = ctx.app.secrets.seal(&SecretString::from(json)).await?;
+            let stored = StoredTokens {
+                sealed,
+                expires_at: ctx.now() + fresh.expires_in,
+            };
+            ctx.app
+                .store
+                .set_tokens(&ctx.client.id, &member.user.user_id, Some(&stored))
+                .await?;
+            run.report.count("tokens_refreshed");
+        }
+        Err(DiscordError::InvalidGrant) => revoke(run, member).await?,
+        Err(e @ DiscordError::BotTokenRejected) => return Err(e.into()),
+        Err(e) => {
+            run.report.count("tokens_failed");
+            run.report.errors.push(run_error(member, &e));
+        }
+    }
+    Ok(())
+}
+
+/// The member withdrew our authorization: apply the unlink policy and mark the link `revoked`.
+async fn revoke(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceError> {
+    let ctx = &run.ctx;
+    let user_id = member.user.user_id.as_str();
+    let discord_id = member
+        .link
+        .as_ref()
+        .map(|l| l.discord_user_id.clone())
+        .unwrap_or_default();
+    let mut audit = AuditBatch::new(&ctx.client.id, &run.actor, ctx.now());
+    let (remaining, refused) = apply_unlink_policy(ctx, member, &run.actor, &mut audit).await;
+    let outcome = Outcome {
+        applied_roles: remaining,
+        nickname: member.link.as_ref().and_then(|l| l.nickname.clone()),
+        username: None,
+        global_name: None,
+        status: LinkStatus::Revoked,
+        still_pending: false,
+        last_error: refused.as_ref().map(|e| crate::domain::LastError {
+            code: e.code().to_owned(),
+            message: e.to_string(),
+            discord_code: e.discord_code(),
+            at: ctx.now(),
+        }),
+    };
+    let store = ctx.app.store.as_ref();
+    store
+        .record_outcome(&ctx.client.id, user_id, member.version, &outcome, ctx.now())
+        .await?;
+    store.set_tokens(&ctx.client.id, user_id, None).await?;
+    audit.push(
+        "link.revoked",
+        Some(user_id),
+        Some(&discord_id),
+        json!({"policy": ctx.client.unlink_policy}),
+    );
+    audit.save(store).await?;
+    run.report.count("revoked");
+    if let Some(e) = refused {
+        run.report.errors.push(run_error(member, &e));
+    }
+    Ok(())
+}
