@@ -54,6 +54,9 @@ enum Command {
         client: String,
         #[arg(long)]
         dry_run: bool,
+        /// Stop after this many members; the next run resumes where this one stopped.
+        #[arg(long)]
+        max_members: Option<u64>,
         #[arg(
             long,
             env = "CONNECTOR_DATABASE",
@@ -89,8 +92,9 @@ async fn main() -> std::process::ExitCode {
             name,
             client,
             dry_run,
+            max_members,
             database,
-        } => task::run(&name, &client, dry_run, database).await,
+        } => task::run(&name, &client, dry_run, max_members, database).await,
         Command::Openapi => {
             println!(
                 "{}",

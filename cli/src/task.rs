@@ -7,7 +7,13 @@ use connector::tasks::{self, TaskOptions};
 use crate::env_secret;
 use crate::serve::CliResult;
 
-pub async fn run(name: &str, client: &str, dry_run: bool, database: PathBuf) -> CliResult {
+pub async fn run(
+    name: &str,
+    client: &str,
+    dry_run: bool,
+    max_members: Option<u64>,
+    database: PathBuf,
+) -> CliResult {
     let task = TaskName::parse(name).ok_or_else(|| format!("unknown task {name}"))?;
     let hosted = selfhost::open(
         SelfHostConfig {
@@ -25,6 +31,7 @@ pub async fn run(name: &str, client: &str, dry_run: bool, database: PathBuf) -> 
         dry_run,
         deadline: None,
         trigger: "cli".into(),
+        max_members,
     };
     let report = tasks::run_task(&hosted.state, task, client, &options).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);

@@ -102,6 +102,7 @@ pub async fn run_for_all_clients(
             dry_run: false,
             deadline,
             trigger: trigger.to_owned(),
+            max_members: None,
         };
         let result = run_task(app, task, &client.id, &options).await;
         match &result {

@@ -53,6 +53,7 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(roles::map_role))
         .routes(routes!(users::put_user, users::get_user))
         .routes(routes!(users::list_users))
+        .routes(routes!(users::import_users))
         .routes(routes!(users::unlink))
         .routes(routes!(link::create_link_session))
         .routes(routes!(runs::run_task))

@@ -19,6 +19,8 @@ pub struct RunQuery {
     /// Return the plan without changing anything.
     #[serde(default)]
     pub dry_run: bool,
+    /// Stop after this many members and leave a cursor; the next run resumes there.
+    pub max_members: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -49,12 +51,13 @@ pub async fn run_task(
     Path((client, task)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<RunQuery>,
 ) -> ApiResult<Json<RunReport>> {
-    let task = TaskName::parse(&task)
-        .ok_or_else(|| ApiError::not_found(&format!("task {task:?}")))?;
+    let task =
+        TaskName::parse(&task).ok_or_else(|| ApiError::not_found(&format!("task {task:?}")))?;
     let options = TaskOptions {
         dry_run: q.dry_run,
         deadline: None,
         trigger: "admin".into(),
+        max_members: q.max_members,
     };
     Ok(Json(tasks::run_task(&app, task, &client, &options).await?))
 }

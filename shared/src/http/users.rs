@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::domain::{LastError, LinkStatus, Member, SiteUser};
+use crate::service::import::{self, ImportItem, ImportReport};
 use crate::service::members;
 use crate::store::Cursor;
 
@@ -206,4 +207,46 @@ pub async fn unlink(
 ) -> ApiResult<StatusCode> {
     members::unlink(&app, &client, &user_id, "admin").await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Most items one import request may carry.
+const IMPORT_MAX: usize = 10_000;
+
+#[utoipa::path(post, path = "/clients/{client}/users/import", tag = "users",
+    request_body = Vec<ImportItem>,
+    params(("client" = String, Path)),
+    responses((status = 200, body = ImportReport), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn import_users(
+    State(app): State<AppState>,
+    Path(client): Path<String>,
+    ApiJson(items): ApiJson<Vec<ImportItem>>,
+) -> ApiResult<Json<ImportReport>> {
+    if items.len() > IMPORT_MAX {
+        return Err(ApiError::invalid(
+            "body",
+            format!("at most {IMPORT_MAX} users per request"),
+        ));
+    }
+    let mut users = BTreeSet::new();
+    let mut accounts = BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        validate::key(&format!("[{i}].user_id"), &item.user_id)?;
+        validate::snowflake(&format!("[{i}].discord_user_id"), &item.discord_user_id)?;
+        for (j, g) in item.groups.iter().enumerate() {
+            validate::key(&format!("[{i}].groups[{j}]"), g)?;
+        }
+        if !users.insert(item.user_id.as_str()) {
+            return Err(ApiError::invalid(
+                format!("[{i}].user_id"),
+                "appears twice in this import",
+            ));
+        }
+        if !accounts.insert(item.discord_user_id.as_str()) {
+            return Err(ApiError::invalid(
+                format!("[{i}].discord_user_id"),
+                "appears twice in this import",
+            ));
+        }
+    }
+    Ok(Json(import::import_users(&app, &client, items).await?))
 }

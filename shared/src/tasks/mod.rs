@@ -24,6 +24,9 @@ pub struct TaskOptions {
     pub deadline: Option<Instant>,
     /// Who triggered the run, for the audit trail: `schedule`, `admin`, `cli`.
     pub trigger: String,
+    /// Stop after this many members, leaving a cursor like a deadline does (small batches on
+    /// demand; deterministic resume tests).
+    pub max_members: Option<u64>,
 }
 
 /// Runs one task for one client and returns its report.

@@ -24,6 +24,7 @@ pub struct Run<'a> {
     /// Where the last unfinished run of this task stopped.
     pub resume: Option<String>,
     lease: Option<String>,
+    members_started: u64,
 }
 
 impl<'a> Run<'a> {
@@ -70,11 +71,18 @@ impl<'a> Run<'a> {
             actor: format!("task:{task}"),
             resume,
             lease,
+            members_started: 0,
         })
     }
 
-    pub fn out_of_time(&self) -> bool {
+    /// Asked before each member: whether the run must stop here (deadline or member budget).
+    pub fn out_of_time(&mut self) -> bool {
+        self.members_started += 1;
         self.options.deadline.is_some_and(|d| Instant::now() >= d)
+            || self
+                .options
+                .max_members
+                .is_some_and(|max| self.members_started > max)
     }
 
     /// Marks the run unfinished at `position`; the next run resumes there.

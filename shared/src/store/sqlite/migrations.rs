@@ -8,6 +8,9 @@ use rusqlite::{Connection, TransactionBehavior};
 
 const MIGRATIONS: &[&str] = &[V1_SCHEMA, V2_MEMBERS_BY_DISCORD_NUMBER];
 
+/// The version a fully migrated database has.
+pub(crate) const LATEST: usize = MIGRATIONS.len();
+
 /// The weekly tasks walk our links in the order of Discord's member list: numeric user ids.
 const V2_MEMBERS_BY_DISCORD_NUMBER: &str = r#"
 CREATE INDEX members_by_discord_number ON members (client, CAST(discord_user_id AS INTEGER))
@@ -141,4 +144,3 @@ mod tests {
         assert!(err.contains("newer"), "{err}");
     }
 }
-pub(crate) const LATEST: usize = MIGRATIONS.len();

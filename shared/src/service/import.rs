@@ -1,0 +1,135 @@
+//! Bulk migration of existing links (from the original package or Alliance Auth) without asking
+//! members to link again. Imported links carry no OAuth token and cost no Discord call: their real
+//! Discord state is learned by the next remote-sync-groups from the paged member list.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::domain::{Link, LinkStatus, SiteUser};
+use crate::store::StoreError;
+
+use super::audit::AuditBatch;
+use super::ServiceError;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportItem {
+    pub user_id: String,
+    pub discord_user_id: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportFailure {
+    /// Position in the request array.
+    pub index: usize,
+    pub user_id: String,
+    pub code: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ImportReport {
+    pub received: usize,
+    /// New site users.
+    pub created: usize,
+    /// Existing users whose groups, attributes or link changed.
+    pub updated: usize,
+    /// Already exactly as imported (an import is idempotent).
+    pub unchanged: usize,
+    pub failed: Vec<ImportFailure>,
+}
+
+/// Imports already-validated items (see the HTTP layer). Each item is applied on its own, so a
+/// conflict on one (a Discord account linked to another user) does not stop the rest, and
+/// repeating the same import changes nothing.
+pub async fn import_users(
+    app: &AppState,
+    client_id: &str,
+    items: Vec<ImportItem>,
+) -> Result<ImportReport, ServiceError> {
+    app.store
+        .get_client(client_id)
+        .await?
+        .ok_or(ServiceError::NotFound("client"))?;
+    let store = app.store.as_ref();
+    let now = app.clock.now();
+    let mut report = ImportReport {
+        received: items.len(),
+        ..ImportReport::default()
+    };
+    for (index, item) in items.into_iter().enumerate() {
+        let existing = store.get_member(client_id, &item.user_id).await?;
+        let user = SiteUser {
+            user_id: item.user_id.clone(),
+            groups: item.groups.iter().cloned().collect::<BTreeSet<_>>(),
+            attributes: item.attributes.clone(),
+        };
+        let same_user = existing.as_ref().is_some_and(|m| m.user == user);
+        let same_link = existing
+            .as_ref()
+            .and_then(|m| m.link.as_ref())
+            .is_some_and(|l| l.discord_user_id == item.discord_user_id);
+        if same_user && same_link {
+            report.unchanged += 1;
+            continue;
+        }
+        if !same_link {
+            let link = Link {
+                discord_user_id: item.discord_user_id.clone(),
+                username: String::new(),
+                global_name: None,
+                nickname: None,
+                status: LinkStatus::Active,
+                applied_roles: BTreeSet::new(),
+                tokens: None,
+                linked_at: now,
+            };
+            match store
+                .create_link(client_id, &item.user_id, &link, false, now)
+                .await
+            {
+                Ok(_) => {}
+                Err(StoreError::DiscordAccountTaken { user_id }) => {
+                    report.failed.push(ImportFailure {
+                        index,
+                        user_id: item.user_id,
+                        code: "account_already_linked".into(),
+                        detail: format!(
+                            "Discord account {} is linked to site user {user_id}",
+                            item.discord_user_id
+                        ),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !same_user {
+            let pending = existing.as_ref().is_some_and(|m| m.pending);
+            store.save_site_user(client_id, &user, pending, now).await?;
+        }
+        if existing.is_some() {
+            report.updated += 1;
+        } else {
+            report.created += 1;
+        }
+    }
+    let mut audit = AuditBatch::new(client_id, "admin", now);
+    audit.push(
+        "users.import",
+        None,
+        None,
+        json!({"received": report.received, "created": report.created, "updated": report.updated,
+               "unchanged": report.unchanged, "failed": report.failed.len()}),
+    );
+    audit.save(store).await?;
+    Ok(report)
+}
