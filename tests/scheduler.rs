@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use connector::domain::TaskName;
 use connector::schedule::{default_schedule, run_scheduler};
 use connector_e2e::discord_emulator::Fault;
 use connector_e2e::*;
@@ -47,4 +48,40 @@ async fn the_scheduler_applies_pending_work_without_anyone_asking() {
         .api(Method::GET, &format!("/clients/{CLIENT}/runs"), None)
         .await;
     assert_eq!(runs["items"][0]["trigger"], "schedule", "{runs}");
+}
+
+#[tokio::test]
+async fn the_five_minute_tick_continues_a_weekly_run_that_stopped_at_its_limit() {
+    // given a remote sync that stopped after one member
+    let h = Harness::start().await;
+    h.setup_client().await;
+    for (u, d) in [("u-alice", "alice"), ("u-bob", "bob")] {
+        h.put_user(u, &["members"]).await;
+        h.link(u, d).await;
+    }
+    h.emu
+        .set_member_roles(h.emu.guild_id(), &h.discord_id("bob"), Vec::<String>::new());
+    let (_, first) = h
+        .api(
+            Method::POST,
+            &format!("/clients/{CLIENT}/tasks/remote-sync-groups?max_members=1"),
+            None,
+        )
+        .await;
+    assert_eq!(first["complete"], false, "{first}");
+
+    // when the verify-groups tick comes (as EventBridge or the self-hosted scheduler sends it)
+    let results =
+        connector::schedule::run_for_all_clients(&h.app, TaskName::VerifyGroups, None, "schedule")
+            .await
+            .unwrap();
+
+    // then the unfinished weekly run is continued to the end
+    let continued = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .find(|r| r.task == TaskName::RemoteSyncGroups)
+        .expect("remote sync continued");
+    assert!(continued.complete);
+    assert_eq!(h.roles_on_discord("bob"), Some(names(&["Member"])));
 }

@@ -4,6 +4,8 @@
 //! [`AppState`](http::AppState) once and hand over to the router or a task.
 
 pub mod app;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod clock;
 pub mod discord;
 pub mod domain;

@@ -1,6 +1,8 @@
 //! Test harness: the real router on an ephemeral port, the embedded store in a temp file, and the
 //! Discord emulator in-process, all talking HTTP.
 
+pub mod moto;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;

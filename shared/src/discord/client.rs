@@ -66,7 +66,8 @@ pub struct CallStats {
 }
 
 /// A Discord client for one application. Bot calls share `limiter` with every other client of
-/// the same bot token; [`CallStats`] are this instance's own.
+/// the same bot token; [`CallStats`] are this instance's own (clones share them).
+#[derive(Clone)]
 pub struct DiscordClient {
     config: DiscordConfig,
     transport: Transport,

@@ -1,6 +1,8 @@
 //! The `Secrets` port: bot tokens, client secrets and users' OAuth tokens. Values are encrypted at
 //! rest, never logged, never returned by the API.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod cipher;
 pub mod local;
 

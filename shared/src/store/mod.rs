@@ -4,6 +4,8 @@
 #[cfg(any(test, feature = "store-contract"))]
 pub mod contract;
 pub mod cursor;
+#[cfg(feature = "aws")]
+pub mod dynamo;
 pub mod sqlite;
 
 use std::collections::BTreeSet;

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use crate::discord::{DiscordError, GuildMember};
+use crate::discord::{DiscordClient, DiscordError, GuildMember};
 use crate::domain::Member;
 use crate::service::{ClientContext, ServiceError};
 
@@ -40,7 +40,12 @@ impl Seen {
     }
 }
 
+type PageFetch = tokio::task::JoinHandle<Result<Vec<GuildMember>, DiscordError>>;
+
 pub struct GuildScan {
+    /// The next member-list page, already requested: it waits for its rate-limit slot while the
+    /// caller works on the current page, so list and write buckets drain side by side.
+    prefetch: Option<PageFetch>,
     live_after: Option<u64>,
     live_done: bool,
     ours: VecDeque<(u64, Member)>,
@@ -54,6 +59,7 @@ impl GuildScan {
     /// A scan from the start, or resuming after a Discord user id.
     pub fn new(after: Option<u64>) -> Self {
         Self {
+            prefetch: None,
             live_after: after,
             live_done: false,
             ours: VecDeque::new(),
@@ -80,12 +86,20 @@ impl GuildScan {
                 self.ours.drain(..).map(|(_, m)| Seen::Missing(m)).collect(),
             ));
         }
-        let after = self.live_after.map(|a| a.to_string());
-        let page = match ctx
-            .discord
-            .list_members(&ctx.client.guild_id, after.as_deref(), PAGE)
-            .await
-        {
+        let fetched = match self.prefetch.take() {
+            Some(handle) => handle
+                .await
+                .map_err(|e| ServiceError::Discord(DiscordError::Transport(e.to_string())))?,
+            None => {
+                fetch_page(
+                    ctx.discord.clone(),
+                    ctx.client.guild_id.clone(),
+                    self.live_after,
+                )
+                .await
+            }
+        };
+        let page = match fetched {
             Ok(page) => page,
             Err(DiscordError::MissingAccess) => {
                 self.fallback = true;
@@ -93,6 +107,16 @@ impl GuildScan {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(last) = page
+            .last()
+            .and_then(|m| m.user.as_ref())
+            .and_then(|u| u.id.parse::<u64>().ok())
+        {
+            if page.len() == usize::from(PAGE) {
+                let (discord, guild) = (ctx.discord.clone(), ctx.client.guild_id.clone());
+                self.prefetch = Some(tokio::spawn(fetch_page(discord, guild, Some(last))));
+            }
+        }
         self.live_done = page.len() < usize::from(PAGE);
         let mut out = Vec::with_capacity(page.len());
         for live in page {
@@ -124,6 +148,18 @@ impl GuildScan {
             }
         }
         Ok(Some(out))
+    }
+
+    /// Where the scan started (the resume point), before any batch.
+    pub fn position(&self) -> Option<u64> {
+        self.live_after
+    }
+
+    /// Stops a prefetch the caller will not use (the run ran out of time).
+    pub fn abandon(&mut self) {
+        if let Some(handle) = self.prefetch.take() {
+            handle.abort();
+        }
     }
 
     async fn fill_ours(&mut self, ctx: &ClientContext) -> Result<(), ServiceError> {
@@ -191,5 +227,20 @@ impl GuildScan {
             }
         }
         Ok(Some(out))
+    }
+}
+
+async fn fetch_page(
+    discord: DiscordClient,
+    guild: String,
+    after: Option<u64>,
+) -> Result<Vec<GuildMember>, DiscordError> {
+    let after = after.map(|a| a.to_string());
+    discord.list_members(&guild, after.as_deref(), PAGE).await
+}
+
+impl Drop for GuildScan {
+    fn drop(&mut self) {
+        self.abandon();
     }
 }

@@ -42,12 +42,21 @@ pub struct Invocation {
 
 impl Invocation {
     /// From the Lambda context's request id and deadline (milliseconds since the Unix epoch).
+    ///
+    /// `cargo lambda watch` (1.9) sends the function's timeout in milliseconds instead of an
+    /// epoch deadline; a value before 2001 cannot be an epoch deadline, so it is read as the
+    /// time remaining.
     pub fn from_lambda(request_id: &str, deadline_epoch_ms: u64) -> Self {
+        const YEAR_2001_MS: u64 = 978_307_200_000;
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
-        let remaining = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
+        let remaining = Duration::from_millis(if deadline_epoch_ms < YEAR_2001_MS {
+            deadline_epoch_ms
+        } else {
+            deadline_epoch_ms.saturating_sub(now_ms)
+        });
         Self {
             request_id: request_id.to_owned(),
             deadline: Instant::now() + work_time(remaining),
@@ -99,7 +108,10 @@ pub fn parse_event(event: &Value) -> Result<ScheduledEvent, InvocationError> {
         .find_map(|k| object.get(*k).and_then(Value::as_str))
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
-    let task = match (object.get("task"), detail.as_ref().and_then(|d| d.get("task"))) {
+    let task = match (
+        object.get("task"),
+        detail.as_ref().and_then(|d| d.get("task")),
+    ) {
         (Some(t), _) | (None, Some(t)) => Some(
             t.as_str()
                 .ok_or_else(|| InvocationError::InvalidEvent("`task` must be a string".into()))?
@@ -121,7 +133,12 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// The settings key recording that this delivery was handled.
+/// How long a delivery is remembered: far longer than EventBridge and Lambda retry.
+pub const DELIVERY_TTL_SECS: i64 = 2 * 86_400;
+/// The holder of a delivery lease once its run finished.
+const DELIVERY_DONE: &str = "done";
+
+/// The lease name recording that this delivery was taken or handled.
 pub fn dedupe_key(event: &ScheduledEvent, invocation: &Invocation) -> String {
     match &event.id {
         Some(id) => format!("event:{id}"),
@@ -132,13 +149,14 @@ pub fn dedupe_key(event: &ScheduledEvent, invocation: &Invocation) -> String {
 /// Runs `task` for every client and returns the summary Lambda logs as the invocation's result.
 ///
 /// Scheduled invocations are at-least-once, and two mechanisms keep a second delivery harmless:
-/// - the delivery is recorded in the store (`event:<id>`) once its run finished, and a delivery
-///   already recorded is skipped: this catches a duplicate that arrives *after* the first run
-///   released its lease, which the lease alone would run again. It is written only after the
-///   run, so when an invocation fails Lambda's retry (same request id, same event) still works.
-/// - the task's own store lease (taken per client by the task) stops two runs overlapping:
-///   duplicates delivered *at the same time*, a slow run still going at the next tick, or an
-///   operator's "run now". The record cannot do that, as it is written only at the end.
+/// - a delivery lease (`event:<id>`, expiring after [`DELIVERY_TTL_SECS`], so the records clean
+///   themselves up — DynamoDB's TTL deletes them): taken by this request before the run, handed
+///   to the holder `done` after it. A delivery whose lease is held by another request (running
+///   or done) is skipped; Lambda's retry of a failed request (same request id) takes it again and
+///   runs.
+/// - the task's own store lease (taken per client by the task) stops two runs overlapping even
+///   across different deliveries: a slow run still going at the next tick, or an operator's
+///   "run now".
 pub async fn handle(
     state: &AppState,
     task: TaskName,
@@ -155,7 +173,12 @@ pub async fn handle(
         }
     }
     let key = dedupe_key(&event, invocation);
-    if state.store.get_setting(&key).await?.is_some() {
+    let now = state.clock.now();
+    let taken = state
+        .store
+        .acquire_lease(&key, &invocation.request_id, now, DELIVERY_TTL_SECS)
+        .await?;
+    if !taken {
         tracing::info!(task = %task, delivery = %key, "duplicate delivery skipped");
         return Ok(json!({
             "task": task,
@@ -171,16 +194,17 @@ pub async fn handle(
         .map(|(client, result)| client_summary(client, result))
         .collect();
 
-    let record = json!({
-        "task": task,
-        "request_id": invocation.request_id,
-        "finished_at": state.clock.now(),
-    });
-    if let Err(e) = state
-        .store
-        .put_setting_if_absent(&key, &record.to_string())
-        .await
-    {
+    let done = async {
+        state
+            .store
+            .release_lease(&key, &invocation.request_id)
+            .await?;
+        state
+            .store
+            .acquire_lease(&key, DELIVERY_DONE, state.clock.now(), DELIVERY_TTL_SECS)
+            .await
+    };
+    if let Err(e) = done.await {
         // The work is done; failing now would make Lambda retry it. Log and answer.
         tracing::warn!(task = %task, delivery = %key, error = %e, "could not record the delivery");
     }
@@ -226,7 +250,8 @@ mod tests {
     use crate::secrets::local::LocalSecrets;
     use crate::store::sqlite::SqliteStore;
 
-    const RULE_EVENT: &str = include_str!("../../../fixtures/events/verify-groups.eventbridge-rule.json");
+    const RULE_EVENT: &str =
+        include_str!("../../../fixtures/events/verify-groups.eventbridge-rule.json");
     const SCHEDULER_EVENT: &str =
         include_str!("../../../fixtures/events/verify-groups.eventbridge-scheduler.json");
 
@@ -252,8 +277,18 @@ mod tests {
     #[test]
     fn reads_an_eventbridge_rule_event() {
         let event = parse_event(&serde_json::from_str(RULE_EVENT).unwrap()).unwrap();
-        assert!(event.id.is_some(), "{event:?}");
-        assert_eq!(event.task.as_deref(), Some("verify-groups"));
+        assert_eq!(
+            event,
+            ScheduledEvent {
+                id: Some("53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa".into()),
+                task: None
+            }
+        );
+        let custom = json!({"id": "e", "detail-type": "Run", "source": "ops", "detail": {"task": "sync-accounts"}});
+        assert_eq!(
+            parse_event(&custom).unwrap().task.as_deref(),
+            Some("sync-accounts")
+        );
     }
 
     #[test]
@@ -261,15 +296,17 @@ mod tests {
         let raw: Value = serde_json::from_str(SCHEDULER_EVENT).unwrap();
         assert!(raw["detail"].is_string(), "fixture keeps Scheduler's shape");
         let event = parse_event(&raw).unwrap();
-        assert_eq!(event.task.as_deref(), Some("verify-groups"));
-
-        let default_payload = json!({"id": "x", "detail-type": "Scheduled Event", "detail": "{}"});
         assert_eq!(
-            parse_event(&default_payload).unwrap(),
+            event,
             ScheduledEvent {
-                id: Some("x".into()),
+                id: Some("f4b5c3a1-1b8e-4d6c-9a57-0e2b7c1d9a10".into()),
                 task: None
             }
+        );
+        let with_task = json!({"id": "x", "detail": "{\"task\": \"verify-groups\"}"});
+        assert_eq!(
+            parse_event(&with_task).unwrap().task.as_deref(),
+            Some("verify-groups")
         );
     }
 
@@ -279,7 +316,10 @@ mod tests {
         assert_eq!(input.task.as_deref(), Some("sync-accounts"));
         assert_eq!(input.id, None);
         assert_eq!(parse_event(&json!({})).unwrap(), ScheduledEvent::default());
-        assert_eq!(parse_event(&Value::Null).unwrap(), ScheduledEvent::default());
+        assert_eq!(
+            parse_event(&Value::Null).unwrap(),
+            ScheduledEvent::default()
+        );
         assert_eq!(
             parse_event(&json!({"detail": ""})).unwrap(),
             ScheduledEvent::default()
@@ -303,11 +343,27 @@ mod tests {
 
     #[test]
     fn keeps_a_safety_margin_before_lambdas_deadline() {
-        assert_eq!(work_time(Duration::from_secs(120)), Duration::from_secs(110));
+        assert_eq!(
+            work_time(Duration::from_secs(120)),
+            Duration::from_secs(110)
+        );
         assert_eq!(work_time(Duration::from_secs(20)), Duration::from_secs(15));
         assert_eq!(work_time(Duration::ZERO), Duration::ZERO);
-        let past = Invocation::from_lambda("r", 0);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let lambda = Invocation::from_lambda("r", now_ms + 60_000);
+        let left = lambda.deadline - Instant::now();
+        assert!(
+            left > Duration::from_secs(45) && left <= Duration::from_secs(50),
+            "{left:?}"
+        );
+        let past = Invocation::from_lambda("r", now_ms - 1_000);
         assert!(past.deadline <= Instant::now());
+        // cargo lambda watch: the timeout, not a deadline
+        let watch = Invocation::from_lambda("r", 600_000);
+        assert!(watch.deadline > Instant::now() + Duration::from_secs(500));
     }
 
     #[test]
@@ -329,9 +385,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = state(&dir);
         let event: Value = serde_json::from_str(RULE_EVENT).unwrap();
-        let first = handle(&app, TaskName::VerifyGroups, event.clone(), &invocation("r1"))
-            .await
-            .unwrap();
+        let first = handle(
+            &app,
+            TaskName::VerifyGroups,
+            event.clone(),
+            &invocation("r1"),
+        )
+        .await
+        .unwrap();
         assert_eq!(first["duplicate"], false, "{first}");
 
         // when EventBridge delivers it again (a new Lambda request)
@@ -339,19 +400,22 @@ mod tests {
             .await
             .unwrap();
 
-        // then nothing runs, and the record names the first request
+        // then nothing runs, and the delivery stays recorded as done
         assert_eq!(second["duplicate"], true, "{second}");
         let id = parse_event(&serde_json::from_str(RULE_EVENT).unwrap())
             .unwrap()
             .id
             .unwrap();
-        let record = app
+        let now = app.clock.now();
+        let key = format!("event:{id}");
+        assert!(!app.store.acquire_lease(&key, "r3", now, 60).await.unwrap());
+        // and forgotten once its time is up
+        let later = now + DELIVERY_TTL_SECS + 1;
+        assert!(app
             .store
-            .get_setting(&format!("event:{id}"))
+            .acquire_lease(&key, "r3", later, 60)
             .await
-            .unwrap()
-            .expect("delivery recorded");
-        assert!(record.contains("\"r1\""), "{record}");
+            .unwrap());
     }
 
     #[tokio::test]
@@ -370,7 +434,11 @@ mod tests {
         };
         assert_eq!(run("r1").await, false, "first tick runs");
         assert_eq!(run("r2").await, false, "the next tick runs");
-        assert_eq!(run("r2").await, true, "Lambda's redelivery of r2 is skipped");
+        assert_eq!(
+            run("r2").await,
+            true,
+            "Lambda's redelivery of r2 is skipped"
+        );
     }
 
     #[tokio::test]
@@ -386,7 +454,10 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(err, InvocationError::WrongTask { .. }), "{err}");
-        assert_eq!(app.store.get_setting("event:request:r1").await.unwrap(), None);
+        let next = handle(&app, TaskName::VerifyGroups, json!({}), &invocation("r1"))
+            .await
+            .unwrap();
+        assert_eq!(next["duplicate"], false, "nothing was recorded: {next}");
     }
 
     #[tokio::test]
@@ -423,12 +494,11 @@ mod tests {
         .await
         .unwrap();
 
-        // then the client ran to completion and its report is stored
+        // then the client ran to completion (a run with nothing to do stores no report)
         let run = &summary["clients"][0];
         assert_eq!(run["client"], "guild", "{summary}");
         assert_eq!(run["complete"], true, "{summary}");
-        let runs = app.store.list_runs("guild", None, 10).await.unwrap();
-        assert_eq!(runs.items[0].id, run["run_id"], "{summary}");
-        assert_eq!(runs.items[0].trigger, "lambda");
+        assert!(run["run_id"].is_string(), "{summary}");
+        assert_eq!(run["cursor"], Value::Null, "{summary}");
     }
 }

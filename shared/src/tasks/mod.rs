@@ -8,6 +8,7 @@ pub mod remote_sync_groups;
 pub mod run;
 pub mod sync_accounts;
 pub mod verify_groups;
+pub mod walk;
 
 use std::time::Instant;
 

@@ -8,17 +8,15 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::discord::GuildMember;
-use crate::domain::{
-    GroupChange, GuildAudit, LinkStatus, Member, RunReport, SourceOfTruth, TaskName,
-};
+use crate::domain::{GroupChange, LinkStatus, Member, RunReport, SourceOfTruth, TaskName};
 use crate::service::audit::AuditBatch;
 use crate::service::reconcile::{reconcile_observed, Observed, Scope};
 use crate::service::ServiceError;
 use crate::store::Outcome;
 
-use super::guild_scan::{GuildScan, Seen};
-use super::outcomes::{mark_left, note_failed, note_unlinked, returned, tally};
+use super::outcomes::{returned, tally};
 use super::run::Run;
+use super::walk::{walk_guild, OnLinked};
 use super::TaskOptions;
 
 pub async fn run(
@@ -33,53 +31,13 @@ pub async fn run(
 
 async fn scan(run: &mut Run<'_>) -> Result<(), ServiceError> {
     let resume = run.resume.as_deref().and_then(|c| c.parse().ok());
-    let mut scan = GuildScan::new(resume);
-    let mut audit = GuildAudit::default();
-    let result = walk(run, &mut scan, &mut audit).await;
-    if scan.fallback {
-        run.report.notes.push(
-            "the bot lacks the GUILD_MEMBERS intent (403 50001): fell back to one GET per linked member; \
-             enable the Server Members Intent in the developer portal to list members 1,000 at a time"
-                .into(),
-        );
-    } else {
-        run.report.guild_audit = Some(audit);
+    if walk_guild(run, resume, OnLinked::RepairRoles, "").await? {
+        run.report.complete = true;
     }
-    result
-}
-
-async fn walk(
-    run: &mut Run<'_>,
-    scan: &mut GuildScan,
-    audit: &mut GuildAudit,
-) -> Result<(), ServiceError> {
-    let mut position: Option<u64> = None;
-    while let Some(batch) = scan.next_batch(&run.ctx).await? {
-        for seen in batch {
-            if run.out_of_time() {
-                if let Some(p) = position {
-                    run.stop_at(p.to_string());
-                }
-                return Ok(());
-            }
-            position = seen.discord_id().or(position);
-            match seen {
-                Seen::Linked(member, live) => {
-                    audit.members_seen += 1;
-                    audit.linked += 1;
-                    repair(run, &member, &live).await?;
-                }
-                Seen::Missing(member) => mark_left(run, &member).await?,
-                Seen::Unlinked(live) => note_unlinked(audit, &live),
-                Seen::Failed(member, e) => note_failed(run, &member, &e),
-            }
-        }
-    }
-    run.report.complete = true;
     Ok(())
 }
 
-async fn repair(
+pub(super) async fn repair(
     run: &mut Run<'_>,
     member: &Member,
     live: &GuildMember,

@@ -129,21 +129,21 @@ impl<'a> Run<'a> {
     }
 }
 
-/// The cursor of the newest run of `task`, if that run did not finish.
-async fn resume_point(
+/// The newest stored (not dry) run of `task` for a client, looking back a bounded number of runs.
+pub async fn latest_run(
     app: &AppState,
     client_id: &str,
     task: TaskName,
-) -> Result<Option<String>, ServiceError> {
+) -> Result<Option<RunReport>, ServiceError> {
     let mut after = None;
     for _ in 0..RESUME_LOOKBACK_PAGES {
         let page = app.store.list_runs(client_id, after.as_ref(), 100).await?;
-        if let Some(last) = page.items.iter().find(|r| r.task == task && !r.dry_run) {
-            return Ok(if last.complete {
-                None
-            } else {
-                last.cursor.clone()
-            });
+        if let Some(last) = page
+            .items
+            .into_iter()
+            .find(|r| r.task == task && !r.dry_run)
+        {
+            return Ok(Some(last));
         }
         match page.next {
             Some(next) => after = Some(next),
@@ -151,4 +151,16 @@ async fn resume_point(
         }
     }
     Ok(None)
+}
+
+/// The cursor of the newest run of `task`, if that run did not finish.
+async fn resume_point(
+    app: &AppState,
+    client_id: &str,
+    task: TaskName,
+) -> Result<Option<String>, ServiceError> {
+    Ok(latest_run(app, client_id, task)
+        .await?
+        .filter(|r| !r.complete)
+        .and_then(|r| r.cursor))
 }

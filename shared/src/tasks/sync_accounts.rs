@@ -8,16 +8,16 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::discord::{DiscordError, GuildMember};
-use crate::domain::{GuildAudit, LinkStatus, Member, RunReport, StoredTokens, TaskName};
+use crate::domain::{LinkStatus, Member, RunReport, StoredTokens, TaskName};
 use crate::service::audit::AuditBatch;
 use crate::service::members::{apply_unlink_policy, TokenPair};
 use crate::service::reconcile::{reconcile_observed, run_error, Observed, Scope};
 use crate::service::ServiceError;
 use crate::store::{Cursor, Outcome};
 
-use super::guild_scan::{GuildScan, Seen};
-use super::outcomes::{mark_left, note_failed, note_unlinked, returned, tally};
+use super::outcomes::{returned, tally};
 use super::run::Run;
+use super::walk::{walk_guild, OnLinked};
 use super::TaskOptions;
 
 /// Tokens expiring within this window are refreshed (the task runs weekly; tokens live 7 days).
@@ -52,17 +52,7 @@ pub async fn run(
 async fn sync(run: &mut Run<'_>) -> Result<(), ServiceError> {
     let token_start = match parse_resume(run.resume.as_deref()) {
         Phase::Scan(after) => {
-            let mut scan = GuildScan::new(after);
-            let mut audit = GuildAudit::default();
-            let finished = walk_members(run, &mut scan, &mut audit).await?;
-            if scan.fallback {
-                run.report.notes.push(
-                    "the bot lacks the GUILD_MEMBERS intent (403 50001): fell back to one GET per linked member".into(),
-                );
-            } else {
-                run.report.guild_audit = Some(audit);
-            }
-            if !finished {
+            if !walk_guild(run, after, OnLinked::RefreshNames, "scan:").await? {
                 return Ok(());
             }
             None
@@ -72,39 +62,7 @@ async fn sync(run: &mut Run<'_>) -> Result<(), ServiceError> {
     refresh_tokens(run, token_start).await
 }
 
-/// Returns whether the member list was walked to the end.
-async fn walk_members(
-    run: &mut Run<'_>,
-    scan: &mut GuildScan,
-    audit: &mut GuildAudit,
-) -> Result<bool, ServiceError> {
-    let mut position: Option<u64> = None;
-    while let Some(batch) = scan.next_batch(&run.ctx).await? {
-        for seen in batch {
-            if run.out_of_time() {
-                run.stop_at(format!(
-                    "scan:{}",
-                    position.map(|p| p.to_string()).unwrap_or_default()
-                ));
-                return Ok(false);
-            }
-            position = seen.discord_id().or(position);
-            match seen {
-                Seen::Linked(member, live) => {
-                    audit.members_seen += 1;
-                    audit.linked += 1;
-                    refresh_names(run, &member, &live).await?;
-                }
-                Seen::Missing(member) => mark_left(run, &member).await?,
-                Seen::Unlinked(live) => note_unlinked(audit, &live),
-                Seen::Failed(member, e) => note_failed(run, &member, &e),
-            }
-        }
-    }
-    Ok(true)
-}
-
-async fn refresh_names(
+pub(super) async fn refresh_names(
     run: &mut Run<'_>,
     member: &Member,
     live: &GuildMember,

@@ -1,0 +1,215 @@
+//! A `Store` decorator that counts operations, so the bench can show what a run costs the store.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use connector::clock::Timestamp;
+use connector::domain::{
+    AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser, StoredTokens,
+};
+use connector::store::{Cursor, Outcome, Page, Store, StoreResult};
+
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    pub fn reset(&self) {
+        self.reads.store(0, Ordering::Relaxed);
+        self.writes.store(0, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> &dyn Store {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.as_ref()
+    }
+
+    fn write(&self) -> &dyn Store {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.inner.as_ref()
+    }
+}
+
+#[async_trait]
+impl Store for CountingStore {
+    async fn create_client(&self, client: &Client) -> StoreResult<()> {
+        self.write().create_client(client).await
+    }
+    async fn get_client(&self, id: &str) -> StoreResult<Option<Client>> {
+        self.read().get_client(id).await
+    }
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        self.read().list_clients().await
+    }
+    async fn update_client(&self, client: &Client) -> StoreResult<()> {
+        self.write().update_client(client).await
+    }
+    async fn delete_client(&self, id: &str) -> StoreResult<()> {
+        self.write().delete_client(id).await
+    }
+    async fn replace_roles(&self, client: &str, roles: &[Role]) -> StoreResult<()> {
+        self.write().replace_roles(client, roles).await
+    }
+    async fn list_roles(&self, client: &str) -> StoreResult<Vec<Role>> {
+        self.read().list_roles(client).await
+    }
+    async fn set_role_groups(
+        &self,
+        client: &str,
+        role_id: &str,
+        groups: &BTreeSet<String>,
+    ) -> StoreResult<()> {
+        self.write().set_role_groups(client, role_id, groups).await
+    }
+    async fn get_member(&self, client: &str, user_id: &str) -> StoreResult<Option<Member>> {
+        self.read().get_member(client, user_id).await
+    }
+    async fn find_member_by_discord(
+        &self,
+        client: &str,
+        discord_user_id: &str,
+    ) -> StoreResult<Option<Member>> {
+        self.read()
+            .find_member_by_discord(client, discord_user_id)
+            .await
+    }
+    async fn save_site_user(
+        &self,
+        client: &str,
+        user: &SiteUser,
+        pending: bool,
+        now: Timestamp,
+    ) -> StoreResult<Member> {
+        self.write()
+            .save_site_user(client, user, pending, now)
+            .await
+    }
+    async fn create_link(
+        &self,
+        client: &str,
+        user_id: &str,
+        link: &Link,
+        pending: bool,
+        now: Timestamp,
+    ) -> StoreResult<Member> {
+        self.write()
+            .create_link(client, user_id, link, pending, now)
+            .await
+    }
+    async fn delete_link(&self, client: &str, user_id: &str) -> StoreResult<Option<Link>> {
+        self.write().delete_link(client, user_id).await
+    }
+    async fn record_outcome(
+        &self,
+        client: &str,
+        user_id: &str,
+        expected_version: i64,
+        outcome: &Outcome,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.write()
+            .record_outcome(client, user_id, expected_version, outcome, now)
+            .await
+    }
+    async fn set_tokens(
+        &self,
+        client: &str,
+        user_id: &str,
+        tokens: Option<&StoredTokens>,
+    ) -> StoreResult<()> {
+        self.write().set_tokens(client, user_id, tokens).await
+    }
+    async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64> {
+        self.write().mark_all_linked_pending(client, now).await
+    }
+    async fn list_pending(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        self.read().list_pending(client, after, limit).await
+    }
+    async fn list_members(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        self.read().list_members(client, after, limit).await
+    }
+    async fn list_linked_by_discord(
+        &self,
+        client: &str,
+        after_discord_id: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        self.read()
+            .list_linked_by_discord(client, after_discord_id, limit)
+            .await
+    }
+    async fn put_link_session(&self, session: &LinkSession) -> StoreResult<()> {
+        self.write().put_link_session(session).await
+    }
+    async fn consume_link_session(
+        &self,
+        state_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<LinkSession>> {
+        self.write().consume_link_session(state_hash, now).await
+    }
+    async fn put_run(&self, report: &RunReport) -> StoreResult<()> {
+        self.write().put_run(report).await
+    }
+    async fn list_runs(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<RunReport>> {
+        self.read().list_runs(client, after, limit).await
+    }
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
+        self.write().append_audit(entries).await
+    }
+    async fn list_audit(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<AuditEntry>> {
+        self.read().list_audit(client, after, limit).await
+    }
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.read().get_setting(key).await
+    }
+    async fn put_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
+        self.write().put_setting_if_absent(key, value).await
+    }
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl_secs: i64,
+    ) -> StoreResult<bool> {
+        self.write()
+            .acquire_lease(name, holder, now, ttl_secs)
+            .await
+    }
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.write().release_lease(name, holder).await
+    }
+}

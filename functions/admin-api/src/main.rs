@@ -1,0 +1,9 @@
+//! Lambda function `admin-api`: the admin API (`/api/v1/…`) and `/healthz`. The state is built
+//! once per cold start; the shared router does the rest.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let state = connector::aws::state_from_env().await?;
+    lambda_http::run(connector::http::router(state)).await
+}

@@ -1,0 +1,10 @@
+//! Lambda function `sso-callback`: Discord sends members here after the consent screen
+//! (`GET /discord/sso/callback`). The state is built once per cold start; the shared router
+//! does the rest.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let state = connector::aws::state_from_env().await?;
+    lambda_http::run(connector::http::router(state)).await
+}

@@ -1,0 +1,382 @@
+//! Site users and what tasks record on them: `USER#` items and the sparse pending GSI. Linking
+//! and unlinking are in `links`.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::ReturnValue;
+use tokio::task::JoinSet;
+
+use super::expr::{b, n, s, Expr};
+use super::items::{self, AccountData, Item, MemberData};
+use super::keys::{self, GSI1PK, GSI1SK};
+use super::{backend, is_condition_failed, DynamoStore, Query};
+use crate::clock::Timestamp;
+use crate::domain::{LinkStatus, Member, SiteUser, StoredTokens};
+use crate::store::{Cursor, Outcome, Page, StoreError, StoreResult};
+
+/// How many conditional updates `mark_all_linked_pending` keeps in flight.
+const PARALLEL_UPDATES: usize = 16;
+
+pub(super) fn member_key(client: &str, user_id: &str) -> Item {
+    items::key(keys::client_pk(client), keys::member_sk(user_id))
+}
+
+pub(super) fn account_key(client: &str, discord_user_id: &str) -> Item {
+    items::key(keys::client_pk(client), keys::discord_sk(discord_user_id))
+}
+
+pub(super) fn decode_member(item: Item) -> StoreResult<Member> {
+    items::decode::<MemberData>(item, items::MEMBER).map(Member::from)
+}
+
+/// The attributes that make an item a member (for upserts that may create it).
+pub(super) fn identify(expr: &mut Expr, client: &str, user_id: &str) {
+    expr.set(&["entity"], s(items::MEMBER))
+        .set(&["client"], s(client))
+        .set(&["user_id"], s(user_id));
+}
+
+/// Sets `pending` and, only while it is true, the member's entry in the sparse pending index.
+pub(super) fn set_pending(expr: &mut Expr, client: &str, user_id: &str, pending: bool) {
+    expr.set(&["pending"], b(pending));
+    if pending {
+        expr.set(&[GSI1PK], s(keys::pending_gsi_pk(client)))
+            .set(&[GSI1SK], s(keys::member_sk(user_id)));
+    } else {
+        expr.remove(&[GSI1PK]).remove(&[GSI1SK]);
+    }
+}
+
+pub(super) async fn get(
+    store: &DynamoStore,
+    client: &str,
+    user_id: &str,
+) -> StoreResult<Option<Member>> {
+    store
+        .get(member_key(client, user_id))
+        .await?
+        .map(decode_member)
+        .transpose()
+}
+
+/// Through the account's uniqueness item, then the member (both strongly consistent reads).
+pub(super) async fn find_by_discord(
+    store: &DynamoStore,
+    client: &str,
+    discord_user_id: &str,
+) -> StoreResult<Option<Member>> {
+    let Some(holder) = account_holder(store, client, discord_user_id).await? else {
+        return Ok(None);
+    };
+    let member = get(store, client, &holder).await?;
+    // Between the two reads the link may have changed: only a member still linked counts.
+    Ok(member.filter(|m| {
+        m.link
+            .as_ref()
+            .is_some_and(|l| l.discord_user_id == discord_user_id)
+    }))
+}
+
+pub(super) async fn account_holder(
+    store: &DynamoStore,
+    client: &str,
+    discord_user_id: &str,
+) -> StoreResult<Option<String>> {
+    Ok(store
+        .get(account_key(client, discord_user_id))
+        .await?
+        .map(|item| items::decode::<AccountData>(item, items::DISCORD_ACCOUNT))
+        .transpose()?
+        .map(|account| account.user_id))
+}
+
+pub(super) async fn save_site_user(
+    store: &DynamoStore,
+    client: &str,
+    user: &SiteUser,
+    pending: bool,
+    now: Timestamp,
+) -> StoreResult<Member> {
+    let mut expr = Expr::new();
+    identify(&mut expr, client, &user.user_id);
+    expr.set(&["groups"], items::value(&user.groups, "groups")?)
+        .set(
+            &["attributes"],
+            items::value(&user.attributes, "attributes")?,
+        )
+        .set(&["updated_at"], n(now))
+        .increment("version", 1);
+    set_pending(&mut expr, client, &user.user_id, pending);
+    let out = store
+        .client
+        .update_item()
+        .table_name(&store.table)
+        .set_key(Some(member_key(client, &user.user_id)))
+        .update_expression(expr.update_expression())
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .return_values(ReturnValue::AllNew)
+        .send()
+        .await
+        .map_err(|e| backend("UpdateItem", &e))?;
+    decode_member(out.attributes.unwrap_or_default())
+}
+
+/// What an outcome writes regardless of the version: it describes Discord. Nested paths leave
+/// the rest of the link (tokens, linked_at) untouched.
+fn outcome_update(expr: &mut Expr, outcome: &Outcome, now: Timestamp) -> StoreResult<()> {
+    expr.set(
+        &["link", "applied_roles"],
+        items::value(&outcome.applied_roles, "roles")?,
+    )
+    .set(
+        &["link", "nickname"],
+        items::value(&outcome.nickname, "nickname")?,
+    )
+    .set(
+        &["link", "status"],
+        items::value(&outcome.status, "status")?,
+    )
+    .set(&["link_status"], items::value(&outcome.status, "status")?)
+    .set(&["updated_at"], n(now));
+    if let Some(username) = &outcome.username {
+        expr.set(&["link", "username"], s(username));
+    }
+    if let Some(global_name) = &outcome.global_name {
+        expr.set(
+            &["link", "global_name"],
+            items::value(global_name, "global name")?,
+        );
+    }
+    match &outcome.last_error {
+        Some(error) => expr.set(&["last_error"], items::value(error, "last error")?),
+        None => expr.remove(&["last_error"]),
+    };
+    Ok(())
+}
+
+/// First try: write the outcome and `pending` on condition `version = expected` (and a link).
+/// If that condition fails, write the outcome alone on condition of a link, and report the
+/// `pending` the member has.
+pub(super) async fn record_outcome(
+    store: &DynamoStore,
+    client: &str,
+    user_id: &str,
+    expected_version: i64,
+    outcome: &Outcome,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let mut guarded = Expr::new();
+    outcome_update(&mut guarded, outcome, now)?;
+    set_pending(&mut guarded, client, user_id, outcome.still_pending);
+    let condition = format!(
+        "attribute_exists({}) AND {} = {}",
+        guarded.name("link"),
+        guarded.name("version"),
+        guarded.value(n(expected_version))
+    );
+    let result = store
+        .client
+        .update_item()
+        .table_name(&store.table)
+        .set_key(Some(member_key(client, user_id)))
+        .update_expression(guarded.update_expression())
+        .condition_expression(condition)
+        .set_expression_attribute_names(guarded.names())
+        .set_expression_attribute_values(guarded.values())
+        .send()
+        .await;
+    match result {
+        Ok(_) => return Ok(!outcome.still_pending),
+        Err(e) if is_condition_failed(&e) => {}
+        Err(e) => return Err(backend("UpdateItem", &e)),
+    }
+
+    let mut plain = Expr::new();
+    outcome_update(&mut plain, outcome, now)?;
+    let condition = format!("attribute_exists({})", plain.name("link"));
+    let result = store
+        .client
+        .update_item()
+        .table_name(&store.table)
+        .set_key(Some(member_key(client, user_id)))
+        .update_expression(plain.update_expression())
+        .condition_expression(condition)
+        .set_expression_attribute_names(plain.names())
+        .set_expression_attribute_values(plain.values())
+        .return_values(ReturnValue::AllNew)
+        .send()
+        .await;
+    match result {
+        Ok(out) => Ok(!decode_member(out.attributes.unwrap_or_default())?.pending),
+        Err(e) if is_condition_failed(&e) => Err(StoreError::NotFound),
+        Err(e) => Err(backend("UpdateItem", &e)),
+    }
+}
+
+pub(super) async fn set_tokens(
+    store: &DynamoStore,
+    client: &str,
+    user_id: &str,
+    tokens: Option<&StoredTokens>,
+) -> StoreResult<()> {
+    let mut expr = Expr::new();
+    expr.set(&["link", "tokens"], items::value(&tokens, "tokens")?);
+    let condition = format!("attribute_exists({})", expr.name("link"));
+    let result = store
+        .client
+        .update_item()
+        .table_name(&store.table)
+        .set_key(Some(member_key(client, user_id)))
+        .update_expression(expr.update_expression())
+        .condition_expression(condition)
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_condition_failed(&e) => Err(StoreError::NotFound),
+        Err(e) => Err(backend("UpdateItem", &e)),
+    }
+}
+
+/// Finds the active links (a filtered key-only query of the client's members), then marks each
+/// pending with a conditional update — version bumped — a few in parallel. DynamoDB has no
+/// multi-item update; BatchWriteItem can only put or delete.
+pub(super) async fn mark_all_linked_pending(
+    store: &DynamoStore,
+    client: &str,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    let mut query = Query::partition(keys::client_pk(client), keys::USER_PREFIX).keys_only();
+    let status = items::value(&LinkStatus::Active, "status")?;
+    query.filter = Some(format!(
+        "{} = {}",
+        query.expr.name("link_status"),
+        query.expr.value(status.clone())
+    ));
+    let (linked, _) = store.query(&query, None, None).await?;
+
+    let mut marked = 0;
+    let mut in_flight = JoinSet::new();
+    for item in linked {
+        let sk = items::key_string(&item, keys::SK)?;
+        let user_id = sk.strip_prefix(keys::USER_PREFIX).unwrap_or(sk).to_owned();
+        let mut expr = Expr::new();
+        set_pending(&mut expr, client, &user_id, true);
+        expr.set(&["updated_at"], n(now)).increment("version", 1);
+        let condition = format!(
+            "{} = {}",
+            expr.name("link_status"),
+            expr.value(status.clone())
+        );
+        let request = store
+            .client
+            .update_item()
+            .table_name(&store.table)
+            .set_key(Some(member_key(client, &user_id)))
+            .update_expression(expr.update_expression())
+            .condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values());
+        in_flight.spawn(async move {
+            match request.send().await {
+                Ok(_) => Ok(1),
+                // No longer active meanwhile.
+                Err(e) if is_condition_failed(&e) => Ok(0),
+                Err(e) => Err(backend("UpdateItem", &e)),
+            }
+        });
+        if in_flight.len() >= PARALLEL_UPDATES {
+            marked += joined(in_flight.join_next().await)?;
+        }
+    }
+    while let Some(done) = in_flight.join_next().await {
+        marked += joined(Some(done))?;
+    }
+    Ok(marked)
+}
+
+fn joined(done: Option<Result<StoreResult<u64>, tokio::task::JoinError>>) -> StoreResult<u64> {
+    match done {
+        None => Ok(0),
+        Some(Ok(result)) => result,
+        Some(Err(_)) => Err(StoreError::Backend("an update task failed".into())),
+    }
+}
+
+/// Members by user id: the client's `USER#` items, or for `pending_only` the client's partition
+/// of the sparse GSI, which holds pending members and nothing else.
+pub(super) async fn list(
+    store: &DynamoStore,
+    client: &str,
+    pending_only: bool,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> StoreResult<Page<Member>> {
+    let client_pk = keys::client_pk(client);
+    if pending_only {
+        let pending_pk = keys::pending_gsi_pk(client);
+        let query = Query::gsi1(pending_pk.clone(), keys::USER_PREFIX);
+        let start = |sk: &str| {
+            let mut key = items::key(client_pk.clone(), sk);
+            key.insert(GSI1PK.to_owned(), s(pending_pk.clone()));
+            key.insert(GSI1SK.to_owned(), s(sk));
+            key
+        };
+        store.list(&query, after, limit, start, decode_member).await
+    } else {
+        let query = Query::partition(client_pk.clone(), keys::USER_PREFIX);
+        let start = |sk: &str| items::key(client_pk.clone(), sk);
+        store.list(&query, after, limit, start, decode_member).await
+    }
+}
+
+/// Linked members in Discord's numeric order: the client's `DISCORD#N#` uniqueness items (sort
+/// key = zero-padded id) from `after_discord_id` on, then their members in one batch read. A
+/// member whose link moved on between the two reads is left out.
+pub(super) async fn list_linked_by_discord(
+    store: &DynamoStore,
+    client: &str,
+    after_discord_id: Option<u64>,
+    limit: usize,
+) -> StoreResult<Page<Member>> {
+    let client_pk = keys::client_pk(client);
+    let query = Query::partition(client_pk.clone(), keys::DISCORD_NUMERIC_PREFIX);
+    let start =
+        after_discord_id.map(|id| items::key(client_pk.clone(), keys::numeric_discord_sk(id)));
+    let (found, more) = store.query(&query, start, Some(limit.max(1))).await?;
+    let accounts = found
+        .into_iter()
+        .map(|item| items::decode::<AccountData>(item, items::DISCORD_ACCOUNT))
+        .collect::<StoreResult<Vec<_>>>()?;
+
+    let mut wanted: Vec<&str> = accounts.iter().map(|a| a.user_id.as_str()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let member_keys = wanted.iter().map(|u| member_key(client, u)).collect();
+    let mut members: HashMap<String, Member> = store
+        .batch_get(member_keys)
+        .await?
+        .into_iter()
+        .map(|item| decode_member(item).map(|m| (m.user.user_id.clone(), m)))
+        .collect::<StoreResult<_>>()?;
+
+    let next = if more {
+        accounts.last().map(|a| Cursor::encode(&a.discord_user_id))
+    } else {
+        None
+    };
+    let items = accounts
+        .iter()
+        .filter_map(|account| {
+            members.remove(&account.user_id).filter(|m| {
+                m.link
+                    .as_ref()
+                    .is_some_and(|l| l.discord_user_id == account.discord_user_id)
+            })
+        })
+        .collect();
+    Ok(Page { items, next })
+}

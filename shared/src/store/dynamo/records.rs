@@ -1,0 +1,318 @@
+//! Link sessions, run reports, the audit trail, settings and leases.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::{PutRequest, ReturnValue, WriteRequest};
+
+use super::expr::{n, s, Expr};
+use super::items::{self, Item, Keyed, LeaseData, SettingData};
+use super::keys::{self, PK};
+use super::{backend, is_condition_failed, DynamoStore, Query};
+use crate::clock::Timestamp;
+use crate::domain::{AuditEntry, LinkSession, RunReport};
+use crate::store::{Cursor, Page, StoreError, StoreResult};
+
+// --- link sessions ---------------------------------------------------------------------------
+
+fn session_key(state_hash: &str) -> Item {
+    items::key(keys::session_pk(state_hash), keys::SESSION)
+}
+
+/// The session's `ttl` is its `expires_at`: DynamoDB drops it some time after (up to days), so
+/// expiry is also checked when it is consumed. `GSI1` finds a client's sessions on deletion.
+pub(super) async fn put_link_session(
+    store: &DynamoStore,
+    session: &LinkSession,
+) -> StoreResult<()> {
+    let item = Keyed::new(
+        keys::session_pk(&session.state_hash),
+        keys::SESSION.to_owned(),
+        items::LINK_SESSION,
+        session,
+    )
+    .gsi1(
+        keys::sessions_gsi_pk(&session.client),
+        session.state_hash.clone(),
+    )
+    .ttl(session.expires_at)
+    .to_item()?;
+    store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(|e| backend("PutItem", &e))?;
+    Ok(())
+}
+
+/// One conditional delete returning the old item: it exists and has not expired, so exactly one
+/// of two racing callbacks gets it. When the condition fails, an expired session is deleted too.
+pub(super) async fn consume_link_session(
+    store: &DynamoStore,
+    state_hash: &str,
+    now: Timestamp,
+) -> StoreResult<Option<LinkSession>> {
+    let mut expr = Expr::new();
+    let condition = format!(
+        "attribute_exists({}) AND {} > {}",
+        expr.name(PK),
+        expr.name("expires_at"),
+        expr.value(n(now))
+    );
+    let result = store
+        .client
+        .delete_item()
+        .table_name(&store.table)
+        .set_key(Some(session_key(state_hash)))
+        .condition_expression(condition)
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await;
+    match result {
+        Ok(out) => out
+            .attributes
+            .map(|item| items::decode(item, items::LINK_SESSION))
+            .transpose(),
+        Err(e) if is_condition_failed(&e) => {
+            delete_expired_session(store, state_hash, now).await?;
+            Ok(None)
+        }
+        Err(e) => Err(backend("DeleteItem", &e)),
+    }
+}
+
+async fn delete_expired_session(
+    store: &DynamoStore,
+    state_hash: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let mut expr = Expr::new();
+    let condition = format!("{} <= {}", expr.name("expires_at"), expr.value(n(now)));
+    let result = store
+        .client
+        .delete_item()
+        .table_name(&store.table)
+        .set_key(Some(session_key(state_hash)))
+        .condition_expression(condition)
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_condition_failed(&e) => Ok(()),
+        Err(e) => Err(backend("DeleteItem", &e)),
+    }
+}
+
+// --- runs --------------------------------------------------------------------------------------
+
+/// Keyed by `(started_at, id)`: a report saved again as it progresses keeps its `started_at`, so
+/// the second put replaces the first.
+pub(super) async fn put_run(store: &DynamoStore, report: &RunReport) -> StoreResult<()> {
+    let item = Keyed::new(
+        keys::client_pk(&report.client),
+        keys::run_sk(report.started_at, &report.id),
+        items::RUN,
+        report,
+    )
+    .to_item()?;
+    store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(|e| backend("PutItem", &e))?;
+    Ok(())
+}
+
+/// Newest first: the sort key is `(started_at, id)`, read backwards.
+pub(super) async fn list_runs(
+    store: &DynamoStore,
+    client: &str,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> StoreResult<Page<RunReport>> {
+    let pk = keys::client_pk(client);
+    let query = Query::partition(pk.clone(), keys::RUN_PREFIX).newest_first();
+    let start = |sk: &str| items::key(pk.clone(), sk);
+    store
+        .list(&query, after, limit, start, |item| {
+            items::decode(item, items::RUN)
+        })
+        .await
+}
+
+// --- audit -------------------------------------------------------------------------------------
+
+/// Orders entries written within the same second by when they were written (wall clock, then a
+/// per-process counter), after the entry's own `at`.
+fn audit_tiebreak(index: usize) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{nanos:032x}{index:08x}{count:08x}")
+}
+
+pub(super) async fn append_audit(store: &DynamoStore, entries: &[AuditEntry]) -> StoreResult<()> {
+    let mut requests = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let item = Keyed::new(
+            keys::client_pk(&entry.client),
+            keys::audit_sk(entry.at, &audit_tiebreak(index)),
+            items::AUDIT,
+            entry,
+        )
+        .to_item()?;
+        let put = PutRequest::builder()
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("BatchWriteItem: {e}")))?;
+        requests.push(WriteRequest::builder().put_request(put).build());
+    }
+    store.batch_write(requests).await
+}
+
+/// Newest first: by `at`, then by when they were appended.
+pub(super) async fn list_audit(
+    store: &DynamoStore,
+    client: &str,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> StoreResult<Page<AuditEntry>> {
+    let pk = keys::client_pk(client);
+    let query = Query::partition(pk.clone(), keys::AUDIT_PREFIX).newest_first();
+    let start = |sk: &str| items::key(pk.clone(), sk);
+    store
+        .list(&query, after, limit, start, |item| {
+            items::decode(item, items::AUDIT)
+        })
+        .await
+}
+
+// --- settings and leases -------------------------------------------------------------------------
+
+pub(super) async fn get_setting(store: &DynamoStore, key: &str) -> StoreResult<Option<String>> {
+    Ok(store
+        .get(items::key(keys::setting_pk(key), keys::SETTING))
+        .await?
+        .map(|item| items::decode::<SettingData>(item, items::SETTING))
+        .transpose()?
+        .map(|setting| setting.value))
+}
+
+pub(super) async fn put_setting_if_absent(
+    store: &DynamoStore,
+    key: &str,
+    value: &str,
+) -> StoreResult<bool> {
+    let item = Keyed::new(
+        keys::setting_pk(key),
+        keys::SETTING.to_owned(),
+        items::SETTING,
+        SettingData {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        },
+    )
+    .to_item()?;
+    let mut expr = Expr::new();
+    let condition = format!("attribute_not_exists({})", expr.name(PK));
+    let result = store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .set_expression_attribute_names(expr.names())
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(backend("PutItem", &e)),
+    }
+}
+
+/// A conditional put: the lease is free when absent, held by `holder` (renewal) or expired. Its
+/// `ttl` lets DynamoDB drop abandoned leases.
+pub(super) async fn acquire_lease(
+    store: &DynamoStore,
+    name: &str,
+    holder: &str,
+    now: Timestamp,
+    ttl_secs: i64,
+) -> StoreResult<bool> {
+    let expires_at = now.saturating_add(ttl_secs);
+    let item = Keyed::new(
+        keys::lease_pk(name),
+        keys::LEASE.to_owned(),
+        items::LEASE,
+        LeaseData {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            expires_at,
+        },
+    )
+    .ttl(expires_at)
+    .to_item()?;
+    let mut expr = Expr::new();
+    let condition = format!(
+        "attribute_not_exists({}) OR {} = {} OR {} <= {}",
+        expr.name(PK),
+        expr.name("holder"),
+        expr.value(s(holder)),
+        expr.name("expires_at"),
+        expr.value(n(now))
+    );
+    let result = store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(backend("PutItem", &e)),
+    }
+}
+
+pub(super) async fn release_lease(
+    store: &DynamoStore,
+    name: &str,
+    holder: &str,
+) -> StoreResult<()> {
+    let mut expr = Expr::new();
+    let condition = format!("{} = {}", expr.name("holder"), expr.value(s(holder)));
+    let result = store
+        .client
+        .delete_item()
+        .table_name(&store.table)
+        .set_key(Some(items::key(keys::lease_pk(name), keys::LEASE)))
+        .condition_expression(condition)
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        // Not ours (or not taken): nothing to release.
+        Err(e) if is_condition_failed(&e) => Ok(()),
+        Err(e) => Err(backend("DeleteItem", &e)),
+    }
+}

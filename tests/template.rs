@@ -1,0 +1,472 @@
+//! template.yaml agrees with the code: schedules with fixtures/schedule.json, binaries with
+//! functions/, the table with what the DynamoDB adapter expects, and no function may touch `*`.
+//! cfn-lint and `sam validate` check the template's shape; they do not catch these.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use connector::domain::TaskName;
+use connector::schedule::{default_schedule, parse_rate};
+use serde_json::Value as Json;
+use serde_yaml_ng::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
+    serde_yaml_ng::from_str(&text).expect("template.yaml parses (with CloudFormation tags)")
+}
+
+/// The value under a CloudFormation tag (`!Ref X` → `X`), or the value itself.
+fn untag(v: &Value) -> &Value {
+    match v {
+        Value::Tagged(t) => untag(&t.value),
+        other => other,
+    }
+}
+
+fn tag(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(t) => Some(t.tag.to_string()),
+        _ => None,
+    }
+}
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
+    path.iter().fold(v, |v, k| &untag(v)[*k])
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    untag(get(v, path))
+        .as_str()
+        .unwrap_or_else(|| panic!("{} is not a string: {v:?}", path.join(".")))
+}
+
+fn resources(t: &Value) -> Vec<(String, &Value)> {
+    get(t, &["Resources"])
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(k, v)| (k.as_str().expect("logical id").to_owned(), v))
+        .collect()
+}
+
+fn functions(t: &Value) -> Vec<(String, &Value)> {
+    resources(t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .collect()
+}
+
+/// Binary name (= functions/ crate) of a function.
+fn binary(f: &Value) -> &str {
+    str_at(f, &["Metadata", "BuildProperties", "Binary"])
+}
+
+fn events(f: &Value) -> Vec<&Value> {
+    get(f, &["Properties", "Events"])
+        .as_mapping()
+        .map(|m| m.values().collect())
+        .unwrap_or_default()
+}
+
+fn scheduled_functions(t: &Value) -> BTreeMap<String, Vec<&Value>> {
+    functions(t)
+        .into_iter()
+        .filter_map(|(_, f)| {
+            let schedules: Vec<&Value> = events(f)
+                .into_iter()
+                .filter(|e| matches!(e["Type"].as_str(), Some("Schedule") | Some("ScheduleV2")))
+                .collect();
+            (!schedules.is_empty()).then(|| (binary(f).to_owned(), schedules))
+        })
+        .collect()
+}
+
+fn schedule_expression(event: &Value) -> &str {
+    let props = &event["Properties"];
+    untag(&props["Schedule"])
+        .as_str()
+        .or_else(|| untag(&props["ScheduleExpression"]).as_str())
+        .expect("schedule expression")
+}
+
+#[test]
+fn every_schedule_is_the_one_of_fixtures_schedule_json() {
+    let t = template();
+    let fixture: BTreeMap<&str, String> = default_schedule()
+        .expect("fixtures/schedule.json")
+        .into_iter()
+        .map(|e| (e.task.as_str(), e.schedule))
+        .collect();
+    let scheduled = scheduled_functions(&t);
+
+    for (bin, schedules) in &scheduled {
+        let task = TaskName::parse(bin)
+            .unwrap_or_else(|| panic!("scheduled function {bin} is not a task"));
+        let expected = fixture.get(task.as_str()).unwrap_or_else(|| {
+            panic!("{task} is scheduled in template.yaml but not in fixtures/schedule.json")
+        });
+        assert_eq!(schedules.len(), 1, "{bin}: one schedule");
+        let expr = schedule_expression(schedules[0]);
+        assert_eq!(
+            expr, expected,
+            "{bin}: template.yaml vs fixtures/schedule.json"
+        );
+        parse_rate(expr).unwrap_or_else(|e| panic!("{bin}: {e}"));
+    }
+    let in_template: BTreeSet<&str> = scheduled.keys().map(String::as_str).collect();
+    let in_fixture: BTreeSet<&str> = fixture.keys().copied().collect();
+    assert_eq!(
+        in_template, in_fixture,
+        "every task of fixtures/schedule.json has a scheduled function"
+    );
+}
+
+#[test]
+fn every_schedule_sends_its_task_retries_and_keeps_failures() {
+    let t = template();
+    for (bin, schedules) in scheduled_functions(&t) {
+        let props = &schedules[0]["Properties"];
+        let input: Json = serde_json::from_str(untag(&props["Input"]).as_str().expect("Input"))
+            .unwrap_or_else(|e| panic!("{bin}: Input is not JSON: {e}"));
+        assert_eq!(input["task"], bin.as_str(), "{bin}: Input names its task");
+        let fixture = root().join(format!("fixtures/events/{bin}.input.json"));
+        let committed: Json =
+            serde_json::from_str(&std::fs::read_to_string(&fixture).expect("input fixture"))
+                .expect("fixture is JSON");
+        assert_eq!(input, committed, "{bin}: {}", fixture.display());
+        assert!(
+            props["RetryPolicy"]["MaximumRetryAttempts"]
+                .as_u64()
+                .is_some(),
+            "{bin}: RetryPolicy"
+        );
+        assert!(
+            !props["DeadLetterConfig"].is_null(),
+            "{bin}: DeadLetterConfig"
+        );
+        let (_, f) = functions(&t)
+            .into_iter()
+            .find(|(_, f)| binary(f) == bin)
+            .expect("function");
+        assert!(
+            !get(
+                f,
+                &[
+                    "Properties",
+                    "EventInvokeConfig",
+                    "DestinationConfig",
+                    "OnFailure"
+                ]
+            )
+            .is_null(),
+            "{bin}: EventInvokeConfig on-failure destination"
+        );
+        for shape in ["eventbridge-rule", "eventbridge-scheduler"] {
+            let path = root().join(format!("fixtures/events/{bin}.{shape}.json"));
+            assert!(path.exists(), "{} is committed", path.display());
+        }
+    }
+}
+
+#[test]
+fn every_rate_in_the_template_follows_eventbridge_grammar() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let mut seen = 0;
+    for (i, _) in text.match_indices("rate(") {
+        let expr = &text[i..=i + text[i..].find(')').expect("closing parenthesis")];
+        parse_rate(expr).unwrap_or_else(|e| panic!("template.yaml: {e}"));
+        seen += 1;
+    }
+    assert!(seen >= 3, "found {seen} rate expressions");
+}
+
+#[test]
+fn functions_run_on_provided_al2023_from_the_functions_crates() {
+    let t = template();
+    let globals = get(&t, &["Globals", "Function"]);
+    let crates: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .expect("functions/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut built = BTreeSet::new();
+    for (id, f) in functions(&t) {
+        let props = &f["Properties"];
+        let runtime = untag(&props["Runtime"])
+            .as_str()
+            .or_else(|| untag(&globals["Runtime"]).as_str());
+        assert_eq!(runtime, Some("provided.al2023"), "{id}");
+        let handler = untag(&props["Handler"])
+            .as_str()
+            .or_else(|| untag(&globals["Handler"]).as_str());
+        assert_eq!(handler, Some("bootstrap"), "{id}");
+        assert_eq!(
+            str_at(f, &["Metadata", "BuildMethod"]),
+            "rust-cargolambda",
+            "{id}"
+        );
+        assert_eq!(
+            str_at(f, &["Properties", "CodeUri"]),
+            ".",
+            "{id}: workspace root"
+        );
+        let bin = binary(f);
+        let manifest = root().join("functions").join(bin).join("Cargo.toml");
+        let manifest = std::fs::read_to_string(&manifest)
+            .unwrap_or_else(|_| panic!("{id}: Binary {bin} has no crate functions/{bin}"));
+        assert!(
+            manifest.contains(&format!("name = \"{bin}\"")),
+            "{id}: functions/{bin} builds binary {bin}"
+        );
+        built.insert(bin.to_owned());
+    }
+    assert_eq!(
+        built, crates,
+        "every functions/ crate is deployed, and only those"
+    );
+}
+
+#[test]
+fn architecture_defaults_to_arm64_with_x86_64_as_the_alternative() {
+    let t = template();
+    let arch = get(&t, &["Parameters", "Architecture"]);
+    assert_eq!(arch["Default"], "arm64");
+    let allowed: BTreeSet<&str> = arch["AllowedValues"]
+        .as_sequence()
+        .expect("AllowedValues")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(allowed, BTreeSet::from(["arm64", "x86_64"]));
+    let archs = get(&t, &["Globals", "Function", "Architectures"]);
+    assert_eq!(tag(&archs[0]).as_deref(), Some("!Ref"));
+    assert_eq!(untag(&archs[0]), "Architecture");
+}
+
+#[test]
+fn http_routes_reach_the_right_functions() {
+    let t = template();
+    let mut routes = BTreeSet::new();
+    for (_, f) in functions(&t) {
+        for e in events(f) {
+            if e["Type"] == "HttpApi" {
+                let p = &e["Properties"];
+                routes.insert((
+                    p["Method"].as_str().expect("Method").to_owned(),
+                    p["Path"].as_str().expect("Path").to_owned(),
+                    binary(f).to_owned(),
+                ));
+            }
+        }
+    }
+    let expected: BTreeSet<(String, String, String)> = [
+        ("GET", "/discord/sso/callback", "sso-callback"),
+        ("ANY", "/api/v1/{proxy+}", "admin-api"),
+        ("GET", "/healthz", "admin-api"),
+    ]
+    .into_iter()
+    .map(|(m, p, b)| (m.into(), p.into(), b.into()))
+    .collect();
+    assert_eq!(routes, expected);
+}
+
+#[test]
+fn the_table_is_the_single_table_the_dynamodb_adapter_expects() {
+    let t = template();
+    let tables: Vec<_> = resources(&t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"] == "AWS::DynamoDB::Table")
+        .collect();
+    assert_eq!(tables.len(), 1, "one table");
+    let table = tables[0].1;
+    assert_eq!(table["DeletionPolicy"], "Retain");
+    assert_eq!(table["UpdateReplacePolicy"], "Retain");
+    let p = &table["Properties"];
+    assert_eq!(p["BillingMode"], "PAY_PER_REQUEST");
+    let keys = |schema: &Value| -> Vec<(String, String)> {
+        schema
+            .as_sequence()
+            .expect("KeySchema")
+            .iter()
+            .map(|k| {
+                (
+                    k["AttributeName"].as_str().unwrap().to_owned(),
+                    k["KeyType"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pair = |a: &str, b: &str| vec![(a.into(), "HASH".into()), (b.into(), "RANGE".into())];
+    assert_eq!(keys(&p["KeySchema"]), pair("PK", "SK"));
+    let gsis = p["GlobalSecondaryIndexes"].as_sequence().expect("GSIs");
+    assert_eq!(gsis.len(), 1);
+    assert_eq!(gsis[0]["IndexName"], "GSI1");
+    assert_eq!(keys(&gsis[0]["KeySchema"]), pair("GSI1PK", "GSI1SK"));
+    assert_eq!(gsis[0]["Projection"]["ProjectionType"], "ALL");
+    let attrs: BTreeMap<&str, &str> = p["AttributeDefinitions"]
+        .as_sequence()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap(),
+                a["AttributeType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attrs,
+        BTreeMap::from([("GSI1PK", "S"), ("GSI1SK", "S"), ("PK", "S"), ("SK", "S")])
+    );
+    assert_eq!(p["TimeToLiveSpecification"]["AttributeName"], "ttl");
+    assert_eq!(p["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+}
+
+#[test]
+fn secrets_are_generated_never_written_in_the_template() {
+    let t = template();
+    let secrets: Vec<_> = resources(&t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"] == "AWS::SecretsManager::Secret")
+        .collect();
+    assert_eq!(secrets.len(), 2, "admin token and token key");
+    for (id, s) in secrets {
+        assert!(s["Properties"]["SecretString"].is_null(), "{id}: no value");
+        assert!(
+            !s["Properties"]["GenerateSecretString"].is_null(),
+            "{id}: generated"
+        );
+    }
+}
+
+/// Every IAM statement a function gets: inline `Statement`s and managed policies of the template.
+fn statements_of<'a>(t: &'a Value, f: &'a Value) -> Vec<&'a Value> {
+    let mut out = Vec::new();
+    for policy in get(f, &["Properties", "Policies"])
+        .as_sequence()
+        .expect("every function lists its policies")
+    {
+        if tag(policy).as_deref() == Some("!Ref") {
+            let id = untag(policy).as_str().expect("!Ref name");
+            let managed = get(t, &["Resources", id]);
+            assert_eq!(managed["Type"], "AWS::IAM::ManagedPolicy", "{id}");
+            out.extend(
+                get(managed, &["Properties", "PolicyDocument", "Statement"])
+                    .as_sequence()
+                    .expect("statements"),
+            );
+        } else if let Some(statements) = policy["Statement"].as_sequence() {
+            out.extend(statements);
+        } else {
+            let template = policy
+                .as_mapping()
+                .and_then(|m| m.keys().next())
+                .and_then(Value::as_str)
+                .expect("a SAM policy template");
+            assert!(
+                matches!(
+                    template,
+                    "DynamoDBCrudPolicy"
+                        | "DynamoDBReadPolicy"
+                        | "AWSSecretsManagerGetSecretValuePolicy"
+                ),
+                "unexpected policy template {template}"
+            );
+            assert_eq!(
+                tag(&policy[template]["TableName"]).as_deref(),
+                Some("!Ref"),
+                "{template} is scoped to the stack's table"
+            );
+        }
+    }
+    out
+}
+
+fn resource_list(statement: &Value) -> Vec<&Value> {
+    match untag(&statement["Resource"]) {
+        Value::Sequence(s) => s.iter().collect(),
+        Value::Null => panic!("statement without Resource: {statement:?}"),
+        _ => vec![&statement["Resource"]],
+    }
+}
+
+fn actions(statement: &Value) -> Vec<&str> {
+    match &statement["Action"] {
+        Value::Sequence(s) => s.iter().filter_map(Value::as_str).collect(),
+        other => other.as_str().into_iter().collect(),
+    }
+}
+
+#[test]
+fn no_function_may_act_on_every_resource() {
+    let t = template();
+    for (id, f) in functions(&t) {
+        for statement in statements_of(&t, f) {
+            for resource in resource_list(statement) {
+                let text = untag(resource).as_str().unwrap_or_default();
+                assert!(text != "*" && !text.ends_with(":*"), "{id}: {statement:?}");
+            }
+            for action in actions(statement) {
+                assert!(!action.contains('*'), "{id}: wildcard action {action}");
+            }
+        }
+    }
+}
+
+#[test]
+fn only_the_admin_api_writes_client_secrets() {
+    let t = template();
+    for (id, f) in functions(&t) {
+        let writes: Vec<&str> = statements_of(&t, f)
+            .into_iter()
+            .flat_map(actions)
+            .filter(|a| {
+                a.starts_with("secretsmanager:")
+                    && *a != "secretsmanager:GetSecretValue"
+                    && *a != "secretsmanager:DescribeSecret"
+            })
+            .collect();
+        if binary(f) == "admin-api" {
+            assert!(
+                writes.contains(&"secretsmanager:PutSecretValue"),
+                "{id}: {writes:?}"
+            );
+        } else {
+            assert!(writes.is_empty(), "{id} may only read secrets: {writes:?}");
+        }
+    }
+}
+
+#[test]
+fn reserved_concurrency_is_omitted_unless_asked_for() {
+    let t = template();
+    assert_eq!(
+        get(&t, &["Parameters", "ReservedConcurrency", "Default"]),
+        0
+    );
+    for (bin, _) in scheduled_functions(&t) {
+        let (_, f) = functions(&t)
+            .into_iter()
+            .find(|(_, f)| binary(f) == bin)
+            .unwrap();
+        let rc = &f["Properties"]["ReservedConcurrentExecutions"];
+        assert_eq!(tag(rc).as_deref(), Some("!If"), "{bin}");
+        let branches = untag(rc).as_sequence().expect("!If list");
+        assert_eq!(branches[0], "HasReservedConcurrency");
+        assert_eq!(
+            untag(&branches[2]),
+            "AWS::NoValue",
+            "{bin}: omitted when off"
+        );
+    }
+}
