@@ -1,5 +1,7 @@
 //! Run-now for tasks, run reports and the audit trail.
 
+use std::time::{Duration, Instant};
+
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -21,6 +23,9 @@ pub struct RunQuery {
     pub dry_run: bool,
     /// Stop after this many members and leave a cursor; the next run resumes there.
     pub max_members: Option<u64>,
+    /// Stop after this many seconds (default 25, within API gateways' 30 s limit) and leave a
+    /// cursor; the 5-minute tick continues the run.
+    pub max_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -55,7 +60,9 @@ pub async fn run_task(
         TaskName::parse(&task).ok_or_else(|| ApiError::not_found(&format!("task {task:?}")))?;
     let options = TaskOptions {
         dry_run: q.dry_run,
-        deadline: None,
+        deadline: Some(
+            Instant::now() + Duration::from_secs(q.max_seconds.unwrap_or(25).clamp(1, 3600)),
+        ),
         trigger: "admin".into(),
         max_members: q.max_members,
     };
