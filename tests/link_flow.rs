@@ -240,8 +240,8 @@ async fn when_the_bot_sits_below_a_mapped_role_the_member_still_joins_and_the_er
     assert_eq!(user["last_error"]["code"], "missing_permissions", "{user}");
     assert_eq!(user["last_error"]["discord_code"], 50013);
     assert_eq!(
-        user["pending"], true,
-        "kept pending so a fixed hierarchy heals it"
+        user["pending"], false,
+        "a 403 is not retried every 5 minutes"
     );
 
     // and once roles/sync learns the hierarchy, the planner stops sending calls Discord would refuse
@@ -249,6 +249,11 @@ async fn when_the_bot_sits_below_a_mapped_role_the_member_still_joins_and_the_er
         .api(Method::POST, &format!("/clients/{CLIENT}/roles/sync"), None)
         .await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        h.get_user("u-bob").await["pending"],
+        true,
+        "a moved role re-checks linked members"
+    );
     h.emu.clear_requests();
     let report = h.run_task("verify-groups", false).await;
     assert!(
@@ -329,4 +334,40 @@ async fn a_discord_outage_during_the_exchange_sends_the_member_back_with_a_reaso
         .api(Method::GET, &format!("/clients/{CLIENT}/users/u-bob"), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn fixing_the_hierarchy_and_syncing_roles_heals_a_refused_role() {
+    // given bob's Officer role was refused because it sat above the bot
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.emu
+        .set_role_position(h.emu.guild_id(), &h.role("Officer"), 15);
+    h.put_user("u-bob", &["members", "officers"]).await;
+    h.link("u-bob", "bob").await;
+    h.run_task("verify-groups", false).await;
+    let refused = h.emu.requests().iter().filter(|r| r.status == 403).count();
+
+    // when an admin moves the role back below the bot and syncs roles
+    h.emu
+        .set_role_position(h.emu.guild_id(), &h.role("Officer"), 5);
+    h.api(Method::POST, &format!("/clients/{CLIENT}/roles/sync"), None)
+        .await;
+    h.run_task("verify-groups", false).await;
+
+    // then bob gets the role, and the refused call was not repeated in between
+    assert_eq!(
+        refused,
+        2,
+        "join with roles, then the per-role add: {:?}",
+        h.emu.requests()
+    );
+    assert_eq!(
+        h.roles_on_discord("bob"),
+        Some(names(&["Member", "Officer"]))
+    );
+    assert_eq!(
+        h.get_user("u-bob").await["last_error"],
+        serde_json::Value::Null
+    );
 }

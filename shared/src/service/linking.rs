@@ -97,7 +97,8 @@ pub struct CallbackParams {
     pub error: Option<String>,
 }
 
-/// Why a link failed, as the `reason` the site receives.
+/// Where the member goes: `return_to` with `discord=linked` or `discord=error&reason=<code>`, or a
+/// plain page when the session has no `return_to`. `result` is the linked account's tag or the reason.
 fn finish(session: &LinkSession, result: Result<String, &str>) -> CallbackOutcome {
     let Some(return_to) = session
         .return_to

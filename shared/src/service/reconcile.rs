@@ -55,6 +55,18 @@ impl From<&GuildMember> for Observed {
     }
 }
 
+/// Whether a failed call may succeed if simply tried again later.
+pub fn is_transient(e: &DiscordError) -> bool {
+    matches!(
+        e,
+        DiscordError::Server { .. }
+            | DiscordError::Transport(_)
+            | DiscordError::RateLimited { .. }
+            | DiscordError::Overloaded
+            | DiscordError::Decode(_)
+    )
+}
+
 /// The reason shown in the guild's own audit log for our writes.
 pub fn audit_reason(actor: &str, user_id: &str) -> String {
     format!("discord-connector ({actor}): site user {user_id}")
@@ -293,7 +305,11 @@ pub async fn reconcile_observed(
         }
     }
 
-    result.still_pending = failure.is_some() && !result.left;
+    // Retry what may succeed by itself (5xx, timeouts, rate limits); a refusal (403: hierarchy,
+    // permissions, owner) is not retried every 5 minutes — Discord counts every one against the
+    // IP's invalid-request budget. It is reported, and a `roles/sync` after the fix, a mapping or
+    // group change marks the member again.
+    result.still_pending = failure.as_ref().is_some_and(is_transient) && !result.left;
     let last_error = failure
         .as_ref()
         .map(|e| LastError {

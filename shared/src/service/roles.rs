@@ -67,18 +67,18 @@ pub async fn sync_roles(
     app.store.replace_roles(client_id, &roles).await?;
 
     let mut client = ctx.client.clone();
-    let position_changed = client.guild.bot_top_position != Some(bot_top);
     client.guild.bot_user_id = Some(bot.id.clone());
     client.guild.bot_top_position = Some(bot_top);
     client.guild.owner_id = Some(guild.owner_id);
     client.guild.synced_at = Some(app.clock.now());
     client.updated_at = app.clock.now();
     app.store.update_client(&client).await?;
-    if position_changed || !unmapped.is_empty() {
-        app.store
-            .mark_all_linked_pending(client_id, app.clock.now())
-            .await?;
-    }
+    // A sync usually follows a fix in Discord (the bot's role moved up, a role moved down): every
+    // linked member is re-checked by the next verify, including those refused before. That costs
+    // store work only; Discord is called just for members who really need a change.
+    app.store
+        .mark_all_linked_pending(client_id, app.clock.now())
+        .await?;
 
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
     audit.push(

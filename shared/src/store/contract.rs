@@ -2,7 +2,7 @@
 //! `&dyn Store`. An adapter's test file runs them all with
 //! [`store_contract_tests!`](crate::store_contract_tests):
 //!
-//! ```ignore
+//! ```text
 //! async fn fresh() -> impl std::ops::Deref<Target = MyStore> { /* new, empty store */ }
 //! connector::store_contract_tests!(fresh);
 //! ```
