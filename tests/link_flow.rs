@@ -130,7 +130,7 @@ async fn a_replayed_state_is_refused_with_a_plain_page() {
 }
 
 #[tokio::test]
-async fn an_expired_state_is_refused_and_nothing_is_linked() {
+async fn an_expired_state_sends_the_member_back_with_a_reason_and_nothing_is_linked() {
     let h = Harness::start().await;
     h.setup_client().await;
     let url = h.link_session("u-bob").await;
@@ -144,14 +144,19 @@ async fn an_expired_state_is_refused_and_nothing_is_linked() {
         .await;
 
     h.clock.advance(601);
-    let (status, _, _) = h.callback(&cb).await;
+    let (status, loc, _) = h.callback(&cb).await;
 
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(loc, format!("{SITE}/profile?discord=error&reason=expired"));
     assert_eq!(h.roles_on_discord("bob"), None);
     let (status, _) = h
         .api(Method::GET, &format!("/clients/{CLIENT}/users/u-bob"), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // and the expired state is gone: a second try is unknown
+    let (status, loc, _) = h.callback(&cb).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(loc.is_empty());
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use connector::clock::Timestamp;
 use connector::domain::{
     AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser, StoredTokens,
 };
-use connector::store::{Cursor, Outcome, Page, Store, StoreResult};
+use connector::store::{ConsumedSession, Cursor, Outcome, Page, Store, StoreResult};
 
 pub struct CountingStore {
     inner: Arc<dyn Store>,
@@ -167,7 +167,7 @@ impl Store for CountingStore {
         &self,
         state_hash: &str,
         now: Timestamp,
-    ) -> StoreResult<Option<LinkSession>> {
+    ) -> StoreResult<Option<ConsumedSession>> {
         self.write().consume_link_session(state_hash, now).await
     }
     async fn put_run(&self, report: &RunReport) -> StoreResult<()> {

@@ -10,7 +10,7 @@ use crate::discord::{AddMember, DiscordError, TokenSet};
 use crate::domain::plan::{desired_for, plan};
 use crate::domain::session::LINK_SESSION_TTL_SECS;
 use crate::domain::{Current, LastError, Link, LinkSession, LinkStatus, Member, StoredTokens};
-use crate::store::{Outcome, StoreError};
+use crate::store::{ConsumedSession, Outcome, StoreError};
 
 use super::audit::AuditBatch;
 use super::members::{revoke_sealed_tokens, TokenPair};
@@ -150,7 +150,9 @@ pub async fn complete_link(app: &AppState, params: CallbackParams) -> CallbackOu
         .consume_link_session(&state_hash(state), app.clock.now())
         .await
     {
-        Ok(Some(s)) => s,
+        Ok(Some(ConsumedSession::Valid(s))) => s,
+        // Refused, but the member goes back to the site that sent them, which can offer a retry.
+        Ok(Some(ConsumedSession::Expired(s))) => return finish(&s, Err("expired")),
         Ok(None) => return invalid_state,
         Err(e) => {
             tracing::error!(error = %e, "could not read link session");

@@ -18,7 +18,7 @@ use std::future::Future;
 
 use serde_json::json;
 
-use super::{Cursor, Outcome, Page, Store, StoreError, StoreResult};
+use super::{ConsumedSession, Cursor, Outcome, Page, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::domain::{
     AuditEntry, Client, GuildFacts, LastError, Link, LinkSession, LinkStatus, Role, RunReport,
@@ -55,7 +55,7 @@ macro_rules! store_contract_tests {
             a_listing_of_an_exact_multiple_of_the_limit_ends,
             linked_members_are_listed_in_discords_numeric_order,
             a_link_session_is_consumed_once,
-            an_expired_link_session_is_none_and_gone,
+            an_expired_link_session_is_refused_once_and_gone,
             runs_are_upserted_and_listed_newest_first,
             audit_entries_are_listed_newest_first,
             settings_are_stored_only_when_absent,
@@ -1183,7 +1183,7 @@ pub async fn a_link_session_is_consumed_once(store: &dyn Store) {
     );
     assert_eq!(
         store.consume_link_session("hash1", T0 + 10).await.unwrap(),
-        Some(session)
+        Some(ConsumedSession::Valid(session))
     );
     assert_eq!(
         store.consume_link_session("hash1", T0 + 11).await.unwrap(),
@@ -1214,15 +1214,14 @@ pub async fn a_link_session_is_consumed_once(store: &dyn Store) {
     );
 }
 
-pub async fn an_expired_link_session_is_none_and_gone(store: &dyn Store) {
+pub async fn an_expired_link_session_is_refused_once_and_gone(store: &dyn Store) {
     setup_client(store, "a").await;
-    store
-        .put_link_session(&link_session("late", "a", "u1", T0 + 600))
-        .await
-        .unwrap();
+    let session = link_session("late", "a", "u1", T0 + 600);
+    store.put_link_session(&session).await.unwrap();
     assert_eq!(
         store.consume_link_session("late", T0 + 601).await.unwrap(),
-        None
+        Some(ConsumedSession::Expired(session)),
+        "expired: never valid, but its return_to is known"
     );
     assert_eq!(
         store.consume_link_session("late", T0).await.unwrap(),

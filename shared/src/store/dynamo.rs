@@ -39,7 +39,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client as DynamoClient;
 
-use super::{Cursor, Outcome, Page, Store, StoreError, StoreResult};
+use super::{ConsumedSession, Cursor, Outcome, Page, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::domain::{
     AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser, StoredTokens,
@@ -554,7 +554,7 @@ impl Store for DynamoStore {
         &self,
         state_hash: &str,
         now: Timestamp,
-    ) -> StoreResult<Option<LinkSession>> {
+    ) -> StoreResult<Option<ConsumedSession>> {
         records::consume_link_session(self, state_hash, now).await
     }
 

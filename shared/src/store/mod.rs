@@ -37,6 +37,31 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A link session taken out of the store by the SSO callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumedSession {
+    /// Unexpired: the link may proceed.
+    Valid(LinkSession),
+    /// Past its `expires_at`: refused, but its `return_to` lets the callback send the member back
+    /// with a reason instead of stranding them.
+    Expired(LinkSession),
+}
+
+impl ConsumedSession {
+    pub fn session(&self) -> &LinkSession {
+        match self {
+            ConsumedSession::Valid(s) | ConsumedSession::Expired(s) => s,
+        }
+    }
+
+    pub fn valid(self) -> Option<LinkSession> {
+        match self {
+            ConsumedSession::Valid(s) => Some(s),
+            ConsumedSession::Expired(_) => None,
+        }
+    }
+}
+
 /// One page of a listing; `next` is the opaque cursor of the following page, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -191,13 +216,14 @@ pub trait Store: Send + Sync {
 
     // --- link sessions -----------------------------------------------------------------------
     async fn put_link_session(&self, session: &LinkSession) -> StoreResult<()>;
-    /// Returns and deletes the session in one atomic step; `None` when unknown, already consumed,
-    /// or expired at `now` (an expired session is deleted too).
+    /// Returns and deletes the session in one atomic step, so a state is used at most once:
+    /// `Valid` before its `expires_at`, `Expired` after it (never usable, deleted too), `None`
+    /// when unknown or already consumed (or already removed by a TTL sweep).
     async fn consume_link_session(
         &self,
         state_hash: &str,
         now: Timestamp,
-    ) -> StoreResult<Option<LinkSession>>;
+    ) -> StoreResult<Option<ConsumedSession>>;
 
     // --- runs and audit ------------------------------------------------------------------------
     /// Inserts or replaces a run report (a long run is saved again as it progresses).

@@ -19,7 +19,7 @@ use rusqlite::{Connection, ErrorCode, Row};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Cursor, Outcome, Page, Store, StoreError, StoreResult};
+use super::{ConsumedSession, Cursor, Outcome, Page, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
 use crate::domain::{
     AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser, StoredTokens,
@@ -291,7 +291,7 @@ impl Store for SqliteStore {
         &self,
         state_hash: &str,
         now: Timestamp,
-    ) -> StoreResult<Option<LinkSession>> {
+    ) -> StoreResult<Option<ConsumedSession>> {
         let state_hash = state_hash.to_owned();
         self.run(move |c| records::consume_link_session(c, &state_hash, now))
             .await

@@ -11,7 +11,7 @@ use super::keys::{self, PK};
 use super::{backend, is_condition_failed, DynamoStore, Query};
 use crate::clock::Timestamp;
 use crate::domain::{AuditEntry, LinkSession, RunReport};
-use crate::store::{Cursor, Page, StoreError, StoreResult};
+use crate::store::{ConsumedSession, Cursor, Page, StoreError, StoreResult};
 
 // --- link sessions ---------------------------------------------------------------------------
 
@@ -54,14 +54,11 @@ pub(super) async fn consume_link_session(
     store: &DynamoStore,
     state_hash: &str,
     now: Timestamp,
-) -> StoreResult<Option<LinkSession>> {
+) -> StoreResult<Option<ConsumedSession>> {
+    // Deleted whether or not it expired (single use either way); expiry is checked on the item
+    // returned, as DynamoDB's TTL sweep may be days late.
     let mut expr = Expr::new();
-    let condition = format!(
-        "attribute_exists({}) AND {} > {}",
-        expr.name(PK),
-        expr.name("expires_at"),
-        expr.value(n(now))
-    );
+    let condition = format!("attribute_exists({})", expr.name(PK));
     let result = store
         .client
         .delete_item()
@@ -74,38 +71,18 @@ pub(super) async fn consume_link_session(
         .send()
         .await;
     match result {
-        Ok(out) => out
+        Ok(out) => Ok(out
             .attributes
-            .map(|item| items::decode(item, items::LINK_SESSION))
-            .transpose(),
-        Err(e) if is_condition_failed(&e) => {
-            delete_expired_session(store, state_hash, now).await?;
-            Ok(None)
-        }
-        Err(e) => Err(backend("DeleteItem", &e)),
-    }
-}
-
-async fn delete_expired_session(
-    store: &DynamoStore,
-    state_hash: &str,
-    now: Timestamp,
-) -> StoreResult<()> {
-    let mut expr = Expr::new();
-    let condition = format!("{} <= {}", expr.name("expires_at"), expr.value(n(now)));
-    let result = store
-        .client
-        .delete_item()
-        .table_name(&store.table)
-        .set_key(Some(session_key(state_hash)))
-        .condition_expression(condition)
-        .set_expression_attribute_names(expr.names())
-        .set_expression_attribute_values(expr.values())
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_condition_failed(&e) => Ok(()),
+            .map(|item| items::decode::<LinkSession>(item, items::LINK_SESSION))
+            .transpose()?
+            .map(|session| {
+                if now < session.expires_at {
+                    ConsumedSession::Valid(session)
+                } else {
+                    ConsumedSession::Expired(session)
+                }
+            })),
+        Err(e) if is_condition_failed(&e) => Ok(None),
         Err(e) => Err(backend("DeleteItem", &e)),
     }
 }

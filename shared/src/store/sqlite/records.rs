@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::{from_json, page, to_json};
 use crate::clock::Timestamp;
 use crate::domain::{AuditEntry, LinkSession, RunReport};
-use crate::store::{Cursor, Page, StoreError, StoreResult};
+use crate::store::{ConsumedSession, Cursor, Page, StoreError, StoreResult};
 
 /// `limit + 1` rows are read, to know whether another page follows.
 fn fetch_count(limit: usize) -> i64 {
@@ -34,7 +34,7 @@ pub(super) fn consume_link_session(
     conn: &mut Connection,
     state_hash: &str,
     now: Timestamp,
-) -> StoreResult<Option<LinkSession>> {
+) -> StoreResult<Option<ConsumedSession>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let taken: Option<(Timestamp, LinkSession)> = tx
         .query_row(
@@ -45,7 +45,13 @@ pub(super) fn consume_link_session(
         .optional()?;
     tx.execute("DELETE FROM link_sessions WHERE expires_at <= ?1", [now])?;
     tx.commit()?;
-    Ok(taken.and_then(|(expires_at, session)| (now < expires_at).then_some(session)))
+    Ok(taken.map(|(expires_at, session)| {
+        if now < expires_at {
+            ConsumedSession::Valid(session)
+        } else {
+            ConsumedSession::Expired(session)
+        }
+    }))
 }
 
 // --- runs --------------------------------------------------------------------------------------
