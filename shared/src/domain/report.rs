@@ -137,4 +137,49 @@ impl RunReport {
     pub fn count(&mut self, outcome: &str) {
         *self.counts.entry(outcome.to_owned()).or_default() += 1;
     }
+
+    /// Keeps at most `cap` entries in each list and says how many were left out (counts stay
+    /// complete).
+    pub fn cap_lists(&mut self, cap: usize) {
+        let mut cut = |what: &str, len: usize| {
+            if len > cap {
+                self.notes.push(format!(
+                    "{} more {what} not listed here (see the audit trail)",
+                    len - cap
+                ));
+            }
+        };
+        cut("changes", self.changes.len());
+        cut("errors", self.errors.len());
+        cut("group changes", self.group_changes.len());
+        self.changes.truncate(cap);
+        self.errors.truncate(cap);
+        self.group_changes.truncate(cap);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_lists_keep_the_first_entries_and_say_how_many_were_left_out() {
+        let mut r = RunReport::new("r".into(), "c", TaskName::RemoteSyncGroups, false, 0);
+        for i in 0..5 {
+            r.errors.push(RunError {
+                user_id: Some(format!("u{i}")),
+                discord_user_id: None,
+                code: "x".into(),
+                discord_code: None,
+                message: String::new(),
+            });
+        }
+        r.cap_lists(3);
+        assert_eq!(r.errors.len(), 3);
+        assert_eq!(r.errors[0].user_id.as_deref(), Some("u0"));
+        assert_eq!(
+            r.notes,
+            vec!["2 more errors not listed here (see the audit trail)"]
+        );
+    }
 }

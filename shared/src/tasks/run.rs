@@ -12,6 +12,11 @@ use super::TaskOptions;
 
 /// Longest a run may hold the lease if its host dies mid-run.
 const LEASE_SECS: i64 = 15 * 60;
+/// Entries kept per list (changes, errors, group changes) in a stored report: the audit trail has
+/// every change, and a report must stay a small item (DynamoDB's limit is 400 KB).
+const STORED_LIST_CAP: usize = 500;
+/// The same for a dry run's plan, which is only returned.
+const PLAN_LIST_CAP: usize = 10_000;
 /// How far back to look for an unfinished run to resume.
 const RESUME_LOOKBACK_PAGES: usize = 5;
 
@@ -118,6 +123,11 @@ impl<'a> Run<'a> {
             }
             other => other,
         };
+        self.report.cap_lists(if self.options.dry_run {
+            PLAN_LIST_CAP
+        } else {
+            STORED_LIST_CAP
+        });
         let store = self.ctx.app.store.clone();
         if outcome.is_ok() && !self.options.dry_run && store_if(&self.report) {
             store.put_run(&self.report).await?;
