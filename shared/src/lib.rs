@@ -12,6 +12,7 @@ pub mod domain;
 pub mod http;
 pub mod schedule;
 pub mod secrets;
+#[cfg(feature = "embedded")]
 pub mod selfhost;
 pub mod service;
 pub mod store;

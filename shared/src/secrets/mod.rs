@@ -4,6 +4,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cipher;
+#[cfg(feature = "embedded")]
 pub mod local;
 
 use async_trait::async_trait;

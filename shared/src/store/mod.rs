@@ -6,6 +6,7 @@ pub mod contract;
 pub mod cursor;
 #[cfg(feature = "aws")]
 pub mod dynamo;
+#[cfg(feature = "embedded")]
 pub mod sqlite;
 
 use std::collections::BTreeSet;

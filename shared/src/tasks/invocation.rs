@@ -237,7 +237,7 @@ fn client_summary(client: &str, result: &Result<RunReport, ServiceError>) -> Val
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded"))]
 mod tests {
     use std::sync::Arc;
 
