@@ -408,6 +408,30 @@ where
 }
 
 /// Whether an SDK error is a failed condition of a single-item write.
+/// A PutItem under `condition` (names and values from `expr`): `false` when the condition failed.
+async fn put_if(
+    store: &DynamoStore,
+    item: items::Item,
+    condition: String,
+    expr: &expr::Expr,
+) -> StoreResult<bool> {
+    let result = store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(backend("PutItem", &e)),
+    }
+}
+
 fn is_condition_failed<E, R>(err: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata,

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{DeleteRequest, ReturnValue, WriteRequest};
 use super::expr::{n, s, Expr};
 use super::items::{self, Keyed, RolesData};
 use super::keys;
-use super::{backend, backoff, is_condition_failed, DynamoStore, Query, ATTEMPTS};
+use super::{backend, backoff, is_condition_failed, put_if, DynamoStore, Query, ATTEMPTS};
 use crate::domain::{Client, Role};
 use crate::store::{StoreError, StoreResult};
 
@@ -35,20 +35,7 @@ async fn put_client(store: &DynamoStore, client: &Client, exists: bool) -> Store
     } else {
         format!("attribute_not_exists({pk})")
     };
-    let result = store
-        .client
-        .put_item()
-        .table_name(&store.table)
-        .set_item(Some(client_item(client).to_item()?))
-        .condition_expression(condition)
-        .set_expression_attribute_names(expr.names())
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if is_condition_failed(&e) => Ok(false),
-        Err(e) => Err(backend("PutItem", &e)),
-    }
+    put_if(store, client_item(client).to_item()?, condition, &expr).await
 }
 
 pub(super) async fn create_client(store: &DynamoStore, client: &Client) -> StoreResult<()> {

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{PutRequest, ReturnValue, WriteRequest};
 use super::expr::{n, s, Expr};
 use super::items::{self, Item, Keyed, LeaseData, SettingData};
 use super::keys::{self, PK};
-use super::{backend, is_condition_failed, DynamoStore, Query};
+use super::{backend, is_condition_failed, put_if, DynamoStore, Query};
 use crate::clock::Timestamp;
 use crate::domain::{AuditEntry, LinkSession, RunReport};
 use crate::store::{ConsumedSession, Cursor, Page, StoreError, StoreResult};
@@ -205,20 +205,7 @@ pub(super) async fn put_setting_if_absent(
     .to_item()?;
     let mut expr = Expr::new();
     let condition = format!("attribute_not_exists({})", expr.name(PK));
-    let result = store
-        .client
-        .put_item()
-        .table_name(&store.table)
-        .set_item(Some(item))
-        .condition_expression(condition)
-        .set_expression_attribute_names(expr.names())
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if is_condition_failed(&e) => Ok(false),
-        Err(e) => Err(backend("PutItem", &e)),
-    }
+    put_if(store, item, condition, &expr).await
 }
 
 /// A conditional put: the lease is free when absent, held by `holder` (renewal) or expired. Its
@@ -252,21 +239,7 @@ pub(super) async fn acquire_lease(
         expr.name("expires_at"),
         expr.value(n(now))
     );
-    let result = store
-        .client
-        .put_item()
-        .table_name(&store.table)
-        .set_item(Some(item))
-        .condition_expression(condition)
-        .set_expression_attribute_names(expr.names())
-        .set_expression_attribute_values(expr.values())
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if is_condition_failed(&e) => Ok(false),
-        Err(e) => Err(backend("PutItem", &e)),
-    }
+    put_if(store, item, condition, &expr).await
 }
 
 pub(super) async fn release_lease(
