@@ -11,7 +11,6 @@ use crate::app::AppState;
 use crate::domain::plan::{plan, Current, Desired};
 use crate::domain::Role;
 use crate::service::roles::{self as svc, RolesSyncReport};
-use crate::service::ClientContext;
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::ApiJson;
@@ -114,12 +113,12 @@ pub async fn map_role(
         "admin",
     )
     .await?;
-    let ctx = ClientContext::load(&app, &client).await?;
-    let view = role_views(
-        &[role],
-        &ctx.client.guild_id,
-        ctx.client.guild.bot_top_position,
-    );
+    let c = app
+        .store
+        .get_client(&client)
+        .await?
+        .ok_or_else(|| ApiError::not_found("client"))?;
+    let view = role_views(&[role], &c.guild_id, c.guild.bot_top_position);
     view.into_iter()
         .next()
         .map(Json)

@@ -29,6 +29,15 @@ impl ClientContext {
 
     pub async fn for_client(app: &AppState, client: Client) -> Result<Self, ServiceError> {
         let roles = app.store.list_roles(&client.id).await?;
+        Self::with_roles(app, client, roles).await
+    }
+
+    /// For a caller that already read the client's roles.
+    pub async fn with_roles(
+        app: &AppState,
+        client: Client,
+        roles: Vec<Role>,
+    ) -> Result<Self, ServiceError> {
         let discord = app.discord_for(&client).await?;
         Ok(Self {
             app: app.clone(),

@@ -8,7 +8,7 @@ use crate::discord::DiscordError;
 use crate::domain::plan::{desired_for, plan};
 use std::collections::BTreeSet;
 
-use crate::domain::{Current, LastError, LinkStatus, Member, SiteUser, UnlinkPolicy};
+use crate::domain::{Current, GuildView, LastError, LinkStatus, Member, SiteUser, UnlinkPolicy};
 use crate::store::Outcome;
 
 use super::audit::AuditBatch;
@@ -23,30 +23,39 @@ pub async fn save_user(
     client_id: &str,
     user: SiteUser,
 ) -> Result<Member, ServiceError> {
-    let ctx = ClientContext::load(app, client_id).await?;
+    // The hot path of the API: decide from the store alone, and build a Discord client (secrets
+    // read) only when there is something to apply.
+    let client = app
+        .store
+        .get_client(client_id)
+        .await?
+        .ok_or(ServiceError::NotFound("client"))?;
+    let roles = app.store.list_roles(client_id).await?;
     let existing = app.store.get_member(client_id, &user.user_id).await?;
     let pending = existing
         .as_ref()
         .and_then(Member::active_link)
         .is_some_and(|link| {
-            let desired = desired_for(
-                &user,
-                link,
-                &ctx.roles,
-                ctx.client.nickname_template.as_deref(),
-            );
+            let desired = desired_for(&user, link, &roles, client.nickname_template.as_deref());
             let current = Current {
                 discord_user_id: link.discord_user_id.clone(),
                 roles: link.applied_roles.clone(),
                 nickname: link.nickname.clone(),
             };
-            !plan(&desired, &current, &ctx.guild_view(&ctx.roles)).is_noop()
+            let guild = GuildView {
+                guild_id: &client.guild_id,
+                roles: &roles,
+                bot_top_position: client.guild.bot_top_position,
+                owner_id: client.guild.owner_id.as_deref(),
+            };
+            !plan(&desired, &current, &guild).is_noop()
         });
     let member = app
         .store
         .save_site_user(client_id, &user, pending, app.clock.now())
         .await?;
     if pending {
+        let ctx = ClientContext::with_roles(app, client, roles).await?;
         let applied = tokio::time::timeout(
             app.immediate_apply_budget,
             reconcile_member(&ctx, &member, "admin", false),

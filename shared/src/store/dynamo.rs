@@ -408,6 +408,19 @@ where
 }
 
 /// Whether an SDK error is a failed condition of a single-item write.
+/// An unconditional PutItem.
+async fn put(store: &DynamoStore, item: items::Item) -> StoreResult<()> {
+    store
+        .client
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(|e| backend("PutItem", &e))?;
+    Ok(())
+}
+
 /// A PutItem under `condition` (names and values from `expr`): `false` when the condition failed.
 async fn put_if(
     store: &DynamoStore,

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{PutRequest, ReturnValue, WriteRequest};
 use super::expr::{n, s, Expr};
 use super::items::{self, Item, Keyed, LeaseData, SettingData};
 use super::keys::{self, PK};
-use super::{backend, is_condition_failed, put_if, DynamoStore, Query};
+use super::{backend, is_condition_failed, put, put_if, DynamoStore, Query};
 use crate::clock::Timestamp;
 use crate::domain::{AuditEntry, LinkSession, RunReport};
 use crate::store::{ConsumedSession, Cursor, Page, StoreError, StoreResult};
@@ -37,19 +37,11 @@ pub(super) async fn put_link_session(
     )
     .ttl(session.expires_at)
     .to_item()?;
-    store
-        .client
-        .put_item()
-        .table_name(&store.table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .map_err(|e| backend("PutItem", &e))?;
-    Ok(())
+    put(store, item).await
 }
 
-/// One conditional delete returning the old item: it exists and has not expired, so exactly one
-/// of two racing callbacks gets it. When the condition fails, an expired session is deleted too.
+/// One conditional delete returning the old item, so exactly one of two racing callbacks gets it;
+/// the caller learns from the item whether it had expired.
 pub(super) async fn consume_link_session(
     store: &DynamoStore,
     state_hash: &str,
@@ -99,15 +91,7 @@ pub(super) async fn put_run(store: &DynamoStore, report: &RunReport) -> StoreRes
         report,
     )
     .to_item()?;
-    store
-        .client
-        .put_item()
-        .table_name(&store.table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .map_err(|e| backend("PutItem", &e))?;
-    Ok(())
+    put(store, item).await
 }
 
 /// Newest first: the sort key is `(started_at, id)`, read backwards.
