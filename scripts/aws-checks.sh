@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# AWS deployment checks (run by .ci/run): lint the SAM template, then build the five Lambda
-# bootstraps once (release, x86_64: the arm64 std would come from rustup's server, which CI cannot
+# AWS deployment checks (run by .ci/run): lint the SAM template, then build the Lambda
+# bootstraps of functions/* once (release, x86_64: the arm64 std would come from rustup's server, which CI cannot
 # reach; arm64 stays the template's default for real deployments) and print their sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,7 +5,8 @@ functions need (`eval` them before `cargo lambda watch`).
     target/moto-venv/bin/python scripts/moto_setup.py --endpoint http://127.0.0.1:5000
 
 Run it with the Python of a venv holding `moto[server]` (it brings boto3). Idempotent: what
-exists is kept. The table schema is the one tests/template.rs checks in template.yaml.
+exists is kept. The table schema is the one tests/template.rs checks in template.yaml; the work
+queue is FIFO with explicit deduplication ids and redrives to a FIFO dead-letter queue, as there.
 """
 import argparse
 import secrets
@@ -21,6 +22,7 @@ def main():
     p.add_argument("--table", default="discord-connector")
     p.add_argument("--prefix", default="discord-connector/", help="secrets prefix, ends with /")
     p.add_argument("--admin-token", default=None, help="admin bearer token (default: generated)")
+    p.add_argument("--queue", default="discord-connector-work", help="work queue name (without .fifo)")
     args = p.parse_args()
     kw = dict(endpoint_url=args.endpoint, region_name=args.region,
               aws_access_key_id="test", aws_secret_access_key="test")
@@ -39,6 +41,15 @@ def main():
         ddb.update_time_to_live(TableName=args.table, TimeToLiveSpecification={
             "AttributeName": "ttl", "Enabled": True})
 
+    sqs = boto3.client("sqs", **kw)
+    fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
+    dlq_url = sqs.create_queue(QueueName=args.queue + "-dlq.fifo", Attributes=fifo)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    redrive = '{"deadLetterTargetArn": "%s", "maxReceiveCount": "5"}' % dlq_arn
+    queue_url = sqs.create_queue(QueueName=args.queue + ".fifo", Attributes={
+        **fifo, "VisibilityTimeout": "1800", "RedrivePolicy": redrive})["QueueUrl"]
+
     sm = boto3.client("secretsmanager", **kw)
 
     def secret(name, value):
@@ -56,7 +67,8 @@ def main():
     env = {
         "AWS_ENDPOINT_URL": args.endpoint, "AWS_REGION": args.region,
         "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-        "CONNECTOR_TABLE": args.table, "CONNECTOR_SECRETS_PREFIX": args.prefix,
+        "CONNECTOR_TABLE": args.table, "CONNECTOR_QUEUE_URL": queue_url,
+        "CONNECTOR_SECRETS_PREFIX": args.prefix,
         "CONNECTOR_ADMIN_TOKEN_SECRET": admin_arn, "CONNECTOR_TOKEN_KEY_SECRET": key_arn,
         "ADMIN_TOKEN": admin,
     }

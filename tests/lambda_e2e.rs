@@ -1,17 +1,25 @@
-//! The real Lambda binaries, end to end: `cargo lambda watch` runs admin-api, sso-callback and
-//! verify-groups (debug builds) against DynamoDB and Secrets Manager emulated by moto and against
-//! the Discord emulator. An operator sets up a client, a member links through Discord's consent
-//! screen, a group change Discord refuses at first stays pending, and the scheduled
-//! verify-groups invocation (a committed EventBridge event) applies it; a second delivery of the
-//! same event does nothing.
+//! The real Lambda binaries, end to end: `cargo lambda watch` runs admin-api, sso-callback,
+//! verify-groups and worker (debug builds) against DynamoDB, Secrets Manager and SQS emulated by
+//! moto and against the Discord emulator. An operator sets up a client, a member links through
+//! Discord's consent screen, a group change stays pending, the scheduled verify-groups
+//! dispatcher (a committed EventBridge event) enqueues the client's job on the FIFO work queue,
+//! and the worker — invoked with an SQS event (shaped like fixtures/events/worker.sqs.json) made
+//! of the message received from moto — applies it; a second delivery of the same event does
+//! nothing, and a message that is not a job is reported failed until it lands in the
+//! dead-letter queue.
+//!
+//! Lambda's SQS event source (polling, deleting what succeeded) is not emulated: the test
+//! receives, deletes and hands over the messages itself.
 //!
 //! Needs Python 3 with venv/pip (cargo-lambda and moto come from PyPI into target/). The first
-//! run compiles the three functions (a few minutes).
+//! run compiles the four functions (a few minutes).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use connector::aws::aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use connector::aws::aws_sdk_sqs::Client as SqsClient;
 use connector::store::dynamo::DynamoStore;
 use connector_e2e::discord_emulator::{Consent, Emulator, Fault, Scenario};
 use connector_e2e::moto::{moto, unique_name};
@@ -209,6 +217,67 @@ async fn api(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Every message the queue holds now, received (with their system attributes) and deleted,
+/// as Lambda's event source would once the worker succeeded.
+async fn take_all(sqs: &SqsClient, url: &str) -> Vec<Message> {
+    let mut all = Vec::new();
+    loop {
+        let batch = receive(sqs, url).await;
+        if batch.is_empty() {
+            return all;
+        }
+        for m in &batch {
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().expect("receipt handle"))
+                .send()
+                .await
+                .expect("delete");
+        }
+        all.extend(batch);
+    }
+}
+
+async fn receive(sqs: &SqsClient, url: &str) -> Vec<Message> {
+    sqs.receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default()
+}
+
+/// The SQS event Lambda would send for `messages`: fixtures/events/worker.sqs.json's record,
+/// with each message's id, body and attributes filled in. Written to `path`.
+fn sqs_event(messages: &[Message], path: &Path) -> PathBuf {
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/events/worker.sqs.json"))
+            .expect("worker fixture"),
+    )
+    .expect("fixture is JSON");
+    let template = &fixture["Records"][0];
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            let mut record = template.clone();
+            record["messageId"] = json!(m.message_id().expect("message id"));
+            record["receiptHandle"] = json!(m.receipt_handle().expect("receipt handle"));
+            record["body"] = json!(m.body().expect("body"));
+            record["md5OfBody"] = json!(m.md5_of_body().unwrap_or_default());
+            let attributes = record["attributes"].as_object_mut().expect("attributes");
+            for (name, value) in m.attributes().into_iter().flatten() {
+                attributes.insert(name.as_str().to_owned(), json!(value));
+            }
+            record
+        })
+        .collect();
+    std::fs::write(path, json!({ "Records": records }).to_string()).expect("event written");
+    path.to_path_buf()
+}
+
 fn roles_on_discord(emu: &Emulator, username: &str) -> Option<std::collections::BTreeSet<String>> {
     let guild = emu.state().guilds.into_iter().next()?;
     let member = emu.member(&guild.id, &emu.user_id(username)?)?;
@@ -251,6 +320,12 @@ async fn the_lambda_functions_link_a_member_and_the_schedule_applies_pending_rol
     };
     let admin_secret = secret_arn("admin-token", ADMIN_TOKEN).await;
     let key_secret = secret_arn("token-key", "lambda-e2e-user-token-key-material").await;
+    // and the work queue: FIFO, redriven after 2 deliveries (1-second visibility timeout) so the
+    // dead-letter path completes quickly
+    let queues = moto
+        .work_queues(&unique_name("lambda-e2e-work"), 2, 1)
+        .await;
+    let sqs = moto.sqs();
 
     // and the Discord emulator, and the functions under cargo lambda watch
     let emu = Emulator::start(Scenario::demo()).await.expect("emulator");
@@ -262,6 +337,7 @@ async fn the_lambda_functions_link_a_member_and_the_schedule_applies_pending_rol
         ("CONNECTOR_SECRETS_PREFIX", PREFIX.into()),
         ("CONNECTOR_ADMIN_TOKEN_SECRET", admin_secret),
         ("CONNECTOR_TOKEN_KEY_SECRET", key_secret),
+        ("CONNECTOR_QUEUE_URL", queues.url.clone()),
         ("RUST_LOG", "info".into()),
     ]);
     let mut watch = Watch::start(bin, &env, dir.path().join("watch.log"));
@@ -368,7 +444,8 @@ async fn the_lambda_functions_link_a_member_and_the_schedule_applies_pending_rol
     assert!(landed_at.contains("discord=linked"), "{landed_at}");
     assert_eq!(roles_on_discord(&emu, "alice"), Some(names(&["Member"])));
 
-    // and a group change Discord refuses for now stays pending
+    // and a group change stays pending (the API only records it and wakes the writer; a
+    // Discord failure, were it applied at once, would keep it pending too)
     emu.inject_fault(Fault::new("/roles/", 500, 1000).with_method("PUT"));
     let (status, user) = api(
         &http,
@@ -382,15 +459,38 @@ async fn the_lambda_functions_link_a_member_and_the_schedule_applies_pending_rol
     assert_eq!(user["pending"], true, "{user}");
     emu.clear_faults();
     assert_eq!(roles_on_discord(&emu, "alice"), Some(names(&["Member"])));
+    // The wake-ups the API and the callback enqueued are not this test's subject.
+    take_all(&sqs, &queues.url).await;
 
-    // then the scheduled verify-groups invocation applies it
+    // when the scheduled verify-groups dispatcher fires
     let event = root().join("fixtures/events/verify-groups.eventbridge-rule.json");
+    let event_id = "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa";
     let summary = watch.invoke("verify-groups", &event).await;
     assert_eq!(summary["duplicate"], false, "{summary}");
-    let run = &summary["clients"][0];
-    assert_eq!(run["client"], CLIENT, "{summary}");
-    assert_eq!(run["counts"]["changed"], 1, "{summary}");
-    assert_eq!(run["complete"], true, "{summary}");
+    assert_eq!(summary["dispatch"]["jobs"], 1, "{summary}");
+    assert_eq!(
+        roles_on_discord(&emu, "alice"),
+        Some(names(&["Member"])),
+        "the dispatcher only enqueues"
+    );
+
+    // then the client's job is on the work queue, in the client's message group
+    let messages = take_all(&sqs, &queues.url).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let job: Value = serde_json::from_str(messages[0].body().expect("body")).expect("a job");
+    assert_eq!(
+        job,
+        json!({"client": CLIENT, "task": "verify-groups", "trigger": "schedule", "dedupe": event_id})
+    );
+    let group = messages[0]
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId));
+    assert_eq!(group.map(String::as_str), Some(CLIENT));
+
+    // and the worker, handed that message as Lambda's SQS event, applies the pending change
+    let batch = sqs_event(&messages, &dir.path().join("worker-event.json"));
+    let response = watch.invoke("worker", &batch).await;
+    assert_eq!(response, json!({"batchItemFailures": []}), "{response}");
     assert_eq!(
         roles_on_discord(&emu, "alice"),
         Some(names(&["Member", "Pilot"]))
@@ -412,14 +512,46 @@ async fn the_lambda_functions_link_a_member_and_the_schedule_applies_pending_rol
         None,
     )
     .await;
-    assert_eq!(runs["items"][0]["id"], run["run_id"], "{runs}");
-    assert_eq!(runs["items"][0]["trigger"], "lambda", "{runs}");
+    assert_eq!(runs["items"][0]["trigger"], "schedule", "{runs}");
+    assert_eq!(runs["items"][0]["counts"]["changed"], 1, "{runs}");
 
     // and a second delivery of the same event does nothing
     emu.clear_requests();
     let again = watch.invoke("verify-groups", &event).await;
     assert_eq!(again["duplicate"], true, "{again}");
     assert!(emu.requests().is_empty(), "{:?}", emu.requests());
+    assert!(
+        take_all(&sqs, &queues.url).await.is_empty(),
+        "nothing enqueued"
+    );
+
+    // and a message that is not a job is reported failed at each delivery, then dead-lettered
+    sqs.send_message()
+        .queue_url(&queues.url)
+        .message_body("{\"not\": \"a job\"}")
+        .message_group_id("poison")
+        .message_deduplication_id("poison-1")
+        .send()
+        .await
+        .expect("sent");
+    for delivery in 1..=2 {
+        let got = receive(&sqs, &queues.url).await;
+        assert_eq!(got.len(), 1, "delivery {delivery}");
+        let id = got[0].message_id().expect("message id").to_owned();
+        let batch = sqs_event(&got, &dir.path().join(format!("poison-{delivery}.json")));
+        let response = watch.invoke("worker", &batch).await;
+        assert_eq!(
+            response,
+            json!({"batchItemFailures": [{"itemIdentifier": id}]}),
+            "delivery {delivery}"
+        );
+        // Lambda leaves a failed message in the queue: it returns after the visibility timeout.
+        tokio::time::sleep(Duration::from_millis(1_300)).await;
+    }
+    assert!(receive(&sqs, &queues.url).await.is_empty(), "moved out");
+    let dead = take_all(&sqs, &queues.dlq_url).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), Some("{\"not\": \"a job\"}"));
 
     drop(watch);
     eprintln!("lambda e2e took {:?}", started.elapsed());

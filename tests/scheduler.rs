@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use connector::domain::TaskName;
 use connector::schedule::{default_schedule, run_scheduler};
+use connector::work::dispatch::dispatch_tick;
 use connector_e2e::discord_emulator::Fault;
 use connector_e2e::*;
 use reqwest::Method;
@@ -18,9 +19,11 @@ async fn the_scheduler_applies_pending_work_without_anyone_asking() {
     h.emu
         .inject_fault(Fault::new("/roles/", 502, 100).with_method("PUT"));
     assert_eq!(
-        h.put_user("u-alice", &["members", "pilots"]).await["pending"],
+        h.put_user_nowait("u-alice", &["members", "pilots"]).await["pending"],
         true
     );
+    h.wait_for_user("u-alice", |u| !u["last_error"].is_null())
+        .await;
     h.emu.clear_faults();
 
     // when the default schedule starts
@@ -30,7 +33,8 @@ async fn the_scheduler_applies_pending_work_without_anyone_asking() {
         Duration::ZERO,
     ));
 
-    // then its first verify-groups run applies the change and leaves a report
+    // then its first verify-groups tick hands the client to a worker, which applies the change
+    // and leaves a report
     let mut applied = false;
     for _ in 0..100 {
         if h.roles_on_discord("alice") == Some(names(&["Member", "Pilot"])) {
@@ -47,7 +51,14 @@ async fn the_scheduler_applies_pending_work_without_anyone_asking() {
     let (_, runs) = h
         .api(Method::GET, &format!("/clients/{CLIENT}/runs"), None)
         .await;
-    assert_eq!(runs["items"][0]["trigger"], "schedule", "{runs}");
+    assert!(
+        runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["trigger"] == "schedule" && r["counts"]["changed"] == 1),
+        "{runs}"
+    );
 }
 
 #[tokio::test]
@@ -71,17 +82,29 @@ async fn the_five_minute_tick_continues_a_weekly_run_that_stopped_at_its_limit()
     assert_eq!(first["complete"], false, "{first}");
 
     // when the verify-groups tick comes (as EventBridge or the self-hosted scheduler sends it)
-    let results =
-        connector::schedule::run_for_all_clients(&h.app, TaskName::VerifyGroups, None, "schedule")
-            .await
-            .unwrap();
+    let summary = dispatch_tick(&h.app, TaskName::VerifyGroups, "tick-1")
+        .await
+        .unwrap();
 
-    // then the unfinished weekly run is continued to the end
-    let continued = results
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .find(|r| r.task == TaskName::RemoteSyncGroups)
-        .expect("remote sync continued");
-    assert!(continued.complete);
+    // then the unfinished weekly run (its work mark) is handed to a worker and continued to the end
+    assert_eq!(summary.jobs, 1, "only the client with work: {summary:?}");
+    assert!(h.settle().await);
     assert_eq!(h.roles_on_discord("bob"), Some(names(&["Member"])));
+    let (_, runs) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/runs"), None)
+        .await;
+    let last_sync = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["task"] == "remote-sync-groups" && r["trigger"] == "schedule")
+        .expect("the continued run");
+    assert_eq!(last_sync["complete"], true, "{runs}");
+    assert!(
+        last_sync["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("resumed an unfinished run"),
+        "{last_sync}"
+    );
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use connector::aws::aws_sdk_secretsmanager::Client;
-use connector::aws::{self, AwsSetupError};
+use connector::aws::{self, AwsSetupError, Entry};
 use connector::secrecy::{ExposeSecret, SecretString};
 use connector::secrets::aws::{AwsSecrets, AwsSecretsConfig};
 use connector::secrets::{ClientSecretKind, Secrets, SecretsError};
@@ -340,9 +340,11 @@ async fn the_state_is_built_from_the_environment() {
     ] {
         std::env::remove_var(name);
     }
+    let queues = server.work_queues(&unique_name("state"), 5, 30).await;
+    std::env::set_var(aws::QUEUE_URL_VAR, &queues.url);
     std::env::set_var(aws::TABLE_VAR, &table);
     std::env::set_var(aws::TOKEN_KEY_SECRET_VAR, &key_secret);
-    match aws::state_from_env().await {
+    match aws::state_for(Entry::AdminApi).await {
         Err(e @ AwsSetupError::MissingVar(aws::ADMIN_TOKEN_SECRET_VAR)) => {
             assert!(e.to_string().contains("CONNECTOR_ADMIN_TOKEN_SECRET"))
         }
@@ -353,10 +355,14 @@ async fn the_state_is_built_from_the_environment() {
     std::env::set_var(aws::SECRETS_PREFIX_VAR, &prefix);
     std::env::set_var(aws::SECRETS_CACHE_SECONDS_VAR, "60");
 
-    let state = aws::state_from_env().await.expect("state");
+    let state = aws::state_for(Entry::AdminApi).await.expect("state");
 
-    assert!(state.admin.verify("admin-token-from-secret"));
-    assert!(!state.admin.verify("something else"));
+    let admin = state
+        .admin
+        .as_ref()
+        .expect("the admin API gets the admin token");
+    assert!(admin.verify("admin-token-from-secret"));
+    assert!(!admin.verify("something else"));
     state.store.create_client(&client("acme")).await.unwrap();
     assert_eq!(
         state.store.get_client("acme").await.unwrap(),
@@ -381,7 +387,7 @@ async fn the_state_is_built_from_the_environment() {
 
     // A wrong admin secret id fails clearly.
     std::env::set_var(aws::ADMIN_TOKEN_SECRET_VAR, unique_name("no-such-secret"));
-    match aws::state_from_env().await {
+    match aws::state_for(Entry::AdminApi).await {
         Err(e @ AwsSetupError::AdminToken { .. }) => {
             assert!(e.to_string().contains("ResourceNotFoundException"), "{e}")
         }

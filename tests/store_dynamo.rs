@@ -2,17 +2,18 @@
 //! what only DynamoDB has — the table schema, batch chunking, TTL'd items that outlive their
 //! expiry, the sparse pending index, the link uniqueness transaction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use connector::aws::aws_sdk_dynamodb::types::{
     AttributeValue, BillingMode, KeyType, ProjectionType, TimeToLiveStatus,
 };
 use connector::aws::aws_sdk_dynamodb::Client;
+use connector::domain::{Link, TaskName};
 use connector::store::contract::{
-    audit_entry, client, link, link_session, outcome, role, run_report, site_user, T0,
+    all_pages, audit_entry, client, link, link_session, outcome, role, run_report, site_user, T0,
 };
 use connector::store::dynamo::{DynamoStore, GSI1};
-use connector::store::{Store, StoreError};
+use connector::store::{LeaseGrant, Outcome, Store, StoreError, WorkMark};
 use connector_e2e::moto::{moto, unique_name};
 
 type Item = HashMap<String, AttributeValue>;
@@ -27,6 +28,7 @@ async fn fresh_table() -> (Client, String) {
     (dynamodb, table)
 }
 
+/// Boxed for the contract suite; clones share the table.
 async fn fresh() -> Box<DynamoStore> {
     let (dynamodb, table) = fresh_table().await;
     Box::new(DynamoStore::new(dynamodb, table))
@@ -382,6 +384,10 @@ async fn every_item_names_its_entity() {
         .unwrap();
     store.put_setting_if_absent("k", "v").await.unwrap();
     store.acquire_lease("l", "me", T0, 60).await.unwrap();
+    store
+        .mark_work("a", TaskName::VerifyGroups, T0)
+        .await
+        .unwrap();
 
     let mut entities: Vec<String> = scan(&dynamodb, &table)
         .await
@@ -403,7 +409,8 @@ async fn every_item_names_its_entity() {
             "member",
             "roles",
             "run",
-            "setting"
+            "setting",
+            "work"
         ]
     );
 }
@@ -421,4 +428,394 @@ async fn a_cursor_from_another_listing_is_refused() {
         store.list_members("a", Some(&cursor), 1).await,
         Err(StoreError::InvalidCursor)
     ));
+}
+
+// --- leases: handover, renewal, release ------------------------------------------------------------
+
+#[tokio::test]
+async fn a_lease_hands_its_handover_to_the_next_holder_across_takeovers_and_releases() {
+    let (dynamodb, table) = fresh_table().await;
+    let store = DynamoStore::new(dynamodb.clone(), &table);
+    let lease = "writer:g1";
+
+    // Given A holds a new lease and renews it leaving a handover
+    let grant = store.acquire_lease(lease, "A", T0, 60).await.unwrap();
+    assert_eq!(grant, Some(LeaseGrant { handover: None }));
+    assert!(store
+        .renew_lease(lease, "A", T0 + 30, 60, Some(r#"{"h":1}"#))
+        .await
+        .unwrap());
+    // When A dies and B takes the expired lease, then B gets what A left
+    let grant = store.acquire_lease(lease, "B", T0 + 90, 60).await.unwrap();
+    assert_eq!(grant.unwrap().handover.as_deref(), Some(r#"{"h":1}"#));
+
+    // When B releases it with a handover, C may take it at once and gets it
+    store
+        .release_lease(lease, "B", Some(r#"{"h":2}"#))
+        .await
+        .unwrap();
+    let stored = get_item(&dynamodb, &table, "LEASE#writer:g1", "LEASE")
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.get("expires_at"),
+        Some(&AttributeValue::N("0".into()))
+    );
+    assert_eq!(stored.get("handover"), Some(&s(r#"{"h":2}"#)));
+    assert!(
+        matches!(stored.get("ttl"), Some(AttributeValue::N(t)) if t.parse::<i64>().unwrap() > T0 + 150),
+        "a released lease keeps a TTL past its last expiry: {stored:?}"
+    );
+    let grant = store.acquire_lease(lease, "C", T0 + 91, 60).await.unwrap();
+    assert_eq!(grant.unwrap().handover.as_deref(), Some(r#"{"h":2}"#));
+
+    // A release or renewal without a handover keeps the one stored
+    assert!(store
+        .renew_lease(lease, "C", T0 + 92, 60, None)
+        .await
+        .unwrap());
+    store.release_lease(lease, "C", None).await.unwrap();
+    let grant = store.acquire_lease(lease, "D", T0 + 93, 60).await.unwrap();
+    assert_eq!(grant.unwrap().handover.as_deref(), Some(r#"{"h":2}"#));
+
+    // The holder taking its own lease again sees its own handover; the item keeps its attributes
+    let grant = store.acquire_lease(lease, "D", T0 + 94, 60).await.unwrap();
+    assert_eq!(grant.unwrap().handover.as_deref(), Some(r#"{"h":2}"#));
+    let stored = get_item(&dynamodb, &table, "LEASE#writer:g1", "LEASE")
+        .await
+        .unwrap();
+    assert_eq!(stored.get("entity"), Some(&s("lease")));
+    assert_eq!(stored.get("holder"), Some(&s("D")));
+    assert_eq!(stored.get("name"), Some(&s(lease)));
+    assert_eq!(
+        stored.get("expires_at"),
+        Some(&AttributeValue::N((T0 + 154).to_string()))
+    );
+    assert!(
+        matches!(stored.get("ttl"), Some(AttributeValue::N(t)) if t.parse::<i64>().unwrap() >= T0 + 154)
+    );
+}
+
+#[tokio::test]
+async fn a_renewal_fails_once_the_lease_expired_or_another_holder_took_it() {
+    let store = fresh().await;
+    let lease = "writer:g1";
+    assert!(store
+        .acquire_lease(lease, "A", T0, 60)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .renew_lease(lease, "A", T0 + 59, 60, None)
+        .await
+        .unwrap());
+
+    // Expired (at T0+119) but not yet taken: the holder may not renew it.
+    assert!(!store
+        .renew_lease(lease, "A", T0 + 119, 60, Some("a"))
+        .await
+        .unwrap());
+    // B takes it; A's renewal and release change nothing.
+    let grant = store.acquire_lease(lease, "B", T0 + 120, 60).await.unwrap();
+    assert_eq!(
+        grant,
+        Some(LeaseGrant { handover: None }),
+        "A's failed renewal wrote nothing"
+    );
+    assert!(!store
+        .renew_lease(lease, "A", T0 + 121, 60, Some("a"))
+        .await
+        .unwrap());
+    store.release_lease(lease, "A", Some("a")).await.unwrap();
+    assert_eq!(
+        store.acquire_lease(lease, "C", T0 + 122, 60).await.unwrap(),
+        None
+    );
+    assert!(store
+        .renew_lease(lease, "B", T0 + 123, 60, Some("b"))
+        .await
+        .unwrap());
+
+    // Unknown leases: no renewal, a release is a no-op that creates nothing.
+    assert!(!store.renew_lease("never", "A", T0, 60, None).await.unwrap());
+    store.release_lease("never", "A", Some("x")).await.unwrap();
+    assert_eq!(
+        store.acquire_lease("never", "B", T0, 60).await.unwrap(),
+        Some(LeaseGrant { handover: None })
+    );
+}
+
+#[tokio::test]
+async fn concurrent_acquires_of_a_free_or_expired_lease_let_exactly_one_win() {
+    let store = fresh().await;
+    for (round, now) in [(0, T0), (1, T0 + 1000)] {
+        // round 0: the lease is absent; round 1: it expired (held by round 0's winner).
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..8 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let holder = format!("r{round}-{n}");
+                store.acquire_lease("l", &holder, now, 60).await.unwrap()
+            });
+        }
+        let mut won = 0;
+        while let Some(grant) = tasks.join_next().await {
+            won += usize::from(grant.unwrap().is_some());
+        }
+        assert_eq!(won, 1, "round {round}");
+    }
+}
+
+// --- the work index --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_work_mark_counts_up_and_a_stale_clear_is_refused() {
+    let (dynamodb, table) = fresh_table().await;
+    let store = DynamoStore::new(dynamodb.clone(), &table);
+    let task = TaskName::VerifyGroups;
+    assert_eq!(store.get_work("a", task).await.unwrap(), None);
+
+    assert_eq!(store.mark_work("a", task, T0).await.unwrap(), 1);
+    assert_eq!(store.mark_work("a", task, T0 + 5).await.unwrap(), 2);
+    let mark = store.get_work("a", task).await.unwrap().unwrap();
+    assert_eq!(
+        mark,
+        WorkMark {
+            client: "a".into(),
+            task,
+            seq: 2,
+            since: T0
+        },
+        "`since` is the first mark's"
+    );
+    let item = get_item(&dynamodb, &table, "WORK", "a#verify-groups")
+        .await
+        .unwrap();
+    assert_eq!(item.get("entity"), Some(&s("work")));
+    assert!(!item.contains_key("ttl"), "marks stay until cleared");
+
+    // A dispatcher read seq 2; the member is marked again before it clears.
+    assert_eq!(store.mark_work("a", task, T0 + 6).await.unwrap(), 3);
+    assert!(!store.clear_work("a", task, 2).await.unwrap());
+    assert_eq!(store.get_work("a", task).await.unwrap().unwrap().seq, 3);
+    assert!(store.clear_work("a", task, 3).await.unwrap());
+    assert_eq!(store.get_work("a", task).await.unwrap(), None);
+    assert!(
+        store.clear_work("a", task, 3).await.unwrap(),
+        "absent counts as cleared"
+    );
+
+    // A new mark starts over.
+    assert_eq!(store.mark_work("a", task, T0 + 9).await.unwrap(), 1);
+    assert_eq!(
+        store.get_work("a", task).await.unwrap().unwrap().since,
+        T0 + 9
+    );
+}
+
+#[tokio::test]
+async fn work_marks_are_listed_by_client_and_task_in_exact_pages() {
+    let store = fresh().await;
+    let clients = ["a", "a-b", "b", "c2", "zz"];
+    for client in clients.iter().rev() {
+        for task in TaskName::ALL {
+            store.mark_work(client, task, T0).await.unwrap();
+        }
+    }
+    let mut expected: Vec<(String, String)> = clients
+        .iter()
+        .flat_map(|c| TaskName::ALL.map(|t| ((*c).to_owned(), t.as_str().to_owned())))
+        .collect();
+    expected.sort();
+
+    for limit in [1, 4, 5, 15, 100] {
+        let pages = all_pages(limit, |after| {
+            let store = store.clone();
+            async move { store.list_work(after.as_ref(), limit).await }
+        })
+        .await;
+        let listed: Vec<(String, String)> = pages
+            .into_iter()
+            .flatten()
+            .map(|m| (m.client, m.task.as_str().to_owned()))
+            .collect();
+        assert_eq!(listed, expected, "limit {limit}");
+    }
+
+    // The dispatcher clears what it read before asking for the next page.
+    let first = store.list_work(None, 4).await.unwrap();
+    for mark in &first.items {
+        assert!(store
+            .clear_work(&mark.client, mark.task, mark.seq)
+            .await
+            .unwrap());
+    }
+    let rest = store.list_work(first.next.as_ref(), 100).await.unwrap();
+    assert_eq!(rest.items.len(), 11);
+    assert_eq!(
+        (rest.items[0].client.as_str(), rest.items[0].task),
+        (
+            expected[4].0.as_str(),
+            TaskName::parse(&expected[4].1).unwrap()
+        )
+    );
+
+    // A cursor from another listing is refused.
+    store.create_client(&client("a")).await.unwrap();
+    for id in ["r1", "r2"] {
+        store.put_run(&run_report("a", id, T0)).await.unwrap();
+    }
+    let runs = store.list_runs("a", None, 1).await.unwrap().next.unwrap();
+    assert!(matches!(
+        store.list_work(Some(&runs), 1).await,
+        Err(StoreError::InvalidCursor)
+    ));
+}
+
+#[tokio::test]
+async fn deleting_a_client_removes_its_work_marks_only() {
+    let (dynamodb, table) = fresh_table().await;
+    let store = DynamoStore::new(dynamodb.clone(), &table);
+    for id in ["a", "b"] {
+        store.create_client(&client(id)).await.unwrap();
+    }
+    for task in TaskName::ALL {
+        store.mark_work("a", task, T0).await.unwrap();
+    }
+    store
+        .mark_work("b", TaskName::SyncAccounts, T0)
+        .await
+        .unwrap();
+
+    store.delete_client("a").await.unwrap();
+
+    let left = store.list_work(None, 100).await.unwrap();
+    let left: Vec<(String, TaskName)> =
+        left.items.into_iter().map(|m| (m.client, m.task)).collect();
+    assert_eq!(left, [("b".to_owned(), TaskName::SyncAccounts)]);
+    assert!(get_item(&dynamodb, &table, "WORK", "a#verify-groups")
+        .await
+        .is_none());
+}
+
+// --- refused writes and known roles on a link ---------------------------------------------------
+
+fn names(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn refused_writes_round_trip_and_an_empty_set_leaves_no_attribute() {
+    let (dynamodb, table) = fresh_table().await;
+    let store = DynamoStore::new(dynamodb.clone(), &table);
+    store.create_client(&client("a")).await.unwrap();
+    let raw_link = || async {
+        match get_item(&dynamodb, &table, "CLIENT#a", "USER#u1")
+            .await
+            .unwrap()
+            .remove("link")
+        {
+            Some(AttributeValue::M(link)) => link,
+            other => panic!("no link map: {other:?}"),
+        }
+    };
+
+    // An imported link: roles unknown, nothing refused (no attribute).
+    let imported = Link {
+        roles_known: false,
+        refused: BTreeSet::new(),
+        ..link("d1")
+    };
+    let m = store
+        .create_link("a", "u1", &imported, true, T0)
+        .await
+        .unwrap();
+    assert_eq!(m.link.as_ref(), Some(&imported));
+    assert!(!raw_link().await.contains_key("refused"));
+    assert_eq!(
+        raw_link().await.get("roles_known"),
+        Some(&AttributeValue::Bool(false))
+    );
+
+    // An outcome that only derived roles leaves them unknown; refused writes are stored.
+    let refused = names(&["add:r1", "nick"]);
+    let derived = Outcome {
+        refused: Some(refused.clone()),
+        roles_observed: false,
+        ..outcome(&["r2"], true)
+    };
+    store
+        .record_outcome("a", "u1", m.version, &derived, T0 + 1)
+        .await
+        .unwrap();
+    let got = store.get_member("a", "u1").await.unwrap().unwrap();
+    let got_link = got.link.unwrap();
+    assert!(!got_link.roles_known);
+    assert_eq!(got_link.refused, refused);
+
+    // Observed roles become known; `None` leaves the refused writes; a stale version (the plain
+    // update) writes them too.
+    let observed = Outcome {
+        refused: None,
+        roles_observed: true,
+        ..outcome(&["r2"], true)
+    };
+    store
+        .record_outcome("a", "u1", got.version, &observed, T0 + 2)
+        .await
+        .unwrap();
+    let got = store.get_member("a", "u1").await.unwrap().unwrap();
+    assert!(got.link.as_ref().unwrap().roles_known);
+    assert_eq!(got.link.as_ref().unwrap().refused, refused);
+    let stale = Outcome {
+        refused: Some(names(&["remove:r3"])),
+        roles_observed: false,
+        ..outcome(&["r2"], false)
+    };
+    assert!(!store
+        .record_outcome("a", "u1", got.version - 1, &stale, T0 + 3)
+        .await
+        .unwrap());
+    let got = store.get_member("a", "u1").await.unwrap().unwrap();
+    assert_eq!(got.link.as_ref().unwrap().refused, names(&["remove:r3"]));
+    assert!(
+        got.link.as_ref().unwrap().roles_known,
+        "false leaves roles_known"
+    );
+
+    // An empty set clears them: the attribute goes.
+    let cleared = Outcome {
+        refused: Some(BTreeSet::new()),
+        roles_observed: false,
+        ..outcome(&["r2"], true)
+    };
+    store
+        .record_outcome("a", "u1", got.version, &cleared, T0 + 4)
+        .await
+        .unwrap();
+    assert!(!raw_link().await.contains_key("refused"));
+    let got = store.get_member("a", "u1").await.unwrap().unwrap();
+    assert!(got.link.as_ref().unwrap().refused.is_empty());
+
+    // A link created with refused writes keeps them; marking all pending forgets them.
+    let with_refused = Link {
+        refused: names(&["add:r9"]),
+        ..link("d2")
+    };
+    let m = store
+        .create_link("a", "u2", &with_refused, false, T0)
+        .await
+        .unwrap();
+    assert_eq!(m.link.as_ref().unwrap().refused, names(&["add:r9"]));
+    store
+        .record_outcome("a", "u1", got.version, &derived, T0 + 5)
+        .await
+        .unwrap();
+    assert_eq!(store.mark_all_linked_pending("a", T0 + 6).await.unwrap(), 2);
+    for user in ["u1", "u2"] {
+        let m = store.get_member("a", user).await.unwrap().unwrap();
+        assert!(m.pending);
+        assert!(m.link.unwrap().refused.is_empty(), "{user}");
+    }
+    assert!(!raw_link().await.contains_key("refused"));
 }

@@ -470,3 +470,244 @@ fn reserved_concurrency_is_omitted_unless_asked_for() {
         );
     }
 }
+
+/// The function whose binary is `bin`.
+fn function<'a>(t: &'a Value, bin: &str) -> (String, &'a Value) {
+    functions(t)
+        .into_iter()
+        .find(|(_, f)| binary(f) == bin)
+        .unwrap_or_else(|| panic!("no function builds {bin}"))
+}
+
+/// Whether `v` is `!Ref <id>`, `!GetAtt <id>.<attr>` or a `!Sub` naming `${<id>...}`.
+fn refers_to(v: &Value, id: &str) -> bool {
+    match (tag(v).as_deref(), untag(v)) {
+        (Some("!Ref"), Value::String(s)) => s == id,
+        (Some("!GetAtt"), Value::String(s)) => s.split('.').next() == Some(id),
+        (Some("!Sub"), Value::String(s)) => {
+            s.contains(&format!("${{{id}}}")) || s.contains(&format!("${{{id}."))
+        }
+        (_, Value::Sequence(items)) => items.iter().any(|i| refers_to(i, id)),
+        (_, Value::Mapping(m)) => m.values().any(|i| refers_to(i, id)),
+        _ => false,
+    }
+}
+
+#[test]
+fn no_function_may_scan_the_table_and_table_access_is_listed_explicitly() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    assert!(!text.contains("dynamodb:Scan"), "no Scan anywhere");
+    assert!(
+        !text.contains("DynamoDBCrudPolicy") && !text.contains("DynamoDBReadPolicy"),
+        "SAM's DynamoDB policy templates allow Scan: list the actions"
+    );
+    let t = template();
+    for (id, f) in functions(&t) {
+        let dynamodb: Vec<&Value> = statements_of(&t, f)
+            .into_iter()
+            .filter(|s| actions(s).iter().any(|a| a.starts_with("dynamodb:")))
+            .collect();
+        assert!(!dynamodb.is_empty(), "{id} uses the table");
+        for statement in dynamodb {
+            for action in actions(statement) {
+                assert!(
+                    matches!(
+                        action,
+                        "dynamodb:GetItem"
+                            | "dynamodb:PutItem"
+                            | "dynamodb:UpdateItem"
+                            | "dynamodb:DeleteItem"
+                            | "dynamodb:Query"
+                            | "dynamodb:BatchGetItem"
+                            | "dynamodb:BatchWriteItem"
+                            | "dynamodb:ConditionCheckItem"
+                    ),
+                    "{id}: unexpected {action}"
+                );
+            }
+            for resource in resource_list(statement) {
+                assert!(refers_to(resource, "Table"), "{id}: {resource:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn only_the_admin_api_reads_the_admin_token() {
+    let t = template();
+    assert!(
+        get(&t, &["Globals", "Function", "Environment", "Variables"])
+            ["CONNECTOR_ADMIN_TOKEN_SECRET"]
+            .is_null(),
+        "not a global variable"
+    );
+    for (id, f) in functions(&t) {
+        let admin = binary(f) == "admin-api";
+        let reads_token = statements_of(&t, f).into_iter().any(|s| {
+            actions(s).contains(&"secretsmanager:GetSecretValue")
+                && resource_list(s)
+                    .into_iter()
+                    .any(|r| refers_to(r, "AdminTokenSecret"))
+        });
+        assert_eq!(reads_token, admin, "{id}: may read the admin token");
+        let variable =
+            &get(f, &["Properties", "Environment", "Variables"])["CONNECTOR_ADMIN_TOKEN_SECRET"];
+        assert_eq!(
+            !variable.is_null(),
+            admin,
+            "{id}: CONNECTOR_ADMIN_TOKEN_SECRET"
+        );
+    }
+    // No other resource hands the token out (a managed policy attached elsewhere).
+    for (id, r) in resources(&t) {
+        if r["Type"] == "AWS::IAM::ManagedPolicy" {
+            assert!(
+                !refers_to(&r["Properties"], "AdminTokenSecret"),
+                "{id} refers to the admin token"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_function_reads_only_the_secrets_it_uses() {
+    let t = template();
+    for (id, f) in functions(&t) {
+        let reads: Vec<&Value> = statements_of(&t, f)
+            .into_iter()
+            .filter(|s| actions(s).contains(&"secretsmanager:GetSecretValue"))
+            .flat_map(resource_list)
+            .collect();
+        let token_key = reads.iter().any(|r| refers_to(r, "TokenKeySecret"));
+        let clients = reads
+            .iter()
+            .any(|r| untag(r).as_str().is_some_and(|s| s.ends_with("clients/*")));
+        let talks_to_discord = matches!(binary(f), "admin-api" | "sso-callback" | "worker");
+        assert_eq!(token_key, talks_to_discord, "{id}: the token key");
+        assert_eq!(clients, talks_to_discord, "{id}: the clients' secrets");
+        if !talks_to_discord {
+            assert!(reads.is_empty(), "a dispatcher reads no secret: {id}");
+        }
+    }
+}
+
+#[test]
+fn every_function_knows_the_work_queue_and_may_enqueue() {
+    let t = template();
+    let url = &get(&t, &["Globals", "Function", "Environment", "Variables"])["CONNECTOR_QUEUE_URL"];
+    assert!(refers_to(url, "WorkQueue"), "CONNECTOR_QUEUE_URL: {url:?}");
+    for (id, f) in functions(&t) {
+        let sends = statements_of(&t, f).into_iter().any(|s| {
+            actions(s).contains(&"sqs:SendMessage")
+                && resource_list(s)
+                    .into_iter()
+                    .any(|r| refers_to(r, "WorkQueue"))
+        });
+        assert!(sends, "{id}: sqs:SendMessage on the WorkQueue");
+    }
+}
+
+#[test]
+fn the_work_queue_is_fifo_with_a_fifo_dead_letter_queue_and_alarms() {
+    let t = template();
+    let queue = get(&t, &["Resources", "WorkQueue"]);
+    assert_eq!(queue["Type"], "AWS::SQS::Queue");
+    let p = &queue["Properties"];
+    assert_eq!(p["FifoQueue"], true);
+    assert_eq!(
+        p["ContentBasedDeduplication"], false,
+        "dedupe ids come from the job"
+    );
+    let redrive = &p["RedrivePolicy"];
+    assert!(refers_to(
+        &redrive["deadLetterTargetArn"],
+        "WorkDeadLetterQueue"
+    ));
+    assert_eq!(redrive["maxReceiveCount"], 5);
+    let dlq = get(&t, &["Resources", "WorkDeadLetterQueue"]);
+    assert_eq!(dlq["Type"], "AWS::SQS::Queue");
+    assert_eq!(
+        dlq["Properties"]["FifoQueue"], true,
+        "a FIFO queue's DLQ is FIFO"
+    );
+
+    let (_, worker) = function(&t, "worker");
+    let timeout = worker["Properties"]["Timeout"]
+        .as_u64()
+        .expect("worker Timeout");
+    let visibility = p["VisibilityTimeout"].as_u64().expect("VisibilityTimeout");
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility} s < 6 × worker timeout {timeout} s"
+    );
+
+    for watched in ["WorkDeadLetterQueue", "FailedInvocationsQueue"] {
+        let alarmed = resources(&t).into_iter().any(|(_, r)| {
+            r["Type"] == "AWS::CloudWatch::Alarm"
+                && r["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                && refers_to(&r["Properties"]["Dimensions"], watched)
+        });
+        assert!(alarmed, "an alarm on {watched}'s visible messages");
+    }
+}
+
+#[test]
+fn the_worker_reports_batch_item_failures_with_bounded_concurrency() {
+    let t = template();
+    let (worker_id, worker) = function(&t, "worker");
+    // A SAM `SQS` event on the function, or an event source mapping naming it.
+    let mut sources: Vec<&Value> = events(worker)
+        .into_iter()
+        .filter(|e| e["Type"] == "SQS")
+        .map(|e| &e["Properties"])
+        .collect();
+    sources.extend(
+        resources(&t)
+            .into_iter()
+            .filter(|(_, r)| {
+                r["Type"] == "AWS::Lambda::EventSourceMapping"
+                    && refers_to(&r["Properties"]["FunctionName"], &worker_id)
+            })
+            .map(|(_, r)| &r["Properties"]),
+    );
+    assert_eq!(sources.len(), 1, "one event source for the worker");
+    let source = sources[0];
+    let queue = if source["Queue"].is_null() {
+        &source["EventSourceArn"]
+    } else {
+        &source["Queue"]
+    };
+    assert!(refers_to(queue, "WorkQueue"), "{queue:?}");
+    let response_types: Vec<&str> = source["FunctionResponseTypes"]
+        .as_sequence()
+        .expect("FunctionResponseTypes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(response_types, ["ReportBatchItemFailures"]);
+    let batch = source["BatchSize"].as_u64().expect("BatchSize");
+    assert!((1..=5).contains(&batch), "small batches: {batch}");
+    let max = &source["ScalingConfig"]["MaximumConcurrency"];
+    assert!(refers_to(max, "WorkerMaxConcurrency"), "{max:?}");
+    let parameter = get(&t, &["Parameters", "WorkerMaxConcurrency"]);
+    assert_eq!(parameter["Default"], 10);
+    assert_eq!(
+        parameter["MinValue"], 2,
+        "SQS event sources accept 2 and up"
+    );
+
+    // The poller's permissions are the worker's own, on this queue only.
+    let consumes: Vec<&Value> = statements_of(&t, worker)
+        .into_iter()
+        .filter(|s| actions(s).contains(&"sqs:ReceiveMessage"))
+        .collect();
+    assert!(
+        !consumes.is_empty(),
+        "the worker may receive from the queue"
+    );
+    for s in consumes {
+        assert!(resource_list(s)
+            .into_iter()
+            .all(|r| refers_to(r, "WorkQueue")));
+    }
+}

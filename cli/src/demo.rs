@@ -121,12 +121,8 @@ pub async fn run(
     if let Some(token) = &hosted.generated_admin_token {
         println!("  Try: curl -H 'Authorization: Bearer {token}' {origin}/api/v1/clients/{DEMO_CLIENT}/users");
     }
-    serve_with_schedule(
-        app.clone(),
-        listen,
-        demo_site::router(app, DEMO_CLIENT, &origin),
-    )
-    .await?;
+    let site = demo_site::router(app, DEMO_CLIENT, &origin);
+    serve_with_schedule(hosted, listen, site).await?;
     emulator.shutdown().await;
     Ok(())
 }

@@ -19,7 +19,7 @@ pub async fn run(listen: SocketAddr, database: PathBuf) -> CliResult {
     )
     .await?;
     announce(&hosted, &database, listen);
-    serve_with_schedule(hosted.state, listen, axum::Router::new()).await
+    serve_with_schedule(hosted, listen, axum::Router::new()).await
 }
 
 pub fn announce(hosted: &selfhost::SelfHosted, database: &std::path::Path, listen: SocketAddr) {
@@ -45,12 +45,15 @@ pub fn announce(hosted: &selfhost::SelfHosted, database: &std::path::Path, liste
     println!("  SSO callback to register in the Discord developer portal: http://{listen}/discord/sso/callback");
 }
 
-/// Serves the router (plus `extra` routes) and runs the default schedule until Ctrl-C.
+/// Serves the router (plus `extra` routes), runs the guild writers' worker pool and the default
+/// schedule until Ctrl-C.
 pub async fn serve_with_schedule(
-    state: connector::app::AppState,
+    mut hosted: selfhost::SelfHosted,
     listen: SocketAddr,
     extra: axum::Router,
 ) -> CliResult {
+    hosted.start_workers(selfhost::DEFAULT_WORKERS);
+    let state = hosted.state.clone();
     let schedule = connector::schedule::default_schedule()?;
     let scheduler = tokio::spawn(connector::schedule::run_scheduler(
         state.clone(),

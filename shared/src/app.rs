@@ -1,8 +1,8 @@
-//! The state every entry point builds once: ports, clock, Discord client factory, admin auth.
+//! The state every entry point builds once: ports, clock, Discord client factory, admin auth,
+//! the work queue.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -12,6 +12,7 @@ use crate::discord::{DiscordClient, DiscordConfig, RateLimiter};
 use crate::domain::Client;
 use crate::secrets::{ClientSecretKind, Secrets, SecretsError};
 use crate::store::Store;
+use crate::work::JobQueue;
 
 /// Discord's global limit per bot token.
 pub const DISCORD_GLOBAL_PER_SECOND: u32 = 50;
@@ -22,10 +23,11 @@ pub struct AppState {
     pub secrets: Arc<dyn Secrets>,
     pub clock: Arc<dyn Clock>,
     pub discord: Arc<DiscordHub>,
-    pub admin: Arc<AdminAuth>,
-    /// How long a group change may spend applying roles at once before leaving the rest to the
-    /// 5-minute task.
-    pub immediate_apply_budget: Duration,
+    /// `None` where the entry point serves no admin API (the SSO callback, the scheduled
+    /// functions, the worker): every `/api/v1` request is then refused.
+    pub admin: Option<Arc<AdminAuth>>,
+    /// Where work for the guild writers goes: the in-process pool, or SQS on AWS.
+    pub queue: Arc<dyn JobQueue>,
 }
 
 impl AppState {
@@ -33,21 +35,40 @@ impl AppState {
         store: Arc<dyn Store>,
         secrets: Arc<dyn Secrets>,
         clock: Arc<dyn Clock>,
-        admin: AdminAuth,
+        admin: Option<AdminAuth>,
+        queue: Arc<dyn JobQueue>,
     ) -> Self {
         Self {
             store,
             secrets,
             clock,
             discord: Arc::new(DiscordHub::default()),
-            admin: Arc::new(admin),
-            immediate_apply_budget: Duration::from_secs(5),
+            admin: admin.map(Arc::new),
+            queue,
         }
     }
 
-    /// A Discord client for one configured client, with its secrets and the rate limiter shared
-    /// by every client using the same bot token.
+    /// A Discord client for one configured client, for calls made outside a guild writer (the
+    /// link flow, `roles/sync`): it waits on the limiter shared by every such call of the
+    /// process with the same bot token.
     pub async fn discord_for(&self, client: &Client) -> Result<DiscordClient, SecretsError> {
+        let config = self.discord_config(client).await?;
+        let limiter = self.discord.limiter_for(config.bot_token.as_ref());
+        Ok(self.discord.client(config, limiter))
+    }
+
+    /// A Discord client for a guild writer: its own limiter, whose global budget is the
+    /// writer's share of the bot's (see `work::writer`).
+    pub async fn discord_with_limiter(
+        &self,
+        client: &Client,
+        limiter: Arc<RateLimiter>,
+    ) -> Result<DiscordClient, SecretsError> {
+        let config = self.discord_config(client).await?;
+        Ok(self.discord.client(config, limiter))
+    }
+
+    async fn discord_config(&self, client: &Client) -> Result<DiscordConfig, SecretsError> {
         let bot_token = self
             .secrets
             .get_client_secret(&client.id, ClientSecretKind::BotToken)
@@ -56,38 +77,52 @@ impl AppState {
             .secrets
             .get_client_secret(&client.id, ClientSecretKind::ClientSecret)
             .await?;
-        let limiter = self.discord.limiter_for(bot_token.as_ref());
-        Ok(DiscordClient::new(
-            DiscordConfig {
-                api_base: client.discord_api_base.clone(),
-                authorize_url: client.discord_authorize_url.clone(),
-                application_id: client.client_id.clone(),
-                client_secret,
-                bot_token,
-                redirect_uri: client.callback_url.clone(),
-            },
-            limiter,
-        ))
+        Ok(DiscordConfig {
+            api_base: client.discord_api_base.clone(),
+            authorize_url: client.discord_authorize_url.clone(),
+            application_id: client.client_id.clone(),
+            client_secret,
+            bot_token,
+            redirect_uri: client.callback_url.clone(),
+        })
     }
 }
 
-/// Hands out one rate limiter per bot token, so every run and request of a deployment shares
-/// what Discord told us about that token's buckets.
-#[derive(Default)]
+/// What every Discord client of a process shares: one HTTP connection pool, and one rate
+/// limiter per bot token for calls made outside a guild writer.
 pub struct DiscordHub {
+    http: reqwest::Client,
     limiters: Mutex<HashMap<String, Arc<RateLimiter>>>,
+}
+
+impl Default for DiscordHub {
+    fn default() -> Self {
+        Self {
+            http: crate::discord::client::http_client(),
+            limiters: Mutex::default(),
+        }
+    }
 }
 
 impl DiscordHub {
     pub fn limiter_for(&self, bot_token: Option<&SecretString>) -> Arc<RateLimiter> {
-        let key = bot_token
-            .map(|t| hex::encode(Sha256::digest(t.expose_secret().as_bytes())))
-            .unwrap_or_default();
+        let key = bot_key(bot_token);
         let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key)
             .or_insert_with(|| Arc::new(RateLimiter::new(DISCORD_GLOBAL_PER_SECOND)))
             .clone()
     }
+
+    fn client(&self, config: DiscordConfig, limiter: Arc<RateLimiter>) -> DiscordClient {
+        DiscordClient::with_http(config, limiter, self.http.clone())
+    }
+}
+
+/// A bot token's identity in lease names and maps: its SHA-256, never the token.
+pub fn bot_key(bot_token: Option<&SecretString>) -> String {
+    bot_token
+        .map(|t| hex::encode(Sha256::digest(t.expose_secret().as_bytes())))
+        .unwrap_or_default()
 }
 
 /// Verifies the admin bearer token against its SHA-256, in constant time.

@@ -17,6 +17,7 @@ pub mod selfhost;
 pub mod service;
 pub mod store;
 pub mod tasks;
+pub mod work;
 
 /// Re-exported so entry points wrap secrets in the same type.
 pub use secrecy;

@@ -1,15 +1,16 @@
 //! The default schedule (read from `fixtures/schedule.json`, the single source shared with the
 //! AWS template) and the in-process scheduler of the self-hosted binary.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::domain::{RunReport, TaskName};
+use crate::domain::TaskName;
 use crate::service::ServiceError;
 use crate::tasks::run::latest_run;
-use crate::tasks::{run_task, TaskOptions};
+use crate::work::dispatch::{dispatch_tick, enqueue_all};
+use crate::work::Job;
 
 const DEFAULT_SCHEDULE: &str = include_str!("../../fixtures/schedule.json");
 
@@ -58,8 +59,11 @@ pub fn parse_rate(expr: &str) -> Result<Duration, ScheduleError> {
     Ok(Duration::from_secs(n * secs))
 }
 
-/// Runs every scheduled task for every client until `shutdown` resolves. The first run of each
-/// task happens shortly after start, so work left pending before a restart is picked up.
+/// Dispatches every scheduled task on its period until the future is dropped: each tick hands
+/// one job per client with work to the app's queue (the in-process worker pool when
+/// self-hosted), exactly as the EventBridge rules do on AWS. The first tick comes after
+/// `first_delay`, so work left pending before a restart is picked up; a weekly task that
+/// completed within its period before the restart is not dispatched again on that first tick.
 pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_delay: Duration) {
     let mut handles = Vec::new();
     for entry in entries {
@@ -74,14 +78,23 @@ pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_del
             let mut first = true;
             loop {
                 ticker.tick().await;
-                // Leave a margin so a run never overlaps the next tick; a weekly run that needs
-                // longer stops at a cursor and the 5-minute tick continues it.
-                let deadline = Instant::now() + period.mul_f32(0.8).min(Duration::from_secs(240));
-                // A restart does not re-run weekly work that completed within its period.
-                let skip = first.then_some(period).filter(|p| *p > Duration::from_secs(3600));
+                let tick_id = format!("{}:{}", entry.task, app.clock.now());
+                let skip_recent = first
+                    .then_some(period)
+                    .filter(|p| *p > Duration::from_secs(3600));
                 first = false;
-                if let Err(e) = run_for_clients(&app, entry.task, Some(deadline), "schedule", skip).await {
-                    tracing::error!(task = %entry.task, error = %e, "scheduler could not list clients");
+                let result = match skip_recent {
+                    Some(window) => dispatch_due(&app, entry.task, &tick_id, window).await,
+                    None => dispatch_tick(&app, entry.task, &tick_id)
+                        .await
+                        .map(|s| s.jobs),
+                };
+                match result {
+                    Ok(jobs) if jobs > 0 => {
+                        tracing::info!(task = %entry.task, jobs, "tick dispatched")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(task = %entry.task, error = %e, "tick failed"),
                 }
             }
         }));
@@ -91,87 +104,28 @@ pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_del
     }
 }
 
-/// The tasks a run may leave unfinished (they walk the whole guild and resume from a cursor).
-const RESUMABLE: [TaskName; 2] = [TaskName::SyncAccounts, TaskName::RemoteSyncGroups];
-
-/// One run of `task` for every client, each bounded by `deadline` (a Lambda invocation's
-/// remaining time, or the next scheduler tick). Returns each client's report or error.
-///
-/// The 5-minute verify-groups tick also continues weekly runs that stopped at a deadline, so a
-/// guild too large for one invocation finishes within minutes instead of a week later.
-pub async fn run_for_all_clients(
+/// A weekly task's first tick after a start: only clients whose last run of it is not a
+/// complete one from within `window`.
+async fn dispatch_due(
     app: &AppState,
     task: TaskName,
-    deadline: Option<Instant>,
-    trigger: &str,
-) -> Result<Vec<(String, Result<RunReport, ServiceError>)>, ServiceError> {
-    run_for_clients(app, task, deadline, trigger, None).await
-}
-
-async fn run_for_clients(
-    app: &AppState,
-    task: TaskName,
-    deadline: Option<Instant>,
-    trigger: &str,
-    skip_if_ran_within: Option<Duration>,
-) -> Result<Vec<(String, Result<RunReport, ServiceError>)>, ServiceError> {
-    let mut out = Vec::new();
+    tick_id: &str,
+    window: Duration,
+) -> Result<usize, ServiceError> {
+    let mut jobs = Vec::new();
     for client in app.store.list_clients().await? {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-        if let Some(window) = skip_if_ran_within {
-            let last = latest_run(app, &client.id, task).await?;
-            let recent = last.is_some_and(|r| {
-                r.complete && app.clock.now() - r.started_at < window.as_secs() as i64
-            });
-            if recent {
-                continue;
-            }
-        }
-        let result = run_logged(app, task, &client.id, deadline, trigger).await;
-        out.push((client.id.clone(), result));
-        if task == TaskName::VerifyGroups {
-            for weekly in RESUMABLE {
-                let unfinished = latest_run(app, &client.id, weekly)
-                    .await?
-                    .is_some_and(|r| !r.complete);
-                if unfinished && deadline.is_none_or(|d| Instant::now() < d) {
-                    let result = run_logged(app, weekly, &client.id, deadline, trigger).await;
-                    out.push((client.id.clone(), result));
-                }
-            }
+        let recent = latest_run(app, &client.id, task).await?.is_some_and(|r| {
+            r.complete && app.clock.now() - r.started_at < window.as_secs() as i64
+        });
+        if !recent {
+            app.store
+                .mark_work(&client.id, task, app.clock.now())
+                .await?;
+            jobs.push(Job::new(&client.id, task, "schedule", tick_id));
         }
     }
-    Ok(out)
-}
-
-async fn run_logged(
-    app: &AppState,
-    task: TaskName,
-    client: &str,
-    deadline: Option<Instant>,
-    trigger: &str,
-) -> Result<RunReport, ServiceError> {
-    let options = TaskOptions {
-        dry_run: false,
-        deadline,
-        trigger: trigger.to_owned(),
-        max_members: None,
-    };
-    let result = run_task(app, task, client, &options).await;
-    match &result {
-        Ok(report) => {
-            let examined = report.counts.get("examined").copied().unwrap_or(0);
-            if examined > 0 || !report.errors.is_empty() || !report.complete {
-                tracing::info!(task = %task, client = %client, run_id = %report.id,
-                    counts = ?report.counts, errors = report.errors.len(), complete = report.complete, "run finished");
-            }
-        }
-        Err(ServiceError::Busy(m)) => tracing::info!(task = %task, client = %client, "{m}"),
-        Err(e) => tracing::error!(task = %task, client = %client, error = %e, "run failed"),
-    }
-    result
+    enqueue_all(app, &jobs).await?;
+    Ok(jobs.len())
 }
 
 #[cfg(test)]

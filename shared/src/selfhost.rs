@@ -38,6 +38,8 @@ pub struct SelfHostConfig {
 
 pub struct SelfHosted {
     pub state: AppState,
+    /// The in-process queue's inbox: `start_workers` turns it into the worker pool.
+    pub workers: Option<crate::work::pool::PoolInbox>,
     /// Set when this start generated the admin token: show it once, it is not stored.
     pub generated_admin_token: Option<String>,
     pub key_file: Option<PathBuf>,
@@ -78,9 +80,11 @@ pub async fn open(
         Some(t) => (AdminAuth::from_token(t), None),
         None => admin_from_store(store.as_ref()).await?,
     };
-    let state = AppState::new(store, secrets, clock, admin);
+    let (queue, inbox) = crate::work::pool::local_queue();
+    let state = AppState::new(store, secrets, clock, Some(admin), queue);
     Ok(SelfHosted {
         state,
+        workers: Some(inbox),
         generated_admin_token: generated,
         key_file,
     })
@@ -112,6 +116,24 @@ async fn admin_from_store(store: &dyn Store) -> Result<(AdminAuth, Option<String
         return Box::pin(admin_from_store(store)).await;
     }
     Ok((AdminAuth::from_token(&secret), Some(token)))
+}
+
+/// Guild writers run at once in one process (one per client at a time; many clients side by
+/// side). Each writer holds one of its bot's writer slots, so this bounds the process, not
+/// Discord's budget.
+pub const DEFAULT_WORKERS: usize = 16;
+
+impl SelfHosted {
+    /// Starts the worker pool on the current runtime (once; later calls do nothing).
+    pub fn start_workers(&mut self, workers: usize) {
+        if let Some(inbox) = self.workers.take() {
+            tokio::spawn(crate::work::pool::run_pool(
+                self.state.clone(),
+                inbox,
+                workers,
+            ));
+        }
+    }
 }
 
 /// The system clock, boxed for `open`.

@@ -76,7 +76,7 @@ impl Harness {
         clock: ManualClock,
         admin_token: Option<String>,
     ) -> Self {
-        let hosted = selfhost::open(
+        let mut hosted = selfhost::open(
             SelfHostConfig {
                 database: database.clone(),
                 secret_key: None,
@@ -86,6 +86,7 @@ impl Harness {
         )
         .await
         .expect("self-hosted state opens");
+        hosted.start_workers(4);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -197,6 +198,7 @@ impl Harness {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        self.settle().await;
     }
 
     pub fn role(&self, name: &str) -> String {
@@ -211,7 +213,16 @@ impl Harness {
             .unwrap_or_else(|| panic!("user {username} in scenario"))
     }
 
+    /// Pushes a user's groups and waits for the guild writer to finish; returns the user as
+    /// stored then.
     pub async fn put_user(&self, user: &str, groups: &[&str]) -> Value {
+        self.put_user_nowait(user, groups).await;
+        self.settle().await;
+        self.get_user(user).await
+    }
+
+    /// Pushes a user's groups; returns the API's immediate answer.
+    pub async fn put_user_nowait(&self, user: &str, groups: &[&str]) -> Value {
         let (status, body) = self
             .api(
                 Method::PUT,
@@ -221,6 +232,12 @@ impl Harness {
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
+    }
+
+    /// Waits until no work is marked: what the API accepted has reached Discord (or failed for
+    /// good). Returns whether it settled.
+    pub async fn settle(&self) -> bool {
+        settle(&self.app).await
     }
 
     pub async fn get_user(&self, user: &str) -> Value {
@@ -233,6 +250,21 @@ impl Harness {
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
+    }
+
+    /// Polls the user (up to 10 s) until `done` holds; returns the user then.
+    pub async fn wait_for_user(&self, user: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let u = self.get_user(user).await;
+            if done(&u) {
+                return u;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "user {user} did not reach the expected state: {}",
+            self.get_user(user).await
+        );
     }
 
     /// Starts a link session for `user` and returns the Discord authorize URL.
@@ -291,6 +323,7 @@ impl Harness {
             .await;
         let (status, loc, body) = self.callback(&cb).await;
         assert_eq!(status, StatusCode::FOUND, "{body}");
+        self.settle().await;
         loc
     }
 
@@ -321,7 +354,10 @@ impl Harness {
             .nick
     }
 
+    /// Runs a task now, after the guild writer finished what earlier calls queued (it would
+    /// answer 409 while another run holds the guild).
     pub async fn run_task(&self, task: &str, dry_run: bool) -> Value {
+        self.settle().await;
         let (status, body) = self
             .api(
                 Method::POST,
@@ -336,6 +372,20 @@ impl Harness {
     pub fn temp_dir(&self) -> &std::path::Path {
         self.dir.path()
     }
+}
+
+/// Waits (up to 10 s) until `app`'s store has no work mark: a writer clears its mark only after
+/// its writes reached Discord and were recorded. A mark that stays (a transient failure keeps
+/// members pending for the next tick) ends the wait with `false`.
+pub async fn settle(app: &AppState) -> bool {
+    for _ in 0..200 {
+        let marks = app.store.list_work(None, 1).await.expect("work index");
+        if marks.items.is_empty() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
 }
 
 pub fn location(resp: &reqwest::Response) -> String {

@@ -1,4 +1,4 @@
-//! moto — an HTTP emulator of DynamoDB and Secrets Manager — for the AWS adapters' tests.
+//! moto — an HTTP emulator of DynamoDB, Secrets Manager and SQS — for the AWS adapters' tests.
 //!
 //! [`moto()`] makes sure a virtualenv with `moto[server]` exists at `<target>/moto-venv`
 //! (created on first use with `python3 -m venv` + `pip install`; concurrent test processes wait
@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use connector::aws::aws_config::{BehaviorVersion, Region, SdkConfig};
 use connector::aws::aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
-use connector::aws::{aws_sdk_dynamodb, aws_sdk_secretsmanager};
+use connector::aws::aws_sdk_sqs::types::QueueAttributeName;
+use connector::aws::{aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sqs};
 
 /// What `pip` installs; the 5.x line is the one checked against the AWS SDK.
 const MOTO_REQUIREMENT: &str = "moto[server]>=5.1,<6";
@@ -110,6 +111,57 @@ impl MotoServer {
         aws_sdk_secretsmanager::Client::new(&self.sdk_config())
     }
 
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk_config())
+    }
+
+    /// A FIFO work queue shaped like template.yaml's (explicit deduplication ids, redrive to a
+    /// FIFO dead-letter queue after `max_receives` deliveries), named `<name>.fifo`.
+    pub async fn work_queues(
+        &self,
+        name: &str,
+        max_receives: u32,
+        visibility_secs: u32,
+    ) -> WorkQueues {
+        let sqs = self.sqs();
+        let fifo = |sqs: &aws_sdk_sqs::Client, name: String| {
+            sqs.create_queue()
+                .queue_name(name)
+                .attributes(QueueAttributeName::FifoQueue, "true")
+                .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
+        };
+        let dlq_url = fifo(&sqs, format!("{name}-dlq.fifo"))
+            .send()
+            .await
+            .expect("dead-letter queue created")
+            .queue_url
+            .expect("queue url");
+        let dlq_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("dead-letter queue attributes")
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .expect("dead-letter queue arn");
+        let redrive =
+            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}"#);
+        let url = fifo(&sqs, format!("{name}.fifo"))
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_secs.to_string(),
+            )
+            .attributes(QueueAttributeName::RedrivePolicy, redrive)
+            .send()
+            .await
+            .expect("work queue created")
+            .queue_url
+            .expect("queue url");
+        WorkQueues { url, dlq_url }
+    }
+
     /// The variables that point `aws_config::defaults` at this server.
     pub fn env(&self) -> [(&'static str, String); 4] {
         [
@@ -119,6 +171,13 @@ impl MotoServer {
             ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ]
     }
+}
+
+/// A work queue and its dead-letter queue (URLs).
+#[derive(Debug, Clone)]
+pub struct WorkQueues {
+    pub url: String,
+    pub dlq_url: String,
 }
 
 /// A name no other test (in this or another process) uses: for tables, secrets, prefixes.

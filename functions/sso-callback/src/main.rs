@@ -5,6 +5,6 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let state = connector::aws::state_from_env().await?;
+    let state = connector::aws::state_for(connector::aws::Entry::SsoCallback).await?;
     lambda_http::run(connector::http::router(state)).await
 }

@@ -82,6 +82,22 @@ impl fmt::Debug for DiscordClient {
     }
 }
 
+/// The HTTP client every Discord call of a process goes through: our User-Agent, no redirects,
+/// timeouts.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build()
+        .unwrap_or_else(|e| {
+            // Only fails when the TLS backend cannot start; keep going with the defaults.
+            tracing::error!(error = %e, "could not build the Discord HTTP client");
+            reqwest::Client::new()
+        })
+}
+
 #[derive(Serialize)]
 struct AddMemberBody<'a> {
     access_token: &'a str,
@@ -96,19 +112,20 @@ struct NickBody<'a> {
 }
 
 impl DiscordClient {
-    pub fn new(mut config: DiscordConfig, limiter: Arc<RateLimiter>) -> Self {
+    /// A client with an HTTP connection pool of its own (tests, one-off tools). Long-lived
+    /// processes share one pool through [`DiscordClient::with_http`].
+    pub fn new(config: DiscordConfig, limiter: Arc<RateLimiter>) -> Self {
+        Self::with_http(config, limiter, http_client())
+    }
+
+    /// A client on a shared HTTP connection pool (built once per process with [`http_client`]),
+    /// so requests reuse Discord's TLS connections.
+    pub fn with_http(
+        mut config: DiscordConfig,
+        limiter: Arc<RateLimiter>,
+        http: reqwest::Client,
+    ) -> Self {
         config.api_base = config.api_base.trim_end_matches('/').to_owned();
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .unwrap_or_else(|e| {
-                // Only fails when the TLS backend cannot start; keep going with the defaults.
-                tracing::error!(error = %e, "could not build the Discord HTTP client");
-                reqwest::Client::new()
-            });
         let transport = Transport {
             http,
             limiter,
@@ -116,6 +133,11 @@ impl DiscordClient {
             stats: Arc::default(),
         };
         Self { config, transport }
+    }
+
+    /// The limiter this client waits on.
+    pub fn limiter(&self) -> &Arc<RateLimiter> {
+        &self.transport.limiter
     }
 
     pub fn stats(&self) -> CallStats {

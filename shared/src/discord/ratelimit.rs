@@ -17,13 +17,14 @@
 //! We do not use `twilight-http-ratelimiting`: it only reads the bucket headers when
 //! `x-ratelimit-scope` is present, i.e. it does not learn from ordinary (non-429) responses.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -477,6 +478,105 @@ impl RateLimiter {
     pub fn is_token_rejected(&self, token: &SecretString) -> bool {
         let digest = token_digest(token);
         self.lock().rejected_tokens.contains(&digest)
+    }
+}
+
+/// What a guild writer knew about its guild's buckets, handed to the next holder of the guild's
+/// lease (in another process, maybe) so it does not burst into a window already used up.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Handover {
+    /// Route → learned bucket id.
+    routes: BTreeMap<String, String>,
+    buckets: Vec<BucketSnapshot>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct BucketSnapshot {
+    bucket: String,
+    limit: u32,
+    remaining: u32,
+    /// When the window ends, milliseconds since the Unix epoch.
+    reset_ms: u64,
+    /// Discord's `X-RateLimit-Reset` of that window, when it sent one.
+    server_reset: Option<f64>,
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+impl RateLimiter {
+    /// The learned buckets of `major` (a guild id) whose window is still open, as text for a
+    /// lease's handover. Reservations in flight are already deducted from `remaining`.
+    pub fn export_major(&self, major: &str) -> String {
+        let state = self.lock();
+        let now = Instant::now();
+        let now_ms = epoch_ms();
+        let buckets = state
+            .buckets
+            .iter()
+            .filter(|(key, b)| key.major == major && b.learned)
+            .filter_map(|(key, b)| {
+                let reset = b.reset_at.filter(|r| *r > now)?;
+                Some(BucketSnapshot {
+                    bucket: key.bucket.clone(),
+                    limit: b.limit,
+                    remaining: b.remaining,
+                    reset_ms: now_ms + (reset - now).as_millis() as u64,
+                    server_reset: b.window.and_then(|w| w.server_reset),
+                })
+            })
+            .collect();
+        let routes = state
+            .routes
+            .iter()
+            .map(|(r, b)| (r.clone(), b.clone()))
+            .collect();
+        serde_json::to_string(&Handover { routes, buckets }).unwrap_or_default()
+    }
+
+    /// Starts from what the previous writer of `major` knew: its open windows count against us.
+    /// Unreadable text is ignored (the limiter then learns from the first response, one request
+    /// in flight per bucket).
+    pub fn import_major(&self, major: &str, text: &str) {
+        let Ok(handover) = serde_json::from_str::<Handover>(text) else {
+            return;
+        };
+        let mut state = self.lock();
+        let now = Instant::now();
+        let now_ms = epoch_ms();
+        for (route, bucket) in handover.routes {
+            state.routes.entry(route).or_insert(bucket);
+        }
+        for snap in handover.buckets {
+            if snap.reset_ms <= now_ms {
+                continue;
+            }
+            // Never trust a handover for longer than a Discord window can last.
+            let left = Duration::from_millis(snap.reset_ms - now_ms).min(Duration::from_secs(60));
+            let key = BucketKey {
+                bucket: snap.bucket,
+                major: major.to_owned(),
+            };
+            let limit = snap.limit.max(1);
+            state.buckets.insert(
+                key,
+                Bucket {
+                    learned: true,
+                    limit,
+                    remaining: snap.remaining.min(limit),
+                    reset_at: Some(now + left),
+                    window: Some(Window {
+                        server_reset: snap.server_reset,
+                        local_end: now + left,
+                    }),
+                    in_flight: 0,
+                },
+            );
+        }
     }
 }
 

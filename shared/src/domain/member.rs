@@ -51,7 +51,29 @@ pub struct Link {
     pub applied_roles: BTreeSet<String>,
     pub tokens: Option<StoredTokens>,
     pub linked_at: Timestamp,
+    /// False for an imported link until the member is first seen on Discord: the writer reads
+    /// the member before planning, so a removal is never planned against an empty record.
+    #[serde(default = "known")]
+    pub roles_known: bool,
+    /// Writes Discord refused (403) for this member — `add:<role>`, `remove:<role>`, `nick` — not
+    /// sent again until something relevant changes: `roles/sync`, a mapping change, or the
+    /// member's roles on Discord. Every refused request counts against the IP's invalid-request
+    /// budget.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub refused: BTreeSet<String>,
 }
+
+fn known() -> bool {
+    true
+}
+
+/// The key of a refused write in [`Link::refused`].
+pub fn refusal_key(add: bool, role: &str) -> String {
+    format!("{}:{role}", if add { "add" } else { "remove" })
+}
+
+/// The key of a refused nickname change in [`Link::refused`].
+pub const NICK_REFUSAL: &str = "nick";
 
 /// Why the last attempt to bring a member in line failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

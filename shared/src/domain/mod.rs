@@ -11,7 +11,9 @@ pub mod session;
 
 pub use audit::AuditEntry;
 pub use client::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
-pub use member::{LastError, Link, LinkStatus, Member, SiteUser, StoredTokens};
+pub use member::{
+    refusal_key, LastError, Link, LinkStatus, Member, SiteUser, StoredTokens, NICK_REFUSAL,
+};
 pub use plan::{plan, Current, Desired, GuildView, Plan, PlanIssue};
 pub use report::{GroupChange, GuildAudit, PlannedChange, RunError, RunReport, TaskName};
 pub use role::Role;

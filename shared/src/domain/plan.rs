@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::member::{Link, SiteUser};
+use super::member::{refusal_key, Link, SiteUser, NICK_REFUSAL};
 use super::nickname::{render_nickname, NicknameInputs};
 use super::role::Role;
 
@@ -50,6 +50,9 @@ pub enum PlanIssue {
     NicknameOfOwner,
     /// The member's highest role sits at or above the bot's.
     MemberAboveBot,
+    /// Discord refused this write (403) before; it is not sent again until the role order, the
+    /// mapping or the member's roles change (`roles/sync` re-checks).
+    RefusedEarlier { write: String },
 }
 
 impl PlanIssue {
@@ -60,6 +63,7 @@ impl PlanIssue {
             PlanIssue::RoleAboveBot { .. } => "role_above_bot",
             PlanIssue::NicknameOfOwner => "nickname_of_owner",
             PlanIssue::MemberAboveBot => "member_above_bot",
+            PlanIssue::RefusedEarlier { .. } => "refused_earlier",
         }
     }
 
@@ -80,6 +84,10 @@ impl PlanIssue {
             PlanIssue::MemberAboveBot => {
                 "the member's highest role is at or above the bot's: nickname left alone".to_owned()
             }
+            PlanIssue::RefusedEarlier { write } => format!(
+                "Discord refused `{write}` before (missing permissions): not sent again until the \
+                 role order or mapping changes; fix the bot's role, then run roles/sync"
+            ),
         }
     }
 }
@@ -98,6 +106,40 @@ impl Plan {
     /// True when nothing needs to be sent to Discord.
     pub fn is_noop(&self) -> bool {
         self.add.is_empty() && self.remove.is_empty() && self.nickname.is_none()
+    }
+
+    /// The plan without the writes Discord already refused for this member (see
+    /// [`Link::refused`]): each becomes a `refused_earlier` issue instead of a request that
+    /// would count against the IP's invalid-request budget again.
+    pub fn without_refused(mut self, refused: &BTreeSet<String>) -> Plan {
+        if refused.is_empty() {
+            return self;
+        }
+        let mut dropped = Vec::new();
+        self.add.retain(|r| {
+            let keep = !refused.contains(&refusal_key(true, r));
+            if !keep {
+                dropped.push(refusal_key(true, r));
+            }
+            keep
+        });
+        self.remove.retain(|r| {
+            let keep = !refused.contains(&refusal_key(false, r));
+            if !keep {
+                dropped.push(refusal_key(false, r));
+            }
+            keep
+        });
+        if self.nickname.is_some() && refused.contains(NICK_REFUSAL) {
+            self.nickname = None;
+            dropped.push(NICK_REFUSAL.to_owned());
+        }
+        self.issues.extend(
+            dropped
+                .into_iter()
+                .map(|write| PlanIssue::RefusedEarlier { write }),
+        );
+        self
     }
 
     /// The member as they will be once every change in this plan succeeded.

@@ -98,6 +98,9 @@ pub struct RunReport {
     /// Discord calls by route, e.g. `PUT /guilds/{g}/members/{u}/roles/{r}`.
     pub calls: BTreeMap<String, u64>,
     pub rate_limited: u64,
+    /// 401/403/429 answers (Discord bans the IP past 10,000 per 10 minutes).
+    #[serde(default)]
+    pub invalid_requests: u64,
     pub errors: Vec<RunError>,
     /// The changes made (or, in a dry run, planned).
     pub changes: Vec<PlannedChange>,
@@ -124,6 +127,7 @@ impl RunReport {
             counts: BTreeMap::new(),
             calls: BTreeMap::new(),
             rate_limited: 0,
+            invalid_requests: 0,
             errors: Vec::new(),
             changes: Vec::new(),
             cursor: None,

@@ -164,6 +164,15 @@ impl From<ServiceError> for ApiError {
                     "secrets could not be read or written",
                 )
             }
+            ServiceError::Queue(e) => {
+                tracing::error!(error = %e, "queue failure");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "queue-unavailable",
+                    "Queue failure",
+                    "the change is stored but its worker could not be woken; the next 5-minute tick applies it",
+                )
+            }
         }
     }
 }

@@ -93,7 +93,7 @@ pub async fn require_admin(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token) if app.admin.verify(token) => next.run(req).await,
+        Some(token) if app.admin.as_ref().is_some_and(|a| a.verify(token)) => next.run(req).await,
         _ => ApiError::unauthorized().into_response(),
     }
 }

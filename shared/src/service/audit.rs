@@ -49,6 +49,20 @@ impl AuditBatch {
 }
 
 impl AuditBatch {
+    /// Writes what was pushed so far and starts over (each Discord write's entry is stored as
+    /// the write completes).
+    pub async fn flush(
+        &mut self,
+        store: &dyn crate::store::Store,
+    ) -> crate::store::StoreResult<()> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        store.append_audit(&self.entries).await?;
+        self.entries.clear();
+        Ok(())
+    }
+
     /// Writes the batch (nothing when empty).
     pub async fn save(self, store: &dyn crate::store::Store) -> crate::store::StoreResult<()> {
         if self.entries.is_empty() {

@@ -1,8 +1,9 @@
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::app::AppState;
-use crate::discord::DiscordClient;
+use crate::discord::{DiscordClient, RateLimiter};
 use crate::domain::{Client, GuildView, Role};
 
 use super::ServiceError;
@@ -15,6 +16,8 @@ pub struct ClientContext {
     pub discord: DiscordClient,
     /// Mapped roles Discord said no longer exist during this run: unmapped, skipped from now on.
     deleted_roles: Mutex<BTreeSet<String>>,
+    /// Set when the guild writer's lease is lost: no further write may be sent.
+    lost: Vec<Arc<AtomicBool>>,
 }
 
 impl ClientContext {
@@ -45,7 +48,33 @@ impl ClientContext {
             roles,
             discord,
             deleted_roles: Mutex::default(),
+            lost: Vec::new(),
         })
+    }
+
+    /// For the guild's writer: Discord calls wait on the writer's own limiter, and writes stop
+    /// once any of `lost` is set.
+    pub async fn for_writer(
+        app: &AppState,
+        client: Client,
+        limiter: Arc<RateLimiter>,
+        lost: Vec<Arc<AtomicBool>>,
+    ) -> Result<Self, ServiceError> {
+        let roles = app.store.list_roles(&client.id).await?;
+        let discord = app.discord_with_limiter(&client, limiter).await?;
+        Ok(Self {
+            app: app.clone(),
+            client,
+            roles,
+            discord,
+            deleted_roles: Mutex::default(),
+            lost,
+        })
+    }
+
+    /// True once the writer lost its lease: another writer may be working on this guild now.
+    pub fn writer_lost(&self) -> bool {
+        self.lost.iter().any(|l| l.load(Ordering::SeqCst))
     }
 
     /// The roles the planner should see: the mirrored ones minus those deleted during this run.

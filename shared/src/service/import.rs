@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::domain::{Link, LinkStatus, SiteUser};
 use crate::store::StoreError;
+use crate::work::dispatch::{mark_pending, wake};
 
 use super::audit::AuditBatch;
 use super::ServiceError;
@@ -61,6 +62,7 @@ pub async fn import_users(
         .ok_or(ServiceError::NotFound("client"))?;
     let store = app.store.as_ref();
     let now = app.clock.now();
+    let seq = mark_pending(app, client_id).await?;
     let mut report = ImportReport {
         received: items.len(),
         ..ImportReport::default()
@@ -91,8 +93,14 @@ pub async fn import_users(
                 applied_roles: BTreeSet::new(),
                 tokens: None,
                 linked_at: now,
+                // Nothing is known of the member's roles until Discord is read: the writer reads
+                // the member before planning, so a removal pushed now is not lost.
+                roles_known: false,
+                refused: Default::default(),
             };
             match store
+                // Not pending: the next remote sync learns the member's roles from the member
+                // list (1,000 per call); a change pushed before then reads the member first.
                 .create_link(client_id, &item.user_id, &link, false, now)
                 .await
             {
@@ -113,7 +121,12 @@ pub async fn import_users(
             }
         }
         if !same_user {
-            let pending = existing.as_ref().is_some_and(|m| m.pending);
+            // New groups of a member whose roles are known are work for the writer now.
+            let known = existing
+                .as_ref()
+                .and_then(|m| m.active_link())
+                .is_some_and(|l| l.roles_known && same_link);
+            let pending = known || existing.as_ref().is_some_and(|m| m.pending);
             store.save_site_user(client_id, &user, pending, now).await?;
         }
         if existing.is_some() {
@@ -131,5 +144,6 @@ pub async fn import_users(
                "unchanged": report.unchanged, "failed": report.failed.len()}),
     );
     audit.save(store).await?;
+    wake(app, client_id, seq).await;
     Ok(report)
 }

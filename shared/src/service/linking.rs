@@ -14,8 +14,8 @@ use crate::store::{ConsumedSession, Outcome, StoreError};
 
 use super::audit::AuditBatch;
 use super::members::{revoke_sealed_tokens, TokenPair};
-use super::reconcile::reconcile_member;
 use super::{ClientContext, ServiceError};
+use crate::work::dispatch::{mark_pending, wake};
 
 pub struct StartedLink {
     pub url: String,
@@ -269,7 +269,11 @@ async fn join_and_store(
         applied_roles: Default::default(),
         tokens: Some(seal_tokens(ctx, tokens).await?),
         linked_at: ctx.now(),
+        roles_known: true,
+        refused: Default::default(),
     };
+    // Marked before the member becomes pending, so no tick can miss them.
+    let seq = mark_pending(&ctx.app, client_id).await?;
     // Reserve the Discord account first: the store's conditional write settles any race.
     let reserved = match store
         .create_link(client_id, user_id, &link, true, ctx.now())
@@ -284,7 +288,7 @@ async fn join_and_store(
         other => other?,
     };
     match join_guild(ctx, &reserved).await {
-        Ok(()) => {}
+        Ok(()) => wake(&ctx.app, client_id, seq).await,
         Err(e) => {
             rollback(ctx, user_id, previous.as_ref()).await;
             return Err(e);
@@ -388,6 +392,8 @@ async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceE
         global_name: None,
         status: LinkStatus::Active,
         still_pending: true,
+        refused: None,
+        roles_observed: true,
         last_error: join_error.as_ref().map(|e| LastError {
             code: e.code().to_owned(),
             message: e.to_string(),
@@ -405,15 +411,8 @@ async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceE
             ctx.now(),
         )
         .await?;
-    // Whatever the join did not settle (already a member, refused roles) goes through the one
-    // reconcile path; it also clears `pending` when nothing is left.
-    let fresh = store
-        .get_member(&ctx.client.id, &member.user.user_id)
-        .await?
-        .ok_or(ServiceError::NotFound("user"))?;
-    if fresh.active_link().is_some() {
-        reconcile_member(ctx, &fresh, "sso", false).await?;
-    }
+    // Whatever the join did not settle (already a member: Discord ignores the roles then) is the
+    // guild writer's: the member stays pending and the writer is woken after this returns.
     Ok(())
 }
 

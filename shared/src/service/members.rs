@@ -12,19 +12,19 @@ use crate::domain::{Current, GuildView, LastError, LinkStatus, Member, SiteUser,
 use crate::store::Outcome;
 
 use super::audit::AuditBatch;
-use super::reconcile::{audit_reason, reconcile_member};
+use super::reconcile::audit_reason;
 use super::{ClientContext, ServiceError};
+use crate::work::dispatch::{mark_pending, wake};
 
 /// Stores a site user's groups and attributes. When their linked member is now out of line, marks
-/// them pending and applies the change at once within the app's time budget; whatever is left
-/// is picked up by the 5-minute verify task.
+/// them pending and wakes the guild's writer, which applies the change within seconds at the
+/// bucket's pace; the API never waits on Discord.
 pub async fn save_user(
     app: &AppState,
     client_id: &str,
     user: SiteUser,
 ) -> Result<Member, ServiceError> {
-    // The hot path of the API: decide from the store alone, and build a Discord client (secrets
-    // read) only when there is something to apply.
+    // The hot path of the API: decided from the store alone; no secret read, no Discord call.
     let client = app
         .store
         .get_client(client_id)
@@ -32,10 +32,15 @@ pub async fn save_user(
         .ok_or(ServiceError::NotFound("client"))?;
     let roles = app.store.list_roles(client_id).await?;
     let existing = app.store.get_member(client_id, &user.user_id).await?;
-    let pending = existing
+    let needs_work = existing
         .as_ref()
         .and_then(Member::active_link)
         .is_some_and(|link| {
+            if !link.roles_known {
+                // An imported link: the writer reads the member before planning, but only for a
+                // real change (an unchanged re-push waits for the weekly sync to learn the roles).
+                return existing.as_ref().is_some_and(|m| m.user != user);
+            }
             let desired = desired_for(&user, link, &roles, client.nickname_template.as_deref());
             let current = Current {
                 discord_user_id: link.discord_user_id.clone(),
@@ -48,29 +53,25 @@ pub async fn save_user(
                 bot_top_position: client.guild.bot_top_position,
                 owner_id: client.guild.owner_id.as_deref(),
             };
-            !plan(&desired, &current, &guild).is_noop()
+            // A write Discord refused is not work until something relevant changes: re-pushing
+            // the same groups must not send it again.
+            !plan(&desired, &current, &guild)
+                .without_refused(&link.refused)
+                .is_noop()
         });
+    // Still pending from before (a transient failure): keep it so.
+    let pending = needs_work || existing.as_ref().is_some_and(|m| m.pending);
+    let seq = if needs_work {
+        Some(mark_pending(app, client_id).await?)
+    } else {
+        None
+    };
     let member = app
         .store
         .save_site_user(client_id, &user, pending, app.clock.now())
         .await?;
-    if pending {
-        let ctx = ClientContext::with_roles(app, client, roles).await?;
-        let applied = tokio::time::timeout(
-            app.immediate_apply_budget,
-            reconcile_member(&ctx, &member, "admin", false),
-        )
-        .await;
-        match applied {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(client = client_id, error = %e, "immediate apply failed"),
-            Err(_) => tracing::info!(client = client_id, "immediate apply ran out of time"),
-        }
-        return app
-            .store
-            .get_member(client_id, &user.user_id)
-            .await?
-            .ok_or(ServiceError::NotFound("user"));
+    if let Some(seq) = seq {
+        wake(app, client_id, seq).await;
     }
     Ok(member)
 }
@@ -104,6 +105,8 @@ pub async fn unlink(
                 global_name: None,
                 status: LinkStatus::Active,
                 still_pending: member.pending,
+                refused: None,
+                roles_observed: false,
                 last_error: Some(LastError {
                     code: e.code().to_owned(),
                     message: e.to_string(),

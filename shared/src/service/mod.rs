@@ -13,6 +13,7 @@ pub mod roles;
 use crate::discord::DiscordError;
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
+use crate::work::QueueError;
 
 pub use context::ClientContext;
 
@@ -32,6 +33,8 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("secrets: {0}")]
     Secrets(#[from] SecretsError),
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
 }
 
 impl ServiceError {

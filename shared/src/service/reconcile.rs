@@ -5,7 +5,8 @@ use serde_json::json;
 use crate::discord::{DiscordError, GuildMember};
 use crate::domain::plan::{desired_for, plan};
 use crate::domain::{
-    Current, LastError, Link, LinkStatus, Member, Plan, PlanIssue, PlannedChange, RunError,
+    refusal_key, Current, LastError, Link, LinkStatus, Member, Plan, PlanIssue, PlannedChange,
+    RunError, NICK_REFUSAL,
 };
 use crate::store::Outcome;
 
@@ -131,25 +132,117 @@ pub fn plan_for(
             nickname: link.nickname.clone(),
         },
     };
-    let mut plan = plan(&desired, &current, &ctx.guild_view(&roles));
+    let refused = if refusals_hold(ctx, &link, observed) {
+        link.refused.clone()
+    } else {
+        Default::default()
+    };
+    let mut plan = plan(&desired, &current, &ctx.guild_view(&roles)).without_refused(&refused);
     if scope == Scope::Nickname {
         plan.add.clear();
         plan.remove.clear();
-        plan.issues
-            .retain(|i| matches!(i, PlanIssue::NicknameOfOwner | PlanIssue::MemberAboveBot));
+        plan.issues.retain(|i| {
+            matches!(
+                i,
+                PlanIssue::NicknameOfOwner
+                    | PlanIssue::MemberAboveBot
+                    | PlanIssue::RefusedEarlier { .. }
+            )
+        });
     }
     Some((plan, current))
 }
 
-/// Plans and applies one member's changes against our stored belief (verify-groups, group
-/// changes). See [`reconcile_observed`].
+/// Refused writes stay refused while the member's managed roles on Discord are what we
+/// believe; a fresh observation that differs means something changed, so they are tried again.
+fn refusals_hold(ctx: &ClientContext, link: &Link, observed: Option<&Observed>) -> bool {
+    observed.is_none_or(|o| ctx.mapped_subset(&o.roles) == link.applied_roles)
+}
+
+/// Plans and applies one member's changes against our stored belief (verify-groups, pushed
+/// changes). A link whose roles were never seen (an import) is read from Discord first, so a
+/// removal is not planned against an empty record. See [`reconcile_observed`].
 pub async fn reconcile_member(
     ctx: &ClientContext,
     member: &Member,
     actor: &str,
     dry_run: bool,
 ) -> Result<Reconciliation, ServiceError> {
-    reconcile_observed(ctx, member, None, Scope::All, actor, dry_run).await
+    let unknown = member.active_link().filter(|l| !l.roles_known);
+    let Some(link) = unknown else {
+        return reconcile_observed(ctx, member, None, Scope::All, actor, dry_run).await;
+    };
+    match ctx
+        .discord
+        .get_member(&ctx.client.guild_id, &link.discord_user_id)
+        .await
+    {
+        Ok(live) => {
+            let observed = Observed::from(&live);
+            reconcile_observed(ctx, member, Some(&observed), Scope::All, actor, dry_run).await
+        }
+        Err(DiscordError::UnknownMember) => {
+            // Not in the guild: nothing to plan; record them as left.
+            reconcile_left(ctx, member, actor, dry_run).await
+        }
+        Err(e @ DiscordError::BotTokenRejected) => Err(ServiceError::Discord(e)),
+        Err(e) => Ok(Reconciliation {
+            errors: vec![run_error(member, &e)],
+            still_pending: is_transient(&e),
+            ..Reconciliation::default()
+        }),
+    }
+}
+
+/// A member Discord says is not in the guild: `left`, not retried.
+async fn reconcile_left(
+    ctx: &ClientContext,
+    member: &Member,
+    actor: &str,
+    dry_run: bool,
+) -> Result<Reconciliation, ServiceError> {
+    let result = Reconciliation {
+        left: true,
+        errors: vec![run_error(member, &DiscordError::UnknownMember)],
+        ..Reconciliation::default()
+    };
+    if dry_run {
+        return Ok(result);
+    }
+    let outcome = Outcome {
+        applied_roles: Default::default(),
+        nickname: None,
+        username: None,
+        global_name: None,
+        status: LinkStatus::Left,
+        still_pending: false,
+        last_error: None,
+        refused: Some(Default::default()),
+        roles_observed: true,
+    };
+    ctx.app
+        .store
+        .record_outcome(
+            &ctx.client.id,
+            &member.user.user_id,
+            member.version,
+            &outcome,
+            ctx.now(),
+        )
+        .await?;
+    let mut audit = AuditBatch::new(&ctx.client.id, actor, ctx.now());
+    let discord_id = member.link.as_ref().map(|l| l.discord_user_id.as_str());
+    audit.push(
+        "member.left",
+        Some(&member.user.user_id),
+        discord_id,
+        json!({}),
+    );
+    audit.save(ctx.app.store.as_ref()).await?;
+    Ok(Reconciliation {
+        recorded: true,
+        ..result
+    })
 }
 
 enum Step<'a> {
@@ -200,6 +293,11 @@ pub async fn reconcile_observed(
 
     let guild = ctx.client.guild_id.as_str();
     let reason = audit_reason(actor, user_id);
+    let link = member.link.as_ref();
+    let mut refused = match link {
+        Some(l) if refusals_hold(ctx, l, observed) => l.refused.clone(),
+        _ => Default::default(),
+    };
     let mut now_on_discord = current.clone();
     let mut done = PlannedChange {
         user_id: user_id.to_owned(),
@@ -210,15 +308,23 @@ pub async fn reconcile_observed(
     };
     let mut audit = AuditBatch::new(&ctx.client.id, actor, ctx.now());
     let mut failure: Option<DiscordError> = None;
+    let mut stopped = false;
 
-    let steps = plan
+    let steps: Vec<Step<'_>> = plan
         .add
         .iter()
         .map(Step::Add)
         .chain(plan.remove.iter().map(Step::Remove))
-        .chain(plan.nickname.as_ref().map(|n| Step::Nick(n.as_deref())));
-    for step in steps {
-        let (sent, role) = match step {
+        .chain(plan.nickname.as_ref().map(|n| Step::Nick(n.as_deref())))
+        .collect();
+    let step_count = steps.len();
+    for (index, step) in steps.into_iter().enumerate() {
+        if ctx.writer_lost() {
+            // Another writer may hold the guild now: send nothing more, keep the member pending.
+            stopped = true;
+            break;
+        }
+        let (sent, role, key) = match step {
             Step::Add(role) => {
                 let r = ctx
                     .discord
@@ -234,7 +340,7 @@ pub async fn reconcile_observed(
                             json!({ "role_id": role }),
                         );
                     });
-                (r, Some(role))
+                (r, Some(role), refusal_key(true, role))
             }
             Step::Remove(role) => {
                 let r = ctx
@@ -251,7 +357,7 @@ pub async fn reconcile_observed(
                             json!({ "role_id": role }),
                         );
                     });
-                (r, Some(role))
+                (r, Some(role), refusal_key(false, role))
             }
             Step::Nick(nick) => {
                 let r = ctx
@@ -268,10 +374,41 @@ pub async fn reconcile_observed(
                             json!({ "nick": m.nick }),
                         );
                     });
-                (r, None)
+                (r, None, NICK_REFUSAL.to_owned())
             }
         };
-        let Err(e) = sent else { continue };
+        let e = match sent {
+            Ok(()) => {
+                if index + 1 < step_count {
+                    // Recorded as it completes, so a cut (timeout, crash, lost lease) before the
+                    // remaining steps never leaves Discord changed and our record not.
+                    let partial = Outcome {
+                        applied_roles: ctx.mapped_subset(&now_on_discord.roles),
+                        nickname: now_on_discord.nickname.clone(),
+                        username: None,
+                        global_name: None,
+                        status: LinkStatus::Active,
+                        still_pending: true,
+                        last_error: member.last_error.clone(),
+                        refused: Some(refused.clone()),
+                        roles_observed: observed.is_some(),
+                    };
+                    ctx.app
+                        .store
+                        .record_outcome(
+                            &ctx.client.id,
+                            user_id,
+                            member.version,
+                            &partial,
+                            ctx.now(),
+                        )
+                        .await?;
+                    audit.flush(ctx.app.store.as_ref()).await?;
+                }
+                continue;
+            }
+            Err(e) => e,
+        };
         result.errors.push(run_error(member, &e));
         match (e, role) {
             (DiscordError::UnknownMember, _) => {
@@ -299,6 +436,11 @@ pub async fn reconcile_observed(
                 failure = Some(e);
                 break;
             }
+            (e @ (DiscordError::MissingPermissions | DiscordError::MissingAccess), _) => {
+                // Remembered, so neither a re-push nor the next tick sends it again.
+                refused.insert(key);
+                failure.get_or_insert(e);
+            }
             (other, _) => {
                 failure.get_or_insert(other);
             }
@@ -307,9 +449,9 @@ pub async fn reconcile_observed(
 
     // Retry what may succeed by itself (5xx, timeouts, rate limits); a refusal (403: hierarchy,
     // permissions, owner) is not retried every 5 minutes — Discord counts every one against the
-    // IP's invalid-request budget. It is reported, and a `roles/sync` after the fix, a mapping or
-    // group change marks the member again.
-    result.still_pending = failure.as_ref().is_some_and(is_transient) && !result.left;
+    // IP's invalid-request budget. It is reported and remembered; a `roles/sync` after the fix,
+    // a mapping change, or a change of the member's roles lets it be tried again.
+    result.still_pending = (stopped || failure.as_ref().is_some_and(is_transient)) && !result.left;
     let last_error = failure
         .as_ref()
         .map(|e| LastError {
@@ -326,7 +468,6 @@ pub async fn reconcile_observed(
                 at: ctx.now(),
             })
         });
-    let link = member.link.as_ref();
     let observed_username = observed.and_then(|o| o.username.clone());
     let observed_global = observed
         .filter(|o| o.username.is_some())
@@ -343,6 +484,8 @@ pub async fn reconcile_observed(
         },
         still_pending: result.still_pending,
         last_error,
+        refused: Some(refused.clone()),
+        roles_observed: observed.is_some(),
     };
     let unchanged = link.is_some_and(|l| {
         l.applied_roles == outcome.applied_roles
@@ -353,6 +496,8 @@ pub async fn reconcile_observed(
                 .as_ref()
                 .is_none_or(|g| *g == l.global_name)
             && l.status == outcome.status
+            && l.refused == refused
+            && (l.roles_known || !outcome.roles_observed)
     }) && !member.pending
         && !outcome.still_pending
         && member.last_error.as_ref().map(|e| &e.code)

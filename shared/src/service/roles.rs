@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::domain::Role;
+use crate::work::dispatch::{mark_pending, wake};
 
 use super::audit::AuditBatch;
 use super::{ClientContext, ServiceError};
@@ -76,9 +77,11 @@ pub async fn sync_roles(
     // A sync usually follows a fix in Discord (the bot's role moved up, a role moved down): every
     // linked member is re-checked by the next verify, including those refused before. That costs
     // store work only; Discord is called just for members who really need a change.
+    let seq = mark_pending(app, client_id).await?;
     app.store
         .mark_all_linked_pending(client_id, app.clock.now())
         .await?;
+    wake(app, client_id, seq).await;
 
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
     audit.push(
@@ -130,12 +133,14 @@ pub async fn map_role(
             ));
         }
     }
+    let seq = mark_pending(app, client_id).await?;
     app.store
         .set_role_groups(client_id, role_id, &groups)
         .await?;
     app.store
         .mark_all_linked_pending(client_id, app.clock.now())
         .await?;
+    wake(app, client_id, seq).await;
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
     audit.push(
         "role.map",

@@ -61,6 +61,12 @@ macro_rules! store_contract_tests {
             settings_are_stored_only_when_absent,
             a_lease_is_exclusive_until_released_or_expired,
             concurrent_lease_claims_let_exactly_one_win,
+            a_lease_is_renewed_only_by_its_live_holder,
+            a_lease_hands_over_what_its_last_holder_left,
+            work_marks_count_up_and_clear_only_when_unchanged,
+            work_marks_are_listed_by_client_and_task_across_pages,
+            deleting_a_client_removes_its_work_marks,
+            refused_writes_and_unknown_roles_round_trip_and_mapping_forgets_refusals,
         );
     };
     (@each $fresh:path; $($name:ident),+ $(,)?) => {
@@ -130,6 +136,8 @@ pub fn link(discord_user_id: &str) -> Link {
             expires_at: T0 + 3600,
         }),
         linked_at: T0,
+        roles_known: true,
+        refused: BTreeSet::new(),
     }
 }
 
@@ -181,6 +189,8 @@ pub fn outcome(applied: &[&str], still_pending: bool) -> Outcome {
         status: LinkStatus::Active,
         still_pending,
         last_error: None,
+        refused: None,
+        roles_observed: false,
     }
 }
 
@@ -1331,39 +1341,44 @@ pub async fn settings_are_stored_only_when_absent(store: &dyn Store) {
     assert!(store.put_setting_if_absent("other", "x").await.unwrap());
 }
 
+async fn take(store: &dyn Store, name: &str, holder: &str, now: Timestamp, ttl: i64) -> bool {
+    store
+        .acquire_lease(name, holder, now, ttl)
+        .await
+        .unwrap()
+        .is_some()
+}
+
 pub async fn a_lease_is_exclusive_until_released_or_expired(store: &dyn Store) {
     let lease = "scheduler:verify-groups";
-    assert!(store.acquire_lease(lease, "A", T0, 60).await.unwrap());
-    assert!(!store.acquire_lease(lease, "B", T0 + 10, 60).await.unwrap());
+    assert!(take(store, lease, "A", T0, 60).await);
+    assert!(!take(store, lease, "B", T0 + 10, 60).await);
     assert!(
-        store
-            .acquire_lease("another", "B", T0 + 10, 60)
-            .await
-            .unwrap(),
+        take(store, "another", "B", T0 + 10, 60).await,
         "leases are independent"
     );
     assert!(
-        store.acquire_lease(lease, "A", T0 + 30, 60).await.unwrap(),
+        take(store, lease, "A", T0 + 30, 60).await,
         "the holder renews"
     );
     assert!(
-        !store.acquire_lease(lease, "B", T0 + 70, 60).await.unwrap(),
+        !take(store, lease, "B", T0 + 70, 60).await,
         "renewed until T0+90"
     );
     assert!(
-        store.acquire_lease(lease, "B", T0 + 91, 60).await.unwrap(),
+        take(store, lease, "B", T0 + 91, 60).await,
         "expired: B takes over"
     );
-    assert!(!store.acquire_lease(lease, "A", T0 + 92, 60).await.unwrap());
+    assert!(!take(store, lease, "A", T0 + 92, 60).await);
 
-    store.release_lease(lease, "A").await.unwrap();
+    store.release_lease(lease, "A", None).await.unwrap();
     assert!(
-        !store.acquire_lease(lease, "C", T0 + 93, 60).await.unwrap(),
+        !take(store, lease, "C", T0 + 93, 60).await,
         "only the holder releases"
     );
-    store.release_lease(lease, "B").await.unwrap();
-    assert!(store.acquire_lease(lease, "C", T0 + 94, 60).await.unwrap());
-    store.release_lease("never-taken", "C").await.unwrap();
+    store.release_lease(lease, "B", None).await.unwrap();
+    assert!(take(store, lease, "C", T0 + 94, 60).await);
+    store.release_lease("never-taken", "C", None).await.unwrap();
 }
 
 pub async fn concurrent_lease_claims_let_exactly_one_win(store: &dyn Store) {
@@ -1375,7 +1390,280 @@ pub async fn concurrent_lease_claims_let_exactly_one_win(store: &dyn Store) {
     );
     let won = [a, b, c, d]
         .into_iter()
-        .filter(|r| *r.as_ref().unwrap())
+        .filter(|r| r.as_ref().unwrap().is_some())
         .count();
     assert_eq!(won, 1);
+}
+
+pub async fn a_lease_is_renewed_only_by_its_live_holder(store: &dyn Store) {
+    assert!(take(store, "w", "A", T0, 15).await);
+    assert!(store
+        .renew_lease("w", "A", T0 + 10, 15, None)
+        .await
+        .unwrap());
+    assert!(
+        !take(store, "w", "B", T0 + 20, 15).await,
+        "renewed until T0+25"
+    );
+    assert!(
+        !store
+            .renew_lease("w", "B", T0 + 20, 15, None)
+            .await
+            .unwrap(),
+        "not B's"
+    );
+    // A stops renewing (crashed): B takes over once it expired, and A's late renewal fails
+    assert!(take(store, "w", "B", T0 + 26, 15).await);
+    assert!(!store
+        .renew_lease("w", "A", T0 + 27, 15, None)
+        .await
+        .unwrap());
+    assert!(
+        !store.renew_lease("never", "A", T0, 15, None).await.unwrap(),
+        "an absent lease is not renewed"
+    );
+}
+
+pub async fn a_lease_hands_over_what_its_last_holder_left(store: &dyn Store) {
+    let first = store.acquire_lease("g", "A", T0, 15).await.unwrap();
+    assert_eq!(first, Some(super::LeaseGrant { handover: None }));
+    assert!(store
+        .renew_lease("g", "A", T0 + 5, 15, Some("window-1"))
+        .await
+        .unwrap());
+    // a renewal without a handover keeps the last one
+    assert!(store.renew_lease("g", "A", T0 + 9, 15, None).await.unwrap());
+    store
+        .release_lease("g", "A", Some("window-2"))
+        .await
+        .unwrap();
+    // released: free at once, with what A left
+    let next = store.acquire_lease("g", "B", T0 + 10, 15).await.unwrap();
+    assert_eq!(next.and_then(|g| g.handover).as_deref(), Some("window-2"));
+    // a holder that died hands over what its last renewal stored
+    assert!(store
+        .renew_lease("g", "B", T0 + 12, 15, Some("window-3"))
+        .await
+        .unwrap());
+    let after_crash = store.acquire_lease("g", "C", T0 + 40, 15).await.unwrap();
+    assert_eq!(
+        after_crash.and_then(|g| g.handover).as_deref(),
+        Some("window-3")
+    );
+    // a release by someone else changes nothing
+    store.release_lease("g", "B", Some("stale")).await.unwrap();
+    assert!(!take(store, "g", "D", T0 + 41, 15).await);
+}
+
+// --- the work index ------------------------------------------------------------------------------
+
+pub async fn work_marks_count_up_and_clear_only_when_unchanged(store: &dyn Store) {
+    assert_eq!(
+        store.get_work("a", TaskName::VerifyGroups).await.unwrap(),
+        None
+    );
+    let s1 = store
+        .mark_work("a", TaskName::VerifyGroups, T0)
+        .await
+        .unwrap();
+    let s2 = store
+        .mark_work("a", TaskName::VerifyGroups, T0 + 5)
+        .await
+        .unwrap();
+    assert!(s2 > s1);
+    let mark = store
+        .get_work("a", TaskName::VerifyGroups)
+        .await
+        .unwrap()
+        .expect("marked");
+    assert_eq!(
+        (mark.seq, mark.since),
+        (s2, T0),
+        "since is the first mark's time"
+    );
+    // a clear with the seq read before the second mark keeps it
+    assert!(!store
+        .clear_work("a", TaskName::VerifyGroups, s1)
+        .await
+        .unwrap());
+    assert!(store
+        .get_work("a", TaskName::VerifyGroups)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .clear_work("a", TaskName::VerifyGroups, s2)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_work("a", TaskName::VerifyGroups).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .clear_work("a", TaskName::VerifyGroups, s2)
+            .await
+            .unwrap(),
+        "absent counts as cleared"
+    );
+    // tasks and clients are separate marks
+    store
+        .mark_work("a", TaskName::SyncAccounts, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_work("a", TaskName::VerifyGroups).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_work("b", TaskName::SyncAccounts).await.unwrap(),
+        None
+    );
+}
+
+pub async fn work_marks_are_listed_by_client_and_task_across_pages(store: &dyn Store) {
+    for c in ["c3", "c1", "c2"] {
+        store
+            .mark_work(c, TaskName::VerifyGroups, T0)
+            .await
+            .unwrap();
+    }
+    store
+        .mark_work("c2", TaskName::RemoteSyncGroups, T0)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_work(after.as_ref(), 2).await.unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.into_iter().map(|w| (w.client, w.task)));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("c1".to_owned(), TaskName::VerifyGroups),
+            ("c2".to_owned(), TaskName::RemoteSyncGroups),
+            ("c2".to_owned(), TaskName::VerifyGroups),
+            ("c3".to_owned(), TaskName::VerifyGroups),
+        ]
+    );
+}
+
+pub async fn deleting_a_client_removes_its_work_marks(store: &dyn Store) {
+    store.create_client(&client("a")).await.unwrap();
+    store.create_client(&client("b")).await.unwrap();
+    for t in TaskName::ALL {
+        store.mark_work("a", t, T0).await.unwrap();
+    }
+    store
+        .mark_work("b", TaskName::VerifyGroups, T0)
+        .await
+        .unwrap();
+    store.delete_client("a").await.unwrap();
+    let left: Vec<String> = store
+        .list_work(None, 10)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|w| w.client)
+        .collect();
+    assert_eq!(left, vec!["b".to_owned()]);
+}
+
+pub async fn refused_writes_and_unknown_roles_round_trip_and_mapping_forgets_refusals(
+    store: &dyn Store,
+) {
+    let imported = Link {
+        roles_known: false,
+        ..link("d1")
+    };
+    let m = store
+        .create_link("a", "u1", &imported, true, T0)
+        .await
+        .unwrap();
+    assert!(!m.link.as_ref().unwrap().roles_known);
+    assert!(
+        !store
+            .get_member("a", "u1")
+            .await
+            .unwrap()
+            .unwrap()
+            .link
+            .unwrap()
+            .roles_known,
+        "an imported link's roles stay unknown until observed"
+    );
+    // a writer's outcome with a refusal, from a read of Discord
+    let refused: BTreeSet<String> = ["add:r1".to_owned(), "nick".to_owned()].into();
+    let mut o = outcome(&["r2"], false);
+    o.refused = Some(refused.clone());
+    o.roles_observed = true;
+    store
+        .record_outcome("a", "u1", m.version, &o, T0 + 1)
+        .await
+        .unwrap();
+    let l = store
+        .get_member("a", "u1")
+        .await
+        .unwrap()
+        .unwrap()
+        .link
+        .unwrap();
+    assert!(l.roles_known);
+    assert_eq!(l.refused, refused);
+    // an outcome that says nothing of refusals keeps them
+    let mut keep = outcome(&["r2"], false);
+    keep.refused = None;
+    store
+        .record_outcome("a", "u1", m.version, &keep, T0 + 2)
+        .await
+        .unwrap();
+    let l = store
+        .get_member("a", "u1")
+        .await
+        .unwrap()
+        .unwrap()
+        .link
+        .unwrap();
+    assert_eq!(l.refused, refused);
+    assert!(
+        l.roles_known,
+        "roles_observed=false never makes roles unknown again"
+    );
+    // a mapping change (or roles/sync) forgets them: what was refused may work now
+    assert_eq!(store.mark_all_linked_pending("a", T0 + 3).await.unwrap(), 1);
+    let l = store
+        .get_member("a", "u1")
+        .await
+        .unwrap()
+        .unwrap()
+        .link
+        .unwrap();
+    assert!(l.refused.is_empty());
+    // and an outcome may clear them explicitly
+    o.refused = Some(refused.clone());
+    store
+        .record_outcome("a", "u1", m.version, &o, T0 + 4)
+        .await
+        .unwrap();
+    let mut clear = outcome(&["r2"], false);
+    clear.refused = Some(BTreeSet::new());
+    store
+        .record_outcome("a", "u1", m.version, &clear, T0 + 5)
+        .await
+        .unwrap();
+    let l = store
+        .get_member("a", "u1")
+        .await
+        .unwrap()
+        .unwrap()
+        .link
+        .unwrap();
+    assert!(l.refused.is_empty());
 }

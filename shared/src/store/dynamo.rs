@@ -9,7 +9,9 @@
 //! - Every read is strongly consistent except GSI queries (`list_pending`), which DynamoDB serves
 //!   eventually consistent: a member marked pending a moment ago may show up one run later.
 //! - Conditional writes replace SQLite's transactions: `record_outcome`'s version guard, leases,
-//!   settings, single-use link sessions (`DeleteItem` + condition + `ALL_OLD`).
+//!   settings, single-use link sessions (`DeleteItem` + condition + `ALL_OLD`), work marks.
+//! - Leases are conditional `UpdateItem`s, never puts or deletes, so the `handover` one holder
+//!   leaves survives the next one's takeover; a release only sets `expires_at` to 0.
 //! - Listings page on the table's own order and return exact pages: the adapter keeps querying
 //!   until it has `limit + 1` items or the data ends, so a short page is always the last. The
 //!   cursor is the sort key of the last item returned.
@@ -25,6 +27,7 @@ mod keys;
 mod links;
 mod members;
 mod records;
+mod work;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -39,10 +42,13 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client as DynamoClient;
 
-use super::{ConsumedSession, Cursor, Outcome, Page, Store, StoreError, StoreResult};
+use super::{
+    ConsumedSession, Cursor, LeaseGrant, Outcome, Page, Store, StoreError, StoreResult, WorkMark,
+};
 use crate::clock::Timestamp;
 use crate::domain::{
     AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser, StoredTokens,
+    TaskName,
 };
 use expr::Expr;
 use items::Item;
@@ -407,7 +413,6 @@ where
     StoreError::Backend(crate::aws::sdk_error_message(op, err))
 }
 
-/// Whether an SDK error is a failed condition of a single-item write.
 /// An unconditional PutItem.
 async fn put(store: &DynamoStore, item: items::Item) -> StoreResult<()> {
     store
@@ -445,6 +450,7 @@ async fn put_if(
     }
 }
 
+/// Whether an SDK error is a failed condition of a single-item write.
 fn is_condition_failed<E, R>(err: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata,
@@ -635,12 +641,44 @@ impl Store for DynamoStore {
         holder: &str,
         now: Timestamp,
         ttl_secs: i64,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<LeaseGrant>> {
         records::acquire_lease(self, name, holder, now, ttl_secs).await
     }
 
-    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
-        records::release_lease(self, name, holder).await
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl_secs: i64,
+        handover: Option<&str>,
+    ) -> StoreResult<bool> {
+        records::renew_lease(self, name, holder, now, ttl_secs, handover).await
+    }
+
+    async fn release_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        handover: Option<&str>,
+    ) -> StoreResult<()> {
+        records::release_lease(self, name, holder, handover).await
+    }
+
+    async fn mark_work(&self, client: &str, task: TaskName, now: Timestamp) -> StoreResult<u64> {
+        work::mark_work(self, client, task, now).await
+    }
+
+    async fn get_work(&self, client: &str, task: TaskName) -> StoreResult<Option<WorkMark>> {
+        work::get_work(self, client, task).await
+    }
+
+    async fn list_work(&self, after: Option<&Cursor>, limit: usize) -> StoreResult<Page<WorkMark>> {
+        work::list_work(self, after, limit).await
+    }
+
+    async fn clear_work(&self, client: &str, task: TaskName, seen_seq: u64) -> StoreResult<bool> {
+        work::clear_work(self, client, task, seen_seq).await
     }
 }
 

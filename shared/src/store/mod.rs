@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use crate::clock::Timestamp;
 use crate::domain::{
     AuditEntry, Client, LastError, Link, LinkSession, LinkStatus, Member, Role, RunReport,
-    SiteUser, StoredTokens,
+    SiteUser, StoredTokens, TaskName,
 };
 
 pub use cursor::Cursor;
@@ -63,6 +63,25 @@ impl ConsumedSession {
     }
 }
 
+/// A lease just taken, with what its previous holder handed over (the guild writer's rate-limit
+/// knowledge), if anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseGrant {
+    pub handover: Option<String>,
+}
+
+/// A mark in the work index: `task` has work for `client` (members pending, or a run that has
+/// not finished). The 5-minute dispatcher reads these instead of every client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkMark {
+    pub client: String,
+    pub task: TaskName,
+    /// Bumped by every mark, so clearing a mark cannot erase one made after it was read.
+    pub seq: u64,
+    /// When the mark was first set (kept while it is re-marked).
+    pub since: Timestamp,
+}
+
 /// One page of a listing; `next` is the opaque cursor of the following page, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -82,6 +101,11 @@ pub struct Outcome {
     /// `false` when the member is in line (or cannot be brought in line until something changes).
     pub still_pending: bool,
     pub last_error: Option<LastError>,
+    /// Replaces the link's refused writes when set (see [`Link::refused`]).
+    pub refused: Option<BTreeSet<String>>,
+    /// The roles were read from Discord (not only derived from our writes): the link's roles
+    /// become known (`Link::roles_known`).
+    pub roles_observed: bool,
 }
 
 #[async_trait]
@@ -93,7 +117,8 @@ pub trait Store: Send + Sync {
     async fn list_clients(&self) -> StoreResult<Vec<Client>>;
     /// Replaces the client's configuration; `NotFound` when it does not exist.
     async fn update_client(&self, client: &Client) -> StoreResult<()>;
-    /// Removes the client and everything stored under it; `NotFound` when it does not exist.
+    /// Removes the client and everything stored under it (work marks included); `NotFound` when
+    /// it does not exist.
     async fn delete_client(&self, id: &str) -> StoreResult<()>;
 
     // --- roles -----------------------------------------------------------------------------
@@ -157,7 +182,8 @@ pub trait Store: Send + Sync {
         user_id: &str,
         tokens: Option<&StoredTokens>,
     ) -> StoreResult<()>;
-    /// Marks every member with an active link pending (after a mapping change). Returns how many.
+    /// Marks every member with an active link pending and forgets their refused writes (after a
+    /// mapping change or `roles/sync`: what Discord refused may now succeed). Returns how many.
     async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64>;
     /// Pending members only, by user id; costs O(pending), not O(members).
     async fn list_pending(
@@ -249,13 +275,41 @@ pub trait Store: Send + Sync {
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
     /// Stores `value` unless the key exists; returns whether it was stored.
     async fn put_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
-    /// Takes the named lease for `ttl_secs` unless another holder has it unexpired.
+    /// Takes the named lease for `ttl_secs` unless another holder has it unexpired (the holder
+    /// itself may take it again). `None` when it is held by someone else; otherwise what the
+    /// previous holder handed over on its last renewal or release.
     async fn acquire_lease(
         &self,
         name: &str,
         holder: &str,
         now: Timestamp,
         ttl_secs: i64,
+    ) -> StoreResult<Option<LeaseGrant>>;
+    /// Extends the lease to `now + ttl_secs` (and stores `handover` when given) only if `holder`
+    /// still holds it unexpired; `false` means the lease was lost and the holder must stop.
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl_secs: i64,
+        handover: Option<&str>,
     ) -> StoreResult<bool>;
-    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+    /// Frees the lease if `holder` has it, keeping `handover` (when given) for the next holder.
+    async fn release_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        handover: Option<&str>,
+    ) -> StoreResult<()>;
+
+    // --- the work index ----------------------------------------------------------------------
+    /// Marks that `task` has work for `client` (idempotent; bumps `seq`). Returns the new seq.
+    async fn mark_work(&self, client: &str, task: TaskName, now: Timestamp) -> StoreResult<u64>;
+    async fn get_work(&self, client: &str, task: TaskName) -> StoreResult<Option<WorkMark>>;
+    /// Every mark, by (client, task); costs O(marks), not O(clients).
+    async fn list_work(&self, after: Option<&Cursor>, limit: usize) -> StoreResult<Page<WorkMark>>;
+    /// Removes the mark unless it was marked again since `seen_seq` was read. Returns whether
+    /// it was removed (absent counts as removed).
+    async fn clear_work(&self, client: &str, task: TaskName, seen_seq: u64) -> StoreResult<bool>;
 }

@@ -19,10 +19,13 @@ use rusqlite::{Connection, ErrorCode, Row};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{ConsumedSession, Cursor, Outcome, Page, Store, StoreError, StoreResult};
+use super::{
+    ConsumedSession, Cursor, LeaseGrant, Outcome, Page, Store, StoreError, StoreResult, WorkMark,
+};
 use crate::clock::Timestamp;
 use crate::domain::{
     AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser, StoredTokens,
+    TaskName,
 };
 
 pub(crate) use db::Db;
@@ -346,15 +349,60 @@ impl Store for SqliteStore {
         holder: &str,
         now: Timestamp,
         ttl_secs: i64,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<LeaseGrant>> {
         let (name, holder) = (name.to_owned(), holder.to_owned());
         self.run(move |c| records::acquire_lease(c, &name, &holder, now, ttl_secs))
             .await
     }
 
-    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl_secs: i64,
+        handover: Option<&str>,
+    ) -> StoreResult<bool> {
         let (name, holder) = (name.to_owned(), holder.to_owned());
-        self.run(move |c| records::release_lease(c, &name, &holder))
+        let handover = handover.map(str::to_owned);
+        self.run(move |c| {
+            records::renew_lease(c, &name, &holder, now, ttl_secs, handover.as_deref())
+        })
+        .await
+    }
+
+    async fn release_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        handover: Option<&str>,
+    ) -> StoreResult<()> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        let handover = handover.map(str::to_owned);
+        self.run(move |c| records::release_lease(c, &name, &holder, handover.as_deref()))
+            .await
+    }
+
+    async fn mark_work(&self, client: &str, task: TaskName, now: Timestamp) -> StoreResult<u64> {
+        let client = client.to_owned();
+        self.run(move |c| records::mark_work(c, &client, task, now))
+            .await
+    }
+
+    async fn get_work(&self, client: &str, task: TaskName) -> StoreResult<Option<WorkMark>> {
+        let client = client.to_owned();
+        self.run(move |c| records::get_work(c, &client, task)).await
+    }
+
+    async fn list_work(&self, after: Option<&Cursor>, limit: usize) -> StoreResult<Page<WorkMark>> {
+        let after = after.cloned();
+        self.run(move |c| records::list_work(c, after.as_ref(), limit))
+            .await
+    }
+
+    async fn clear_work(&self, client: &str, task: TaskName, seen_seq: u64) -> StoreResult<bool> {
+        let client = client.to_owned();
+        self.run(move |c| records::clear_work(c, &client, task, seen_seq))
             .await
     }
 }

@@ -2,7 +2,6 @@
 //! admin API "run now" and (later) the Lambda functions.
 
 pub mod guild_scan;
-pub mod invocation;
 pub mod outcomes;
 pub mod remote_sync_groups;
 pub mod run;

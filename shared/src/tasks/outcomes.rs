@@ -31,6 +31,8 @@ pub async fn mark_left(run: &mut Run<'_>, member: &Member) -> Result<(), Service
         status: LinkStatus::Left,
         still_pending: false,
         last_error: None,
+        refused: Some(Default::default()),
+        roles_observed: true,
     };
     ctx.app
         .store
@@ -73,6 +75,7 @@ pub fn tally(run: &mut Run<'_>, r: Reconciliation) {
     let outcome = if r.left {
         "left"
     } else if r.still_pending {
+        run.left_pending += 1;
         "failed"
     } else if r.change.is_some() {
         "changed"

@@ -128,6 +128,8 @@ async fn adopt_discord_roles(
             .map(|_| observed.global_name.clone()),
         status: LinkStatus::Active,
         still_pending: false,
+        refused: Some(Default::default()),
+        roles_observed: true,
         last_error: None,
     };
     store

@@ -201,6 +201,8 @@ async fn revoke(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceError> 
         global_name: None,
         status: LinkStatus::Revoked,
         still_pending: false,
+        refused: None,
+        roles_observed: false,
         last_error: refused.as_ref().map(|e| crate::domain::LastError {
             code: e.code().to_owned(),
             message: e.to_string(),

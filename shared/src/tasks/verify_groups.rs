@@ -26,6 +26,54 @@ pub async fn run(
     .await
 }
 
+/// Applies changes pushed while a weekly scan holds the guild's writer (the pusher found it
+/// busy): between two member-list pages, when the verify-groups mark moved since the run last
+/// looked. Counted as `pushed_applied`.
+pub async fn drain_pushed(run: &mut Run<'_>) -> Result<(), ServiceError> {
+    if run.options.dry_run {
+        return Ok(());
+    }
+    let store = run.ctx.app.store.clone();
+    let client_id = run.ctx.client.id.clone();
+    let Some(mark) = store.get_work(&client_id, TaskName::VerifyGroups).await? else {
+        return Ok(());
+    };
+    if Some(mark.seq) == run.verify_seq {
+        return Ok(());
+    }
+    let mut after: Option<Cursor> = None;
+    let mut left_pending = false;
+    loop {
+        let page = store.list_pending(&client_id, after.as_ref(), PAGE).await?;
+        for member in &page.items {
+            let late = run
+                .options
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d);
+            if run.ctx.writer_lost() || late {
+                // The mark stays: the next writer (or this run's continuation) finishes it.
+                return Ok(());
+            }
+            let r = reconcile_member(&run.ctx, member, &run.actor, false).await?;
+            run.report.count("pushed_applied");
+            left_pending |= r.still_pending;
+            run.report.errors.extend(r.errors);
+            run.report.changes.extend(r.change);
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    run.verify_seq = Some(mark.seq);
+    if !left_pending {
+        store
+            .clear_work(&client_id, TaskName::VerifyGroups, mark.seq)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn apply_pending(run: &mut Run<'_>) -> Result<(), ServiceError> {
     let mut after: Option<Cursor> = None;
     loop {

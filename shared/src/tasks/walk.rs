@@ -7,7 +7,7 @@ use crate::service::ServiceError;
 use super::guild_scan::{GuildScan, Seen};
 use super::outcomes::{mark_left, note_failed, note_unlinked};
 use super::run::Run;
-use super::{remote_sync_groups, sync_accounts};
+use super::{remote_sync_groups, sync_accounts, verify_groups};
 
 /// What to do with a linked member and their live state.
 #[derive(Clone, Copy)]
@@ -50,6 +50,11 @@ async fn walk(
 ) -> Result<bool, ServiceError> {
     let mut position = scan.position();
     while let Some(batch) = scan.next_batch(&run.ctx).await? {
+        if position.is_some() || run.members_seen() > 0 {
+            let at = position.map(|p| format!("{cursor_prefix}{p}"));
+            run.checkpoint(at).await?;
+            verify_groups::drain_pushed(run).await?;
+        }
         for seen in batch {
             if run.out_of_time() {
                 let at = position.map(|p| p.to_string()).unwrap_or_default();

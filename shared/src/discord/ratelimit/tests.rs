@@ -158,3 +158,42 @@ fn rejected_tokens_are_remembered_by_digest_only() {
     assert!(!limiter.is_token_rejected(&SecretString::from("new-token")));
     assert!(!format!("{limiter:?}").contains("bot-token-value"));
 }
+
+#[tokio::test]
+async fn a_handover_carries_a_used_up_window_to_the_next_writer() {
+    // given a writer that used the guild's role bucket up for the next 10 s
+    let old = RateLimiter::new(5);
+    old.acquire(ROUTE, "g1")
+        .await
+        .complete(&headers("roles", 10, 0, 1e9, 10.0));
+    let handover = old.export_major("g1");
+    assert!(!handover.contains("g2"), "{handover}");
+    // when a new writer (another process) starts from it
+    let new = RateLimiter::new(5);
+    new.import_major("g1", &handover);
+    // then it waits for the window instead of bursting into it
+    assert!(blocked(&new, ROUTE, "g1").await);
+    // and a writer that started fresh would have probed at once
+    assert!(!blocked(&RateLimiter::new(5), ROUTE, "g1").await);
+}
+
+#[tokio::test]
+async fn a_handover_with_room_left_lets_the_next_writer_continue_at_once() {
+    let old = RateLimiter::new(5);
+    old.acquire(ROUTE, "g1")
+        .await
+        .complete(&headers("roles", 10, 7, 1e9, 10.0));
+    let new = RateLimiter::new(5);
+    new.import_major("g1", &old.export_major("g1"));
+    let mut permits = Vec::new();
+    for _ in 0..5 {
+        // the global share (5/s) allows five at once; the bucket had 7 left
+        permits.push(
+            timeout(Duration::from_millis(50), new.acquire(ROUTE, "g1"))
+                .await
+                .expect("slot"),
+        );
+    }
+    // garbage is ignored, never a panic
+    new.import_major("g1", "not json");
+}

@@ -189,3 +189,31 @@ proptest! {
         prop_assert_eq!(second.issues, first.issues);
     }
 }
+
+#[test]
+fn refused_writes_are_dropped_and_reported_until_forgotten() {
+    let plan = Plan {
+        add: vec!["a".into(), "b".into()],
+        remove: vec!["c".into()],
+        nickname: Some(Some("n".into())),
+        issues: vec![],
+    };
+    let refused: BTreeSet<String> = ["add:a", "remove:c", "nick"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let left = plan.clone().without_refused(&refused);
+    assert_eq!(left.add, vec!["b".to_string()]);
+    assert!(left.remove.is_empty() && left.nickname.is_none());
+    assert_eq!(
+        left.issues
+            .iter()
+            .filter(|i| i.code() == "refused_earlier")
+            .count(),
+        3
+    );
+    // a refusal of adding says nothing about removing the same role
+    let other: BTreeSet<String> = ["remove:a".to_string()].into();
+    assert_eq!(plan.clone().without_refused(&other), plan.clone());
+    assert_eq!(plan.clone().without_refused(&BTreeSet::new()), plan);
+}

@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::{DeleteRequest, ReturnValue, WriteRequest};
 use super::expr::{n, s, Expr};
 use super::items::{self, Keyed, RolesData};
 use super::keys;
-use super::{backend, backoff, is_condition_failed, put_if, DynamoStore, Query, ATTEMPTS};
-use crate::domain::{Client, Role};
+use super::{backend, backoff, is_condition_failed, put_if, work, DynamoStore, Query, ATTEMPTS};
+use crate::domain::{Client, Role, TaskName};
 use crate::store::{StoreError, StoreResult};
 
 /// Client items live in one `CLIENTS` partition, so listing them is one strongly consistent
@@ -71,8 +71,8 @@ pub(super) async fn update_client(store: &DynamoStore, client: &Client) -> Store
     }
 }
 
-/// Deletes the client's partition (roles, members, Discord accounts, runs, audit) and its link
-/// sessions in batches, then the client item itself — last, so a delete that failed half-way can
+/// Deletes the client's partition (roles, members, Discord accounts, runs, audit), its link
+/// sessions and its work marks in batches, then the client item itself — last, so a delete that failed half-way can
 /// simply be repeated.
 pub(super) async fn delete_client(store: &DynamoStore, id: &str) -> StoreResult<()> {
     if get_client(store, id).await?.is_none() {
@@ -83,12 +83,18 @@ pub(super) async fn delete_client(store: &DynamoStore, id: &str) -> StoreResult<
     let sessions = Query::gsi1(keys::sessions_gsi_pk(id), "").keys_only();
     found.extend(store.query(&sessions, None, None).await?.0);
 
-    let mut requests = Vec::with_capacity(found.len());
+    let mut found_keys = Vec::with_capacity(found.len() + TaskName::ALL.len());
     for item in found {
-        let key = items::key(
+        found_keys.push(items::key(
             items::key_string(&item, keys::PK)?,
             items::key_string(&item, keys::SK)?,
-        );
+        ));
+    }
+    // The client's work marks live in the shared `WORK` partition: one per task, absent or not.
+    found_keys.extend(TaskName::ALL.map(|task| work::work_key(id, task)));
+
+    let mut requests = Vec::with_capacity(found_keys.len());
+    for key in found_keys {
         let delete = DeleteRequest::builder()
             .set_key(Some(key))
             .build()

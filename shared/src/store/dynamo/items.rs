@@ -26,6 +26,7 @@ pub const AUDIT: &str = "audit";
 pub const LINK_SESSION: &str = "link_session";
 pub const SETTING: &str = "setting";
 pub const LEASE: &str = "lease";
+pub const WORK: &str = "work";
 
 #[derive(Serialize, Deserialize)]
 pub struct Keyed<T> {
@@ -171,9 +172,22 @@ pub struct SettingData {
     pub value: String,
 }
 
+/// A lease: taken while `expires_at > now`. `handover` is what the last holder left for the next
+/// one (opaque here); it survives takeovers and releases.
 #[derive(Serialize, Deserialize)]
 pub struct LeaseData {
     pub name: String,
     pub holder: String,
     pub expires_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<String>,
+}
+
+/// A mark of the work index. `task` is [`TaskName::as_str`](crate::domain::TaskName::as_str).
+#[derive(Serialize, Deserialize)]
+pub struct WorkData {
+    pub client: String,
+    pub task: String,
+    pub seq: u64,
+    pub since: Timestamp,
 }

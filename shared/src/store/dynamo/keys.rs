@@ -11,12 +11,17 @@
 //! | link session    | `SESSION#<hash>`    | `SESSION`                    | `SESSIONS#<client>` / `<hash>`  |
 //! | setting         | `SETTING#<key>`     | `SETTING`                    |                                 |
 //! | lease           | `LEASE#<name>`      | `LEASE`                      |                                 |
+//! | work mark       | `WORK`              | `<client>#<task>`            |                                 |
 //!
-//! Everything a client owns except its link sessions shares the client's partition, so deleting
-//! a client is one query plus batched deletes; sessions are found through `SESSIONS#<client>`.
+//! Everything a client owns except its link sessions and work marks shares the client's partition,
+//! so deleting a client is one query plus batched deletes; sessions are found through
+//! `SESSIONS#<client>`, work marks by key (one per task). All work marks share the `WORK`
+//! partition, so listing them is one query, ordered by (client, task): client ids are slugs
+//! (`[a-z0-9-]`), all of whose characters sort after `#`.
 //! Timestamps in sort keys are [`sortable`], so byte order is time order.
 
 use crate::clock::Timestamp;
+use crate::domain::TaskName;
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
@@ -34,6 +39,7 @@ pub const AUDIT_PREFIX: &str = "AUDIT#";
 pub const SESSION: &str = "SESSION";
 pub const SETTING: &str = "SETTING";
 pub const LEASE: &str = "LEASE";
+pub const WORK: &str = "WORK";
 
 pub fn client_registry_sk(client: &str) -> String {
     format!("CLIENT#{client}")
@@ -94,6 +100,10 @@ pub fn lease_pk(name: &str) -> String {
     format!("LEASE#{name}")
 }
 
+pub fn work_sk(client: &str, task: TaskName) -> String {
+    format!("{client}#{}", task.as_str())
+}
+
 /// A timestamp as 20 digits whose byte order is numeric order, negative values included.
 pub fn sortable(t: Timestamp) -> String {
     // Flipping the sign bit maps i64 order onto u64 order.
@@ -112,6 +122,20 @@ mod tests {
         sorted.sort();
         assert_eq!(keys, sorted);
         assert!(keys.iter().all(|k| k.len() == 20));
+    }
+
+    #[test]
+    fn work_keys_sort_by_client_then_task_name() {
+        let clients = ["a", "a-b", "a0", "ab", "b", "z9"];
+        let mut pairs: Vec<(&str, TaskName)> = clients
+            .iter()
+            .flat_map(|c| TaskName::ALL.map(|t| (*c, t)))
+            .collect();
+        pairs.sort_by_key(|(c, t)| (*c, t.as_str()));
+        let keys: Vec<String> = pairs.iter().map(|(c, t)| work_sk(c, *t)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
     }
 
     #[test]

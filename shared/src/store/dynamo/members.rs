@@ -152,6 +152,22 @@ fn outcome_update(expr: &mut Expr, outcome: &Outcome, now: Timestamp) -> StoreRe
         Some(error) => expr.set(&["last_error"], items::value(error, "last error")?),
         None => expr.remove(&["last_error"]),
     };
+    match &outcome.refused {
+        // Absent when empty, as serde writes a link (and DynamoDB has no empty sets).
+        Some(refused) if refused.is_empty() => {
+            expr.remove(&["link", "refused"]);
+        }
+        Some(refused) => {
+            expr.set(
+                &["link", "refused"],
+                items::value(refused, "refused writes")?,
+            );
+        }
+        None => {}
+    }
+    if outcome.roles_observed {
+        expr.set(&["link", "roles_known"], b(true));
+    }
     Ok(())
 }
 
@@ -242,7 +258,8 @@ pub(super) async fn set_tokens(
 }
 
 /// Finds the active links (a filtered key-only query of the client's members), then marks each
-/// pending with a conditional update — version bumped — a few in parallel. DynamoDB has no
+/// pending with a conditional update — version bumped, refused writes forgotten — a few in
+/// parallel. DynamoDB has no
 /// multi-item update; BatchWriteItem can only put or delete.
 pub(super) async fn mark_all_linked_pending(
     store: &DynamoStore,
@@ -265,7 +282,9 @@ pub(super) async fn mark_all_linked_pending(
         let user_id = sk.strip_prefix(keys::USER_PREFIX).unwrap_or(sk).to_owned();
         let mut expr = Expr::new();
         set_pending(&mut expr, client, &user_id, true);
-        expr.set(&["updated_at"], n(now)).increment("version", 1);
+        expr.set(&["updated_at"], n(now))
+            .increment("version", 1)
+            .remove(&["link", "refused"]);
         let condition = format!(
             "{} = {}",
             expr.name("link_status"),

@@ -7,11 +7,11 @@ use aws_sdk_dynamodb::types::{PutRequest, ReturnValue, WriteRequest};
 
 use super::expr::{n, s, Expr};
 use super::items::{self, Item, Keyed, LeaseData, SettingData};
-use super::keys::{self, PK};
+use super::keys::{self, PK, TTL};
 use super::{backend, is_condition_failed, put, put_if, DynamoStore, Query};
 use crate::clock::Timestamp;
 use crate::domain::{AuditEntry, LinkSession, RunReport};
-use crate::store::{ConsumedSession, Cursor, Page, StoreError, StoreResult};
+use crate::store::{ConsumedSession, Cursor, LeaseGrant, Page, StoreError, StoreResult};
 
 // --- link sessions ---------------------------------------------------------------------------
 
@@ -192,29 +192,58 @@ pub(super) async fn put_setting_if_absent(
     put_if(store, item, condition, &expr).await
 }
 
-/// A conditional put: the lease is free when absent, held by `holder` (renewal) or expired. Its
-/// `ttl` lets DynamoDB drop abandoned leases.
+/// How long a lease item outlives its expiry before DynamoDB's TTL may drop it, so the handover
+/// still reaches a holder that comes a while after the last one stopped (or died).
+const LEASE_KEEP_SECS: i64 = 86_400;
+
+fn lease_key(name: &str) -> Item {
+    items::key(keys::lease_pk(name), keys::LEASE)
+}
+
+/// Runs a conditional UpdateItem on the lease `name`: `Some(old attributes)` when it was written
+/// (empty when the item was new), `None` when the condition failed.
+async fn update_lease(
+    store: &DynamoStore,
+    name: &str,
+    expr: &Expr,
+    condition: String,
+    return_values: ReturnValue,
+) -> StoreResult<Option<Item>> {
+    let result = store
+        .client
+        .update_item()
+        .table_name(&store.table)
+        .set_key(Some(lease_key(name)))
+        .update_expression(expr.update_expression())
+        .condition_expression(condition)
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .return_values(return_values)
+        .send()
+        .await;
+    match result {
+        Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+        Err(e) if is_condition_failed(&e) => Ok(None),
+        Err(e) => Err(backend("UpdateItem", &e)),
+    }
+}
+
+/// A conditional update — not a put, which would drop the `handover` — taken when the lease is
+/// absent, held by `holder` or expired; the old item (`ALL_OLD`) tells what was handed over.
 pub(super) async fn acquire_lease(
     store: &DynamoStore,
     name: &str,
     holder: &str,
     now: Timestamp,
     ttl_secs: i64,
-) -> StoreResult<bool> {
+) -> StoreResult<Option<LeaseGrant>> {
     let expires_at = now.saturating_add(ttl_secs);
-    let item = Keyed::new(
-        keys::lease_pk(name),
-        keys::LEASE.to_owned(),
-        items::LEASE,
-        LeaseData {
-            name: name.to_owned(),
-            holder: holder.to_owned(),
-            expires_at,
-        },
-    )
-    .ttl(expires_at)
-    .to_item()?;
     let mut expr = Expr::new();
+    expr.set(&["entity"], s(items::LEASE))
+        .set(&["name"], s(name))
+        .set(&["holder"], s(holder))
+        .set(&["expires_at"], n(expires_at))
+        .set(&[TTL], n(expires_at.saturating_add(LEASE_KEEP_SECS)));
     let condition = format!(
         "attribute_not_exists({}) OR {} = {} OR {} <= {}",
         expr.name(PK),
@@ -223,30 +252,59 @@ pub(super) async fn acquire_lease(
         expr.name("expires_at"),
         expr.value(n(now))
     );
-    put_if(store, item, condition, &expr).await
+    let Some(old) = update_lease(store, name, &expr, condition, ReturnValue::AllOld).await? else {
+        return Ok(None);
+    };
+    let handover = if old.is_empty() {
+        None
+    } else {
+        items::decode::<LeaseData>(old, items::LEASE)?.handover
+    };
+    Ok(Some(LeaseGrant { handover }))
 }
 
+/// Extends the lease on condition that `holder` has it unexpired.
+pub(super) async fn renew_lease(
+    store: &DynamoStore,
+    name: &str,
+    holder: &str,
+    now: Timestamp,
+    ttl_secs: i64,
+    handover: Option<&str>,
+) -> StoreResult<bool> {
+    let expires_at = now.saturating_add(ttl_secs);
+    let mut expr = Expr::new();
+    expr.set(&["expires_at"], n(expires_at))
+        .set(&[TTL], n(expires_at.saturating_add(LEASE_KEEP_SECS)));
+    if let Some(handover) = handover {
+        expr.set(&["handover"], s(handover));
+    }
+    let condition = format!(
+        "{} = {} AND {} > {}",
+        expr.name("holder"),
+        expr.value(s(holder)),
+        expr.name("expires_at"),
+        expr.value(n(now))
+    );
+    let renewed = update_lease(store, name, &expr, condition, ReturnValue::None).await?;
+    Ok(renewed.is_some())
+}
+
+/// Not a delete, which would lose the handover: the lease expires at once (`expires_at = 0`) and
+/// keeps its `ttl`, so DynamoDB drops it a day after the last expiry it had.
 pub(super) async fn release_lease(
     store: &DynamoStore,
     name: &str,
     holder: &str,
+    handover: Option<&str>,
 ) -> StoreResult<()> {
     let mut expr = Expr::new();
-    let condition = format!("{} = {}", expr.name("holder"), expr.value(s(holder)));
-    let result = store
-        .client
-        .delete_item()
-        .table_name(&store.table)
-        .set_key(Some(items::key(keys::lease_pk(name), keys::LEASE)))
-        .condition_expression(condition)
-        .set_expression_attribute_names(expr.names())
-        .set_expression_attribute_values(expr.values())
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        // Not ours (or not taken): nothing to release.
-        Err(e) if is_condition_failed(&e) => Ok(()),
-        Err(e) => Err(backend("DeleteItem", &e)),
+    expr.set(&["expires_at"], n(0));
+    if let Some(handover) = handover {
+        expr.set(&["handover"], s(handover));
     }
+    let condition = format!("{} = {}", expr.name("holder"), expr.value(s(holder)));
+    // `None`: not ours (or not taken), nothing to release.
+    update_lease(store, name, &expr, condition, ReturnValue::None).await?;
+    Ok(())
 }

@@ -9,7 +9,7 @@ use crate::domain::{Client, Role};
 use crate::store::{StoreError, StoreResult};
 
 /// Every table holding rows of a client, emptied by `delete_client`.
-const CLIENT_TABLES: &[&str] = &["roles", "members", "link_sessions", "runs", "audit"];
+const CLIENT_TABLES: &[&str] = &["roles", "members", "link_sessions", "runs", "audit", "work"];
 
 pub(super) fn create_client(conn: &Connection, client: &Client) -> StoreResult<()> {
     match conn.execute(

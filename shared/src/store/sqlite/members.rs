@@ -211,6 +211,12 @@ pub(super) fn record_outcome(
         link.global_name = global_name.clone();
     }
     link.status = outcome.status;
+    if let Some(refused) = &outcome.refused {
+        link.refused = refused.clone();
+    }
+    if outcome.roles_observed {
+        link.roles_known = true;
+    }
     let pending: bool = tx.query_row(
         "UPDATE members SET link = ?3, link_status = ?4, last_error = ?5, updated_at = ?6,
              pending = CASE WHEN version = ?7 THEN ?8 ELSE pending END
@@ -257,7 +263,8 @@ pub(super) fn mark_all_linked_pending(
     now: Timestamp,
 ) -> StoreResult<u64> {
     let changed = conn.execute(
-        "UPDATE members SET pending = 1, version = version + 1, updated_at = ?2
+        "UPDATE members SET pending = 1, version = version + 1, updated_at = ?2,
+             link = json_remove(link, '$.refused')
          WHERE client = ?1 AND link_status = ?3",
         params![client, now, status_key(LinkStatus::Active)],
     )?;

@@ -6,7 +6,11 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-const MIGRATIONS: &[&str] = &[V1_SCHEMA, V2_MEMBERS_BY_DISCORD_NUMBER];
+const MIGRATIONS: &[&str] = &[
+    V1_SCHEMA,
+    V2_MEMBERS_BY_DISCORD_NUMBER,
+    V3_WORK_AND_HANDOVER,
+];
 
 /// The version a fully migrated database has.
 pub(crate) const LATEST: usize = MIGRATIONS.len();
@@ -15,6 +19,19 @@ pub(crate) const LATEST: usize = MIGRATIONS.len();
 const V2_MEMBERS_BY_DISCORD_NUMBER: &str = r#"
 CREATE INDEX members_by_discord_number ON members (client, CAST(discord_user_id AS INTEGER))
     WHERE discord_user_id IS NOT NULL;
+"#;
+
+/// The work index the dispatcher reads instead of every client, and the guild writer's
+/// rate-limit knowledge handed over with its lease.
+const V3_WORK_AND_HANDOVER: &str = r#"
+CREATE TABLE work (
+    client      TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    since       INTEGER NOT NULL,
+    PRIMARY KEY (client, task)
+) STRICT;
+ALTER TABLE leases ADD COLUMN handover TEXT;
 "#;
 
 const V1_SCHEMA: &str = r#"

@@ -1,11 +1,11 @@
-//! Link sessions, run reports, the audit trail, settings and leases.
+//! Link sessions, run reports, the audit trail, settings, leases and the work index.
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{from_json, page, to_json};
 use crate::clock::Timestamp;
-use crate::domain::{AuditEntry, LinkSession, RunReport};
-use crate::store::{ConsumedSession, Cursor, Page, StoreError, StoreResult};
+use crate::domain::{AuditEntry, LinkSession, RunReport, TaskName};
+use crate::store::{ConsumedSession, Cursor, LeaseGrant, Page, StoreError, StoreResult, WorkMark};
 
 /// `limit + 1` rows are read, to know whether another page follows.
 fn fetch_count(limit: usize) -> i64 {
@@ -172,27 +172,143 @@ pub(super) fn put_setting_if_absent(
 }
 
 /// A lease is free when absent, held by `holder` already (renewal), or expired (`expires_at <=
-/// now`).
+/// now`). The handover column survives holders.
 pub(super) fn acquire_lease(
-    conn: &Connection,
+    conn: &mut Connection,
     name: &str,
     holder: &str,
     now: Timestamp,
     ttl_secs: i64,
-) -> StoreResult<bool> {
-    let taken = conn.execute(
+) -> StoreResult<Option<LeaseGrant>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let taken = tx.execute(
         "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
          WHERE leases.holder = excluded.holder OR leases.expires_at <= ?4",
         params![name, holder, now.saturating_add(ttl_secs), now],
     )?;
-    Ok(taken == 1)
+    if taken != 1 {
+        return Ok(None);
+    }
+    let handover: Option<String> =
+        tx.query_row("SELECT handover FROM leases WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })?;
+    tx.commit()?;
+    Ok(Some(LeaseGrant { handover }))
 }
 
-pub(super) fn release_lease(conn: &Connection, name: &str, holder: &str) -> StoreResult<()> {
+pub(super) fn renew_lease(
+    conn: &Connection,
+    name: &str,
+    holder: &str,
+    now: Timestamp,
+    ttl_secs: i64,
+    handover: Option<&str>,
+) -> StoreResult<bool> {
+    let renewed = conn.execute(
+        "UPDATE leases SET expires_at = ?3, handover = COALESCE(?5, handover)
+         WHERE name = ?1 AND holder = ?2 AND expires_at > ?4",
+        params![name, holder, now.saturating_add(ttl_secs), now, handover],
+    )?;
+    Ok(renewed == 1)
+}
+
+/// Frees the lease at once (expired) but keeps the row, so the handover reaches the next holder.
+pub(super) fn release_lease(
+    conn: &Connection,
+    name: &str,
+    holder: &str,
+    handover: Option<&str>,
+) -> StoreResult<()> {
     conn.execute(
-        "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
-        params![name, holder],
+        "UPDATE leases SET expires_at = 0, handover = COALESCE(?3, handover)
+         WHERE name = ?1 AND holder = ?2",
+        params![name, holder, handover],
     )?;
     Ok(())
+}
+
+// --- the work index ------------------------------------------------------------------------------
+
+fn work_from_row(row: &Row<'_>) -> rusqlite::Result<WorkMark> {
+    let task: String = row.get(1)?;
+    Ok(WorkMark {
+        client: row.get(0)?,
+        task: TaskName::parse(&task).unwrap_or(TaskName::VerifyGroups),
+        seq: u64::try_from(row.get::<_, i64>(2)?).unwrap_or_default(),
+        since: row.get(3)?,
+    })
+}
+
+pub(super) fn mark_work(
+    conn: &Connection,
+    client: &str,
+    task: TaskName,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    let seq: i64 = conn.query_row(
+        "INSERT INTO work (client, task, seq, since) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT (client, task) DO UPDATE SET seq = work.seq + 1
+         RETURNING seq",
+        params![client, task.as_str(), now],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(seq).unwrap_or_default())
+}
+
+pub(super) fn get_work(
+    conn: &Connection,
+    client: &str,
+    task: TaskName,
+) -> StoreResult<Option<WorkMark>> {
+    Ok(conn
+        .query_row(
+            "SELECT client, task, seq, since FROM work WHERE client = ?1 AND task = ?2",
+            params![client, task.as_str()],
+            work_from_row,
+        )
+        .optional()?)
+}
+
+pub(super) fn list_work(
+    conn: &Connection,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> StoreResult<Page<WorkMark>> {
+    let (client, task) = match after {
+        Some(c) => {
+            let pos = c.decode()?;
+            let (client, task) = pos.split_once('\n').ok_or(StoreError::InvalidCursor)?;
+            (client.to_owned(), task.to_owned())
+        }
+        None => (String::new(), String::new()),
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT client, task, seq, since FROM work WHERE (client, task) > (?1, ?2)
+         ORDER BY client, task LIMIT ?3",
+    )?;
+    let rows = stmt
+        .query_map(params![client, task, fetch_count(limit)], work_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(page(rows, limit.max(1), |w| {
+        format!("{}\n{}", w.client, w.task.as_str())
+    }))
+}
+
+pub(super) fn clear_work(
+    conn: &Connection,
+    client: &str,
+    task: TaskName,
+    seen_seq: u64,
+) -> StoreResult<bool> {
+    conn.execute(
+        "DELETE FROM work WHERE client = ?1 AND task = ?2 AND seq = ?3",
+        params![
+            client,
+            task.as_str(),
+            i64::try_from(seen_seq).unwrap_or(i64::MAX)
+        ],
+    )?;
+    Ok(get_work(conn, client, task)?.is_none())
 }

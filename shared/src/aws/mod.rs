@@ -1,0 +1,344 @@
+//! The AWS side of the connector: the state each Lambda function builds once, and the events
+//! Lambda hands the functions.
+//!
+//! - [`state_for`] — the DynamoDB store, Secrets Manager secrets, the SQS work queue and, for
+//!   the admin API only, the admin token read from its secret. Entry points build only what they
+//!   use: the SSO callback, the dispatchers and the worker never read the admin token.
+//! - [`events`] — the scheduled dispatchers: EventBridge payloads, delivery de-duplication,
+//!   `work::dispatch::dispatch_tick`.
+//! - [`worker`] — the queue worker: an SQS batch → `work::worker::run_job` per job → a partial
+//!   batch response.
+//! - [`invocation`] — what the Lambda context says about an invocation (request id, deadline).
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `CONNECTOR_TABLE` | the DynamoDB table (required) |
+//! | `CONNECTOR_QUEUE_URL` | URL of the SQS FIFO work queue (required) |
+//! | `CONNECTOR_SECRETS_PREFIX` | prefix of the per-client secrets (default `discord-connector/`) |
+//! | `CONNECTOR_TOKEN_KEY_SECRET` | secret id of the users' token key (required) |
+//! | `CONNECTOR_ADMIN_TOKEN_SECRET` | secret id whose value is the admin bearer token (required by the admin API, ignored elsewhere) |
+//! | `CONNECTOR_SECRETS_CACHE_SECONDS` | how long client secrets are cached (default 300) |
+//!
+//! The SDK reads its own configuration the usual way (`AWS_REGION`, credentials, and
+//! `AWS_ENDPOINT_URL` — which points everything at an emulator such as moto without code changes).
+
+pub mod events;
+pub mod invocation;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::app::{AdminAuth, AppState};
+use crate::clock::SystemClock;
+use crate::secrets::aws::{AwsSecrets, AwsSecretsConfig};
+use crate::secrets::SecretsError;
+use crate::store::dynamo::DynamoStore;
+use crate::work::sqs::SqsQueue;
+
+pub use invocation::Invocation;
+/// Re-exported so entry points and tests use the same SDK versions as the adapters.
+pub use {aws_config, aws_sdk_dynamodb, aws_sdk_secretsmanager, aws_sdk_sqs};
+
+pub const TABLE_VAR: &str = "CONNECTOR_TABLE";
+pub const QUEUE_URL_VAR: &str = "CONNECTOR_QUEUE_URL";
+pub const SECRETS_PREFIX_VAR: &str = "CONNECTOR_SECRETS_PREFIX";
+pub const TOKEN_KEY_SECRET_VAR: &str = "CONNECTOR_TOKEN_KEY_SECRET";
+pub const ADMIN_TOKEN_SECRET_VAR: &str = "CONNECTOR_ADMIN_TOKEN_SECRET";
+pub const SECRETS_CACHE_SECONDS_VAR: &str = "CONNECTOR_SECRETS_CACHE_SECONDS";
+
+pub const DEFAULT_SECRETS_PREFIX: &str = "discord-connector/";
+pub const DEFAULT_SECRETS_CACHE_SECONDS: u64 = 300;
+
+/// Which Lambda function is starting: it decides what the state holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// `admin-api`: the only function that reads the admin token (and serves `/api/v1`).
+    AdminApi,
+    /// `sso-callback`: Discord's OAuth2 redirect.
+    SsoCallback,
+    /// `verify-groups`, `sync-accounts`, `remote-sync-groups`: scheduled dispatchers.
+    Dispatcher,
+    /// `worker`: runs the jobs of the work queue.
+    Worker,
+}
+
+impl Entry {
+    /// Whether this function serves the admin API, and so needs the admin token.
+    pub fn serves_admin_api(self) -> bool {
+        self == Entry::AdminApi
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AwsSetupError {
+    #[error("environment variable {0} is not set")]
+    MissingVar(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    InvalidVar { name: &'static str, reason: String },
+    #[error("cannot read the admin token from secret {secret_id}: {source}")]
+    AdminToken {
+        secret_id: String,
+        source: SecretsError,
+    },
+}
+
+/// The deployment's settings, read from `CONNECTOR_*` variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub table: String,
+    pub queue_url: String,
+    pub secrets_prefix: String,
+    pub token_key_secret_id: String,
+    /// Set for [`Entry::AdminApi`] only (required there); other functions never read it.
+    pub admin_token_secret_id: Option<String>,
+    pub secrets_cache: Duration,
+}
+
+impl AwsSettings {
+    pub fn from_env(entry: Entry) -> Result<Self, AwsSetupError> {
+        Self::from_lookup(entry, |name| std::env::var(name).ok())
+    }
+
+    /// From any variable source (`lookup` returns a variable's value); empty counts as unset.
+    pub fn from_lookup(
+        entry: Entry,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, AwsSetupError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or(AwsSetupError::MissingVar(name));
+        let secrets_cache = match get(SECRETS_CACHE_SECONDS_VAR) {
+            None => DEFAULT_SECRETS_CACHE_SECONDS,
+            Some(v) => v.trim().parse().map_err(|_| AwsSetupError::InvalidVar {
+                name: SECRETS_CACHE_SECONDS_VAR,
+                reason: "expected a whole number of seconds".to_owned(),
+            })?,
+        };
+        let queue_url = required(QUEUE_URL_VAR)?;
+        if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
+            return Err(AwsSetupError::InvalidVar {
+                name: QUEUE_URL_VAR,
+                reason: "expected the queue's URL (https://sqs.<region>.amazonaws.com/<account>/<name>.fifo)"
+                    .to_owned(),
+            });
+        }
+        Ok(Self {
+            table: required(TABLE_VAR)?,
+            queue_url,
+            secrets_prefix: get(SECRETS_PREFIX_VAR)
+                .unwrap_or_else(|| DEFAULT_SECRETS_PREFIX.to_owned()),
+            token_key_secret_id: required(TOKEN_KEY_SECRET_VAR)?,
+            admin_token_secret_id: if entry.serves_admin_api() {
+                Some(required(ADMIN_TOKEN_SECRET_VAR)?)
+            } else {
+                None
+            },
+            secrets_cache: Duration::from_secs(secrets_cache),
+        })
+    }
+}
+
+/// Reads the `CONNECTOR_*` variables and the SDK's own configuration, then builds the state
+/// `entry` needs. Every Lambda `main` calls it once.
+pub async fn state_for(entry: Entry) -> Result<AppState, AwsSetupError> {
+    let settings = AwsSettings::from_env(entry)?;
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    state_from(&sdk, settings).await
+}
+
+/// The state on the given SDK configuration: DynamoDB store, Secrets Manager secrets (client
+/// secrets and the token key are read when first used), the SQS work queue, the system clock,
+/// and the admin token read (once) from its secret when the settings name one.
+pub async fn state_from(sdk: &SdkConfig, settings: AwsSettings) -> Result<AppState, AwsSetupError> {
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table);
+    let secrets = AwsSecrets::new(
+        aws_sdk_secretsmanager::Client::new(sdk),
+        AwsSecretsConfig {
+            prefix: settings.secrets_prefix,
+            user_token_key_secret_id: settings.token_key_secret_id,
+            cache_ttl: settings.secrets_cache,
+        },
+    );
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.queue_url);
+    let admin = match settings.admin_token_secret_id {
+        None => None,
+        Some(secret_id) => {
+            let token = secrets
+                .read_secret_string(&secret_id)
+                .await
+                .map_err(|source| AwsSetupError::AdminToken { secret_id, source })?;
+            Some(AdminAuth::from_token(&token))
+        }
+    };
+    Ok(AppState::new(
+        Arc::new(store),
+        Arc::new(secrets),
+        Arc::new(SystemClock),
+        admin,
+        Arc::new(queue),
+    ))
+}
+
+/// An SDK error for logs and error values: the operation and what went wrong (the AWS error code,
+/// a timeout, a connection failure) — never request or response contents.
+pub(crate) fn sdk_error_message<E, R>(op: &str, err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(e) => match e.err().code() {
+            Some(code) => format!("{op}: {code}"),
+            None => format!("{op}: unrecognized service error"),
+        },
+        SdkError::TimeoutError(_) => format!("{op}: timed out"),
+        // Connection-level failures (refused, DNS, TLS) carry no request contents.
+        SdkError::DispatchFailure(_) => format!("{op}: {}", DisplayErrorContext(err)),
+        SdkError::ResponseError(_) => format!("{op}: unreadable response"),
+        SdkError::ConstructionFailure(_) => format!("{op}: the request could not be built"),
+        _ => format!("{op}: failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/work.fifo";
+
+    const REQUIRED: [(&str, &str); 4] = [
+        (TABLE_VAR, "table"),
+        (QUEUE_URL_VAR, QUEUE),
+        (TOKEN_KEY_SECRET_VAR, "key-secret"),
+        (ADMIN_TOKEN_SECRET_VAR, "admin-secret"),
+    ];
+
+    const ENTRIES: [Entry; 4] = [
+        Entry::AdminApi,
+        Entry::SsoCallback,
+        Entry::Dispatcher,
+        Entry::Worker,
+    ];
+
+    #[test]
+    fn defaults_apply_to_optional_variables() {
+        let settings = AwsSettings::from_lookup(Entry::AdminApi, vars(&REQUIRED)).unwrap();
+        assert_eq!(
+            settings,
+            AwsSettings {
+                table: "table".into(),
+                queue_url: QUEUE.into(),
+                secrets_prefix: DEFAULT_SECRETS_PREFIX.into(),
+                token_key_secret_id: "key-secret".into(),
+                admin_token_secret_id: Some("admin-secret".into()),
+                secrets_cache: Duration::from_secs(300),
+            }
+        );
+    }
+
+    #[test]
+    fn only_the_admin_api_reads_the_admin_token_secret() {
+        for entry in ENTRIES {
+            let settings = AwsSettings::from_lookup(entry, vars(&REQUIRED)).unwrap();
+            assert_eq!(
+                settings.admin_token_secret_id.is_some(),
+                entry == Entry::AdminApi,
+                "{entry:?}"
+            );
+        }
+        let without: Vec<_> = REQUIRED
+            .iter()
+            .filter(|(k, _)| *k != ADMIN_TOKEN_SECRET_VAR)
+            .copied()
+            .collect();
+        for entry in [Entry::SsoCallback, Entry::Dispatcher, Entry::Worker] {
+            assert!(
+                AwsSettings::from_lookup(entry, vars(&without)).is_ok(),
+                "{entry:?}"
+            );
+        }
+        assert!(matches!(
+            AwsSettings::from_lookup(Entry::AdminApi, vars(&without)),
+            Err(AwsSetupError::MissingVar(ADMIN_TOKEN_SECRET_VAR))
+        ));
+    }
+
+    #[test]
+    fn a_missing_or_empty_variable_is_named() {
+        for entry in ENTRIES {
+            for missing in [TABLE_VAR, QUEUE_URL_VAR, TOKEN_KEY_SECRET_VAR] {
+                let pairs: Vec<_> = REQUIRED
+                    .iter()
+                    .filter(|(k, _)| *k != missing)
+                    .copied()
+                    .collect();
+                let err = AwsSettings::from_lookup(entry, vars(&pairs)).unwrap_err();
+                assert!(err.to_string().contains(missing), "{entry:?}: {err}");
+
+                let mut empty = REQUIRED.to_vec();
+                empty.retain(|(k, _)| *k != missing);
+                empty.push((missing, " "));
+                let err = AwsSettings::from_lookup(entry, vars(&empty)).unwrap_err();
+                assert!(
+                    matches!(err, AwsSetupError::MissingVar(name) if name == missing),
+                    "{entry:?}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_queue_url_must_be_a_url() {
+        let mut pairs = REQUIRED.to_vec();
+        pairs.retain(|(k, _)| *k != QUEUE_URL_VAR);
+        pairs.push((QUEUE_URL_VAR, "work.fifo"));
+        let err = AwsSettings::from_lookup(Entry::Worker, vars(&pairs)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AwsSetupError::InvalidVar {
+                    name: QUEUE_URL_VAR,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        pairs.pop();
+        pairs.push((
+            QUEUE_URL_VAR,
+            "http://127.0.0.1:5000/123456789012/work.fifo",
+        ));
+        let settings = AwsSettings::from_lookup(Entry::Worker, vars(&pairs)).unwrap();
+        assert_eq!(
+            settings.queue_url,
+            "http://127.0.0.1:5000/123456789012/work.fifo"
+        );
+    }
+
+    #[test]
+    fn the_cache_duration_must_be_a_number() {
+        let mut pairs = REQUIRED.to_vec();
+        pairs.push((SECRETS_CACHE_SECONDS_VAR, "5m"));
+        let err = AwsSettings::from_lookup(Entry::Worker, vars(&pairs)).unwrap_err();
+        assert!(err.to_string().contains(SECRETS_CACHE_SECONDS_VAR));
+        pairs.pop();
+        pairs.push((SECRETS_CACHE_SECONDS_VAR, "0"));
+        pairs.push((SECRETS_PREFIX_VAR, "dc/"));
+        let settings = AwsSettings::from_lookup(Entry::Worker, vars(&pairs)).unwrap();
+        assert_eq!(settings.secrets_cache, Duration::ZERO);
+        assert_eq!(settings.secrets_prefix, "dc/");
+    }
+}

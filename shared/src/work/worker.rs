@@ -1,0 +1,73 @@
+//! Runs one job: the task as the guild's writer, within a deadline. A run that runs out of time
+//! enqueues its own continuation (it resumes from its stored cursor) instead of waiting for the
+//! next tick.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::service::ServiceError;
+use crate::tasks::run::TIME_LIMIT_NOTE;
+use crate::tasks::{run_task, TaskOptions};
+
+use super::Job;
+
+/// What became of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum JobOutcome {
+    /// The run finished (or stopped on a Discord failure that its report explains).
+    Done { run_id: String, complete: bool },
+    /// Stopped at the deadline; the continuation is queued.
+    Continued { run_id: String, cursor: String },
+    /// Another writer holds the guild: the work stays marked and that writer (or the next tick)
+    /// does it.
+    Busy,
+    /// The client was deleted meanwhile.
+    ClientGone,
+}
+
+/// Runs `job`. `Err` is an infrastructure failure (store, secrets, queue): the delivery should be
+/// retried.
+pub async fn run_job(
+    app: &AppState,
+    job: &Job,
+    deadline: Option<Instant>,
+) -> Result<JobOutcome, ServiceError> {
+    let options = TaskOptions {
+        dry_run: false,
+        deadline,
+        trigger: job.trigger.clone(),
+        max_members: None,
+    };
+    let report = match run_task(app, job.task, &job.client, &options).await {
+        Ok(report) => report,
+        Err(ServiceError::Busy(m)) => {
+            tracing::info!(client = %job.client, task = %job.task, "{m}");
+            return Ok(JobOutcome::Busy);
+        }
+        Err(ServiceError::NotFound("client")) => return Ok(JobOutcome::ClientGone),
+        Err(e) => return Err(e),
+    };
+    let ran_out = !report.complete && report.notes.iter().any(|n| n == TIME_LIMIT_NOTE);
+    match (&report.cursor, ran_out) {
+        (Some(cursor), true) => {
+            let next = Job::new(
+                &job.client,
+                job.task,
+                "continuation",
+                format!("{}:{cursor}", report.id),
+            );
+            app.queue.enqueue(&[next]).await?;
+            Ok(JobOutcome::Continued {
+                run_id: report.id,
+                cursor: cursor.clone(),
+            })
+        }
+        _ => Ok(JobOutcome::Done {
+            run_id: report.id,
+            complete: report.complete,
+        }),
+    }
+}
