@@ -269,8 +269,12 @@ async fn when_the_bot_sits_below_a_mapped_role_the_member_still_joins_and_the_er
     let (_, runs) = h
         .api(Method::GET, &format!("/clients/{CLIENT}/runs"), None)
         .await;
-    assert_eq!(
-        runs["items"][0]["errors"][0]["code"], "role_above_bot",
+    assert!(
+        runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["errors"][0]["code"] == "role_above_bot"),
         "{runs}"
     );
 }

@@ -1,4 +1,6 @@
 //! A `Store` decorator that counts operations, so the bench can show what a run costs the store.
+//! Lease and work-index operations count as reads or writes like the others, and are also
+//! counted on their own (`coordination`): they are what the write path adds.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,13 +10,26 @@ use async_trait::async_trait;
 use connector::clock::Timestamp;
 use connector::domain::{
     AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser, StoredTokens,
+    TaskName,
 };
-use connector::store::{ConsumedSession, Cursor, Outcome, Page, Store, StoreResult};
+use connector::store::{
+    ConsumedSession, Cursor, LeaseGrant, Outcome, Page, Store, StoreResult, WorkMark,
+};
+
+/// Operations counted since the last reset.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreCounts {
+    pub reads: u64,
+    pub writes: u64,
+    /// Of those, lease and work-index operations.
+    pub coordination: u64,
+}
 
 pub struct CountingStore {
     inner: Arc<dyn Store>,
     pub reads: AtomicU64,
     pub writes: AtomicU64,
+    pub coordination: AtomicU64,
 }
 
 impl CountingStore {
@@ -23,12 +38,28 @@ impl CountingStore {
             inner,
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            coordination: AtomicU64::new(0),
         }
     }
 
     pub fn reset(&self) {
         self.reads.store(0, Ordering::Relaxed);
         self.writes.store(0, Ordering::Relaxed);
+        self.coordination.store(0, Ordering::Relaxed);
+    }
+
+    pub fn counts(&self) -> StoreCounts {
+        StoreCounts {
+            reads: self.reads.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            coordination: self.coordination.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A lease or work-index operation.
+    fn coordinate(&self) -> &Self {
+        self.coordination.fetch_add(1, Ordering::Relaxed);
+        self
     }
 
     fn read(&self) -> &dyn Store {
@@ -204,12 +235,49 @@ impl Store for CountingStore {
         holder: &str,
         now: Timestamp,
         ttl_secs: i64,
-    ) -> StoreResult<bool> {
-        self.write()
+    ) -> StoreResult<Option<LeaseGrant>> {
+        self.coordinate()
+            .write()
             .acquire_lease(name, holder, now, ttl_secs)
             .await
     }
-    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
-        self.write().release_lease(name, holder).await
+    async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl_secs: i64,
+        handover: Option<&str>,
+    ) -> StoreResult<bool> {
+        self.coordinate()
+            .write()
+            .renew_lease(name, holder, now, ttl_secs, handover)
+            .await
+    }
+    async fn release_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        handover: Option<&str>,
+    ) -> StoreResult<()> {
+        self.coordinate()
+            .write()
+            .release_lease(name, holder, handover)
+            .await
+    }
+    async fn mark_work(&self, client: &str, task: TaskName, now: Timestamp) -> StoreResult<u64> {
+        self.coordinate().write().mark_work(client, task, now).await
+    }
+    async fn get_work(&self, client: &str, task: TaskName) -> StoreResult<Option<WorkMark>> {
+        self.coordinate().read().get_work(client, task).await
+    }
+    async fn list_work(&self, after: Option<&Cursor>, limit: usize) -> StoreResult<Page<WorkMark>> {
+        self.coordinate().read().list_work(after, limit).await
+    }
+    async fn clear_work(&self, client: &str, task: TaskName, seen_seq: u64) -> StoreResult<bool> {
+        self.coordinate()
+            .write()
+            .clear_work(client, task, seen_seq)
+            .await
     }
 }

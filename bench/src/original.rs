@@ -10,7 +10,7 @@ use connector::store::Cursor;
 pub async fn run(
     app: &AppState,
     client_id: &str,
-) -> Result<(BTreeMap<String, u64>, u64), Box<dyn std::error::Error>> {
+) -> crate::harness::BenchResult<(BTreeMap<String, u64>, u64)> {
     let ctx = ClientContext::load(app, client_id).await?;
     let guild = ctx.client.guild_id.clone();
     let mut repaired = 0;

@@ -59,8 +59,12 @@ pub async fn save_user(
                 .without_refused(&link.refused)
                 .is_noop()
         });
-    // Still pending from before (a transient failure): keep it so.
-    let pending = needs_work || existing.as_ref().is_some_and(|m| m.pending);
+    // Already pending: a writer may be applying the old state right now, so a changed desired
+    // state is work even when our record already matches it (the write in flight may not).
+    let was_pending = existing.as_ref().is_some_and(|m| m.pending);
+    let changed = existing.as_ref().is_none_or(|m| m.user != user);
+    let needs_work = needs_work || (was_pending && changed);
+    let pending = needs_work || was_pending;
     let seq = if needs_work {
         Some(mark_pending(app, client_id).await?)
     } else {

@@ -25,6 +25,9 @@ pub struct Reconciliation {
     pub still_pending: bool,
     /// Whether anything was written to the store.
     pub recorded: bool,
+    /// The member's desired state changed while we worked on them: they stay pending and need
+    /// another pass now (not at the next tick).
+    pub superseded: bool,
 }
 
 /// Which part of the member a task may change.
@@ -503,11 +506,13 @@ pub async fn reconcile_observed(
         && member.last_error.as_ref().map(|e| &e.code)
             == outcome.last_error.as_ref().map(|e| &e.code);
     if !unchanged {
-        ctx.app
+        let cleared = ctx
+            .app
             .store
             .record_outcome(&ctx.client.id, user_id, member.version, &outcome, ctx.now())
             .await?;
         result.recorded = true;
+        result.superseded = !cleared && !outcome.still_pending;
     }
     audit.save(ctx.app.store.as_ref()).await?;
     let changed =

@@ -57,7 +57,9 @@ impl<'a> Run<'a> {
             .get_client(client_id)
             .await?
             .ok_or(ServiceError::NotFound("client"))?;
-        let run_id = uuid::Uuid::new_v4().to_string();
+        // Time-ordered (UUIDv7): reports started within the same second still list newest first,
+        // so the resume point is the latest run's, not a random one of that second.
+        let run_id = uuid::Uuid::now_v7().to_string();
         let store = app.store.clone();
         let (ctx, writer) = if options.dry_run {
             (ClientContext::for_client(app, client).await?, None)

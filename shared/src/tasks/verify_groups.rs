@@ -74,33 +74,46 @@ pub async fn drain_pushed(run: &mut Run<'_>) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Passes over the pending index in one run: a member whose groups changed while the writer
+/// worked on them is visited again at once (bounded, for a site that pushes without pause).
+const MAX_PASSES: usize = 5;
+
 async fn apply_pending(run: &mut Run<'_>) -> Result<(), ServiceError> {
-    let mut after: Option<Cursor> = None;
-    loop {
-        let page = run
-            .ctx
-            .app
-            .store
-            .list_pending(&run.ctx.client.id, after.as_ref(), PAGE)
-            .await?;
-        for member in &page.items {
-            if run.out_of_time() {
-                // Pending members stay pending: the next run picks them up from the index.
-                run.stop_at(member.user.user_id.clone());
-                return Ok(());
+    for _ in 0..MAX_PASSES {
+        let mut after: Option<Cursor> = None;
+        let mut superseded = false;
+        loop {
+            let page = run
+                .ctx
+                .app
+                .store
+                .list_pending(&run.ctx.client.id, after.as_ref(), PAGE)
+                .await?;
+            for member in &page.items {
+                if run.out_of_time() {
+                    // Pending members stay pending: the next run picks them up from the index.
+                    run.stop_at(member.user.user_id.clone());
+                    return Ok(());
+                }
+                run.report.count("examined");
+                let r = reconcile_member(&run.ctx, member, &run.actor, run.options.dry_run).await?;
+                superseded |= r.superseded;
+                tally(run, r);
             }
-            run.report.count("examined");
-            let r = reconcile_member(&run.ctx, member, &run.actor, run.options.dry_run).await?;
-            tally(run, r);
+            match page.next {
+                // Handled members leave the pending index, so paging by the last id still
+                // visits every member exactly once per pass.
+                Some(next) => after = Some(next),
+                None => break,
+            }
         }
-        match page.next {
-            // Handled members leave the pending index, so paging by the last id still visits
-            // every member exactly once.
-            Some(next) => after = Some(next),
-            None => {
-                run.report.complete = true;
-                return Ok(());
-            }
+        if !superseded || run.options.dry_run {
+            run.report.complete = true;
+            return Ok(());
         }
     }
+    // Still being changed: the mark stays and the push's own wake-up brings the writer back.
+    run.left_pending += 1;
+    run.report.complete = true;
+    Ok(())
 }
