@@ -9,12 +9,12 @@ pub mod report;
 pub mod role;
 pub mod session;
 
-pub use audit::AuditEntry;
+pub use audit::{AuditAction, AuditEntry};
 pub use client::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
 pub use member::{
     refusal_key, LastError, Link, LinkStatus, Member, SiteUser, StoredTokens, NICK_REFUSAL,
 };
 pub use plan::{plan, Current, Desired, GuildView, Plan, PlanIssue};
-pub use report::{GroupChange, GuildAudit, PlannedChange, RunError, RunReport, TaskName};
+pub use report::{Count, GroupChange, GuildAudit, PlannedChange, RunError, RunReport, TaskName};
 pub use role::Role;
 pub use session::LinkSession;

@@ -39,6 +39,51 @@ impl std::fmt::Display for TaskName {
     }
 }
 
+/// The keys of a run report's `counts`: members by what the run did with them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Count {
+    Examined,
+    Changed,
+    Unchanged,
+    /// A call that may succeed later failed: the member stays pending.
+    Failed,
+    Left,
+    Returned,
+    Revoked,
+    NamesRefreshed,
+    /// Changes pushed while a weekly scan held the guild's writer, applied between its pages.
+    PushedApplied,
+    TokensToRefresh,
+    TokensRefreshed,
+    TokensFailed,
+    TokensUnreadable,
+}
+
+impl Count {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Count::Examined => "examined",
+            Count::Changed => "changed",
+            Count::Unchanged => "unchanged",
+            Count::Failed => "failed",
+            Count::Left => "left",
+            Count::Returned => "returned",
+            Count::Revoked => "revoked",
+            Count::NamesRefreshed => "names_refreshed",
+            Count::PushedApplied => "pushed_applied",
+            Count::TokensToRefresh => "tokens_to_refresh",
+            Count::TokensRefreshed => "tokens_refreshed",
+            Count::TokensFailed => "tokens_failed",
+            Count::TokensUnreadable => "tokens_unreadable",
+        }
+    }
+
+    /// Reads a key back (e.g. from a stored report's `counts`).
+    pub fn get(self, counts: &BTreeMap<String, u64>) -> u64 {
+        counts.get(self.as_str()).copied().unwrap_or(0)
+    }
+}
+
 /// A member a run could not bring in line, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RunError {
@@ -138,8 +183,8 @@ impl RunReport {
         }
     }
 
-    pub fn count(&mut self, outcome: &str) {
-        *self.counts.entry(outcome.to_owned()).or_default() += 1;
+    pub fn count(&mut self, outcome: Count) {
+        *self.counts.entry(outcome.as_str().to_owned()).or_default() += 1;
     }
 
     /// Keeps at most `cap` entries in each list and says how many were left out (counts stay

@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::domain::AuditEntry;
+use crate::domain::{AuditAction, AuditEntry};
 
 /// Builds audit entries for one client and actor.
 pub struct AuditBatch {
@@ -22,7 +22,7 @@ impl AuditBatch {
 
     pub fn push(
         &mut self,
-        action: &str,
+        action: AuditAction,
         user_id: Option<&str>,
         discord_user_id: Option<&str>,
         detail: Value,
@@ -32,7 +32,7 @@ impl AuditBatch {
             client: self.client.clone(),
             at: self.at,
             actor: self.actor.clone(),
-            action: action.to_owned(),
+            action: action.as_str().to_owned(),
             user_id: user_id.map(str::to_owned),
             discord_user_id: discord_user_id.map(str::to_owned),
             detail,

@@ -7,6 +7,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::domain::AuditAction;
 use crate::domain::Client;
 use crate::secrets::ClientSecretKind;
 use crate::store::StoreError;
@@ -84,7 +85,7 @@ pub async fn create_client(
     }
     let mut audit = AuditBatch::new(&client.id, "admin", app.clock.now());
     audit.push(
-        "client.create",
+        AuditAction::ClientCreate,
         None,
         None,
         json!({"guild_id": client.guild_id}),
@@ -113,7 +114,7 @@ pub async fn update_client(
     store_secrets(app, &client.id, &secrets).await?;
     let mut audit = AuditBatch::new(&client.id, "admin", app.clock.now());
     audit.push(
-        "client.update",
+        AuditAction::ClientUpdate,
         None,
         None,
         json!({"bot_token_changed": secrets.bot_token.is_some(), "client_secret_changed": secrets.client_secret.is_some()}),

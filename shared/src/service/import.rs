@@ -9,6 +9,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::domain::AuditAction;
 use crate::domain::{Link, LinkStatus, SiteUser};
 use crate::store::StoreError;
 use crate::work::dispatch::{mark_pending, wake};
@@ -137,7 +138,7 @@ pub async fn import_users(
     }
     let mut audit = AuditBatch::new(client_id, "admin", now);
     audit.push(
-        "users.import",
+        AuditAction::UsersImport,
         None,
         None,
         json!({"received": report.received, "created": report.created, "updated": report.updated,

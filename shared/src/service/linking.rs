@@ -9,6 +9,7 @@ use crate::app::{state_hash, AppState};
 use crate::discord::{AddMember, DiscordError, TokenSet};
 use crate::domain::plan::{desired_for, plan};
 use crate::domain::session::LINK_SESSION_TTL_SECS;
+use crate::domain::AuditAction;
 use crate::domain::{Current, LastError, Link, LinkSession, LinkStatus, Member, StoredTokens};
 use crate::store::{ConsumedSession, Outcome, StoreError};
 
@@ -372,13 +373,13 @@ async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceE
     };
     let mut audit = AuditBatch::new(&ctx.client.id, "sso", ctx.now());
     audit.push(
-        "link.create",
+        AuditAction::LinkCreate,
         Some(&member.user.user_id),
         Some(&link.discord_user_id),
         json!({"username": link.username}),
     );
     audit.push(
-        "member.join",
+        AuditAction::MemberJoin,
         Some(&member.user.user_id),
         Some(&link.discord_user_id),
         json!({"roles": live.roles, "nick": live.nick}),

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::discord::DiscordError;
 use crate::domain::plan::{desired_for, plan};
+use crate::domain::AuditAction;
 use std::collections::BTreeSet;
 
 use crate::domain::{Current, GuildView, LastError, LinkStatus, Member, SiteUser, UnlinkPolicy};
@@ -137,7 +138,7 @@ pub async fn unlink(
     }
     app.store.delete_link(client_id, user_id).await?;
     audit.push(
-        "link.delete",
+        AuditAction::LinkDelete,
         Some(user_id),
         Some(discord_id),
         json!({"policy": ctx.client.unlink_policy}),
@@ -174,7 +175,7 @@ pub(crate) async fn apply_unlink_policy(
                     Ok(()) => {
                         remaining.remove(&role);
                         audit.push(
-                            "role.remove",
+                            AuditAction::RoleRemove,
                             Some(user_id),
                             Some(discord_id),
                             json!({"role_id": role}),
@@ -191,7 +192,12 @@ pub(crate) async fn apply_unlink_policy(
         }
         UnlinkPolicy::Kick => match ctx.discord.kick(guild, discord_id, &reason).await {
             Ok(()) => {
-                audit.push("member.kick", Some(user_id), Some(discord_id), json!({}));
+                audit.push(
+                    AuditAction::MemberKick,
+                    Some(user_id),
+                    Some(discord_id),
+                    json!({}),
+                );
                 (BTreeSet::new(), None)
             }
             Err(DiscordError::UnknownMember) => (BTreeSet::new(), None),

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use crate::discord::{DiscordError, GuildMember};
 use crate::domain::plan::{desired_for, plan};
+use crate::domain::AuditAction;
 use crate::domain::{
     refusal_key, Current, LastError, Link, LinkStatus, Member, Plan, PlanIssue, PlannedChange,
     RunError, NICK_REFUSAL,
@@ -236,7 +237,7 @@ async fn reconcile_left(
     let mut audit = AuditBatch::new(&ctx.client.id, actor, ctx.now());
     let discord_id = member.link.as_ref().map(|l| l.discord_user_id.as_str());
     audit.push(
-        "member.left",
+        AuditAction::MemberLeft,
         Some(&member.user.user_id),
         discord_id,
         json!({}),
@@ -337,7 +338,7 @@ pub async fn reconcile_observed(
                         now_on_discord.roles.insert(role.clone());
                         done.add_roles.push(role.clone());
                         audit.push(
-                            "role.add",
+                            AuditAction::RoleAdd,
                             Some(user_id),
                             Some(discord_id),
                             json!({ "role_id": role }),
@@ -354,7 +355,7 @@ pub async fn reconcile_observed(
                         now_on_discord.roles.remove(role);
                         done.remove_roles.push(role.clone());
                         audit.push(
-                            "role.remove",
+                            AuditAction::RoleRemove,
                             Some(user_id),
                             Some(discord_id),
                             json!({ "role_id": role }),
@@ -371,7 +372,7 @@ pub async fn reconcile_observed(
                         now_on_discord.nickname = m.nick.clone();
                         done.set_nickname = Some(m.nick.clone());
                         audit.push(
-                            "nick.set",
+                            AuditAction::NickSet,
                             Some(user_id),
                             Some(discord_id),
                             json!({ "nick": m.nick }),
@@ -416,7 +417,12 @@ pub async fn reconcile_observed(
         match (e, role) {
             (DiscordError::UnknownMember, _) => {
                 result.left = true;
-                audit.push("member.left", Some(user_id), Some(discord_id), json!({}));
+                audit.push(
+                    AuditAction::MemberLeft,
+                    Some(user_id),
+                    Some(discord_id),
+                    json!({}),
+                );
                 break;
             }
             (DiscordError::UnknownRole, Some(role)) => {
@@ -428,7 +434,7 @@ pub async fn reconcile_observed(
                         .set_role_groups(&ctx.client.id, role, &Default::default())
                         .await?;
                     audit.push(
-                        "role.unmap",
+                        AuditAction::RoleUnmap,
                         None,
                         None,
                         json!({ "role_id": role, "why": "deleted in Discord" }),

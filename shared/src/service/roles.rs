@@ -7,6 +7,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::domain::AuditAction;
 use crate::domain::Role;
 use crate::work::dispatch::{mark_pending, wake};
 
@@ -85,7 +86,7 @@ pub async fn sync_roles(
 
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
     audit.push(
-        "roles.sync",
+        AuditAction::RolesSync,
         None,
         None,
         json!({"roles": roles.len(), "bot_top_position": bot_top, "unmapped": unmapped}),
@@ -143,7 +144,7 @@ pub async fn map_role(
     wake(app, client_id, seq).await;
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
     audit.push(
-        "role.map",
+        AuditAction::RoleMap,
         None,
         None,
         json!({"role_id": role_id, "groups": groups}),

@@ -20,6 +20,7 @@ use serde_json::json;
 
 use super::{ConsumedSession, Cursor, Outcome, Page, Store, StoreError, StoreResult};
 use crate::clock::Timestamp;
+use crate::domain::Count;
 use crate::domain::{
     AuditEntry, Client, GuildFacts, LastError, Link, LinkSession, LinkStatus, Role, RunReport,
     SiteUser, SourceOfTruth, StoredTokens, TaskName, UnlinkPolicy,
@@ -1259,7 +1260,7 @@ pub async fn runs_are_upserted_and_listed_newest_first(store: &dyn Store) {
     let mut finished = run_report("a", "r3", T0 + 30);
     finished.complete = true;
     finished.finished_at = T0 + 35;
-    finished.count("changed");
+    finished.count(Count::Changed);
     store.put_run(&finished).await.unwrap();
 
     let pages = all_pages(2, |after| async move {

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use crate::discord::GuildMember;
+use crate::domain::{AuditAction, Count};
 use crate::domain::{GuildAudit, LinkStatus, Member};
 use crate::service::audit::AuditBatch;
 use crate::service::reconcile::{run_error, Reconciliation};
@@ -18,7 +19,7 @@ pub async fn mark_left(run: &mut Run<'_>, member: &Member) -> Result<(), Service
     let Some(link) = member.active_link() else {
         return Ok(());
     };
-    run.report.count("left");
+    run.report.count(Count::Left);
     if run.options.dry_run {
         return Ok(());
     }
@@ -46,7 +47,7 @@ pub async fn mark_left(run: &mut Run<'_>, member: &Member) -> Result<(), Service
         .await?;
     let mut audit = AuditBatch::new(&ctx.client.id, &run.actor, ctx.now());
     audit.push(
-        "member.left",
+        AuditAction::MemberLeft,
         Some(&member.user.user_id),
         Some(&link.discord_user_id),
         json!({}),
@@ -66,21 +67,21 @@ pub fn note_unlinked(audit: &mut GuildAudit, live: &GuildMember) {
 }
 
 pub fn note_failed(run: &mut Run<'_>, member: &Member, e: &crate::discord::DiscordError) {
-    run.report.count("failed");
+    run.report.count(Count::Failed);
     run.report.errors.push(run_error(member, e));
 }
 
 /// Counts a reconciliation by outcome and keeps its errors and change.
 pub fn tally(run: &mut Run<'_>, r: Reconciliation) {
     let outcome = if r.left {
-        "left"
+        Count::Left
     } else if r.still_pending {
         run.left_pending += 1;
-        "failed"
+        Count::Failed
     } else if r.change.is_some() {
-        "changed"
+        Count::Changed
     } else {
-        "unchanged"
+        Count::Unchanged
     };
     run.report.count(outcome);
     run.report.errors.extend(r.errors);

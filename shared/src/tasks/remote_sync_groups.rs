@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::discord::GuildMember;
+use crate::domain::{AuditAction, Count};
 use crate::domain::{GroupChange, LinkStatus, Member, RunReport, SourceOfTruth, TaskName};
 use crate::service::audit::AuditBatch;
 use crate::service::reconcile::{reconcile_observed, Observed, Scope};
@@ -42,14 +43,14 @@ pub(super) async fn repair(
     member: &Member,
     live: &GuildMember,
 ) -> Result<(), ServiceError> {
-    run.report.count("examined");
+    run.report.count(Count::Examined);
     let member = match member.link.as_ref().map(|l| l.status) {
         Some(LinkStatus::Revoked) | None => {
-            run.report.count("revoked");
+            run.report.count(Count::Revoked);
             return Ok(());
         }
         Some(LinkStatus::Left) => {
-            run.report.count("returned");
+            run.report.count(Count::Returned);
             returned(member)
         }
         Some(LinkStatus::Active) => member.clone(),
@@ -98,10 +99,10 @@ async fn adopt_discord_roles(
     let link = member.link.as_ref().ok_or(ServiceError::NotFound("link"))?;
     let belief_changed = link.applied_roles != carried || link.status != LinkStatus::Active;
     if added.is_empty() && removed.is_empty() && !belief_changed {
-        run.report.count("unchanged");
+        run.report.count(Count::Unchanged);
         return Ok(());
     }
-    run.report.count("changed");
+    run.report.count(Count::Changed);
     if !added.is_empty() || !removed.is_empty() {
         run.report.group_changes.push(GroupChange {
             user_id: member.user.user_id.clone(),
@@ -144,7 +145,7 @@ async fn adopt_discord_roles(
     if !added.is_empty() || !removed.is_empty() {
         let mut audit = AuditBatch::new(&ctx.client.id, &run.actor, ctx.now());
         audit.push(
-            "groups.from_discord",
+            AuditAction::GroupsFromDiscord,
             Some(&user.user_id),
             Some(&link.discord_user_id),
             json!({"added": added, "removed": removed}),

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::discord::{DiscordError, GuildMember};
+use crate::domain::{AuditAction, Count};
 use crate::domain::{LinkStatus, Member, RunReport, StoredTokens, TaskName};
 use crate::service::audit::AuditBatch;
 use crate::service::members::{apply_unlink_policy, TokenPair};
@@ -67,7 +68,7 @@ pub(super) async fn refresh_names(
     member: &Member,
     live: &GuildMember,
 ) -> Result<(), ServiceError> {
-    run.report.count("examined");
+    run.report.count(Count::Examined);
     let member = match member.link.as_ref().map(|l| l.status) {
         Some(LinkStatus::Active) => member.clone(),
         Some(LinkStatus::Left) => returned(member),
@@ -84,7 +85,7 @@ pub(super) async fn refresh_names(
     )
     .await?;
     if r.recorded && r.change.is_none() {
-        run.report.count("names_refreshed");
+        run.report.count(Count::NamesRefreshed);
     }
     tally(run, r);
     Ok(())
@@ -139,11 +140,11 @@ async fn refresh_one(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceEr
         .ok()
         .and_then(|plain| serde_json::from_str(plain.expose_secret()).ok());
     let Some(refresh) = pair.and_then(|p| p.refresh_token) else {
-        run.report.count("tokens_unreadable");
+        run.report.count(Count::TokensUnreadable);
         return Ok(());
     };
     if run.options.dry_run {
-        run.report.count("tokens_to_refresh");
+        run.report.count(Count::TokensToRefresh);
         return Ok(());
     }
     match ctx
@@ -171,12 +172,12 @@ async fn refresh_one(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceEr
                 .store
                 .set_tokens(&ctx.client.id, &member.user.user_id, Some(&stored))
                 .await?;
-            run.report.count("tokens_refreshed");
+            run.report.count(Count::TokensRefreshed);
         }
         Err(DiscordError::InvalidGrant) => revoke(run, member).await?,
         Err(e @ DiscordError::BotTokenRejected) => return Err(e.into()),
         Err(e) => {
-            run.report.count("tokens_failed");
+            run.report.count(Count::TokensFailed);
             run.report.errors.push(run_error(member, &e));
         }
     }
@@ -216,13 +217,13 @@ async fn revoke(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceError> 
         .await?;
     store.set_tokens(&ctx.client.id, user_id, None).await?;
     audit.push(
-        "link.revoked",
+        AuditAction::LinkRevoked,
         Some(user_id),
         Some(&discord_id),
         json!({"policy": ctx.client.unlink_policy}),
     );
     audit.save(store).await?;
-    run.report.count("revoked");
+    run.report.count(Count::Revoked);
     if let Some(e) = refused {
         run.report.errors.push(run_error(member, &e));
     }

@@ -1,6 +1,7 @@
 //! verify-groups (every 5 minutes): applies the plan of every pending member, and only those.
 
 use crate::app::AppState;
+use crate::domain::Count;
 use crate::domain::{RunReport, TaskName};
 use crate::service::reconcile::reconcile_member;
 use crate::service::ServiceError;
@@ -55,7 +56,7 @@ pub async fn drain_pushed(run: &mut Run<'_>) -> Result<(), ServiceError> {
                 return Ok(());
             }
             let r = reconcile_member(&run.ctx, member, &run.actor, false).await?;
-            run.report.count("pushed_applied");
+            run.report.count(Count::PushedApplied);
             left_pending |= r.still_pending;
             run.report.errors.extend(r.errors);
             run.report.changes.extend(r.change);
@@ -95,7 +96,7 @@ async fn apply_pending(run: &mut Run<'_>) -> Result<(), ServiceError> {
                     run.stop_at(member.user.user_id.clone());
                     return Ok(());
                 }
-                run.report.count("examined");
+                run.report.count(Count::Examined);
                 let r = reconcile_member(&run.ctx, member, &run.actor, run.options.dry_run).await?;
                 superseded |= r.superseded;
                 tally(run, r);
