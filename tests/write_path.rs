@@ -494,3 +494,54 @@ async fn a_job_out_of_time_queues_its_continuation_which_finishes_the_run() {
     );
     assert!(roles_of(&h, FIRST + 1100).contains("Member"));
 }
+
+#[tokio::test]
+async fn one_bot_writes_to_at_most_ten_guilds_at_once_so_its_writers_stay_under_50_per_second() {
+    use connector::secrets::ClientSecretKind;
+    use connector::work::writer::{writer_share_per_second, BOT_WRITER_SLOTS};
+
+    // given eleven clients (guilds) served by one bot token
+    let h = Harness::start().await;
+    let mut clients = Vec::new();
+    for n in 0..=BOT_WRITER_SLOTS {
+        let mut client = connector::store::contract::client(&format!("g{n}"));
+        client.guild_id = format!("9000000000000000{n:02}");
+        h.app.store.create_client(&client).await.unwrap();
+        h.app
+            .secrets
+            .put_client_secret(
+                &client.id,
+                ClientSecretKind::BotToken,
+                &SecretString::from("one-bot-token".to_owned()),
+            )
+            .await
+            .unwrap();
+        clients.push(client);
+    }
+
+    // when ten of them have a writer
+    let mut writers = Vec::new();
+    for client in &clients[..BOT_WRITER_SLOTS as usize] {
+        writers.push(
+            GuildWriter::claim(&h.app, client)
+                .await
+                .unwrap()
+                .expect("a free slot"),
+        );
+    }
+
+    // then the eleventh waits for a slot: ten writers at 5 requests/s each is the bot's 50/s
+    assert_eq!(writer_share_per_second() * BOT_WRITER_SLOTS, 50);
+    let eleventh = GuildWriter::claim(&h.app, &clients[10]).await;
+    assert!(
+        matches!(eleventh, Err(ServiceError::BotBusy)),
+        "{eleventh:?}"
+    );
+    // and its guild is not left locked by the refused claim
+    writers.pop().unwrap().release().await.unwrap();
+    let claimed = GuildWriter::claim(&h.app, &clients[10]).await.unwrap();
+    assert!(
+        claimed.is_some(),
+        "a released slot serves the next guild at once"
+    );
+}

@@ -141,6 +141,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::Busy(message) => {
                 ApiError::new(StatusCode::CONFLICT, "busy", "Already running", message)
             }
+            e @ ServiceError::BotBusy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "bot-busy",
+                "Bot busy",
+                e.to_string(),
+            ),
             ServiceError::Discord(d) => discord_problem(&d),
             ServiceError::Store(StoreError::NotFound) => ApiError::not_found("resource"),
             ServiceError::Store(StoreError::InvalidCursor) => {

@@ -27,6 +27,10 @@ pub enum ServiceError {
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
     Busy(String),
+    /// Every writer slot of the client's bot token is taken (it writes to as many guilds at once
+    /// as its global budget allows); one frees up within seconds.
+    #[error("the bot is writing to as many guilds at once as its global rate limit allows; retry shortly")]
+    BotBusy,
     #[error("Discord: {0}")]
     Discord(#[from] DiscordError),
     #[error("store: {0}")]

@@ -2,7 +2,7 @@
 //! enqueues its own continuation (it resumes from its stored cursor) instead of waiting for the
 //! next tick.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -41,13 +41,17 @@ pub async fn run_job(
         trigger: job.trigger.clone(),
         max_members: None,
     };
-    let report = match run_task(app, job.task, &job.client, &options).await {
+    let report = match run_until_a_slot_frees(app, job, &options, deadline).await {
         Ok(report) => report,
         Err(ServiceError::Busy(m)) => {
             tracing::info!(client = %job.client, task = %job.task, "{m}");
             return Ok(JobOutcome::Busy);
         }
         Err(ServiceError::NotFound("client")) => return Ok(JobOutcome::ClientGone),
+        Err(ServiceError::BotBusy) => {
+            tracing::info!(client = %job.client, task = %job.task, "bot busy: left to the next tick");
+            return Ok(JobOutcome::Busy);
+        }
         Err(e) => return Err(e),
     };
     let ran_out = !report.complete && report.notes.iter().any(|n| n == TIME_LIMIT_NOTE);
@@ -69,5 +73,34 @@ pub async fn run_job(
             run_id: report.id,
             complete: report.complete,
         }),
+    }
+}
+
+/// How long a job waits for one of its bot's writer slots before leaving the work to the next
+/// tick, and how often it looks.
+const SLOT_WAIT: Duration = Duration::from_secs(60);
+const SLOT_POLL: Duration = Duration::from_secs(2);
+
+/// Runs the task; while every writer slot of the bot is taken (more guilds with work than the
+/// bot's global budget serves at once), waits for one — slots free up as guilds finish — within
+/// the job's time.
+async fn run_until_a_slot_frees(
+    app: &AppState,
+    job: &Job,
+    options: &TaskOptions,
+    deadline: Option<Instant>,
+) -> Result<crate::domain::RunReport, ServiceError> {
+    let give_up = Instant::now() + SLOT_WAIT;
+    loop {
+        match run_task(app, job.task, &job.client, options).await {
+            Err(ServiceError::BotBusy) => {
+                let next = Instant::now() + SLOT_POLL;
+                if next >= give_up || deadline.is_some_and(|d| next >= d) {
+                    return Err(ServiceError::BotBusy);
+                }
+                tokio::time::sleep(SLOT_POLL).await;
+            }
+            other => return other,
+        }
     }
 }

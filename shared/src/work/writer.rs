@@ -62,8 +62,8 @@ impl std::fmt::Debug for GuildWriter {
 
 impl GuildWriter {
     /// Claims the client's guild and a slot of its bot token; `None` when another writer has the
-    /// guild or every slot of the bot is taken (the work stays marked; its holder or the next
-    /// tick picks it up).
+    /// guild (the work stays marked; that writer or the next tick picks it up). Every slot of the
+    /// bot taken is [`ServiceError::BotBusy`]: slots free up within seconds, so callers retry.
     pub async fn claim(app: &AppState, client: &Client) -> Result<Option<Self>, ServiceError> {
         let bot_token = app
             .secrets
@@ -107,7 +107,7 @@ impl GuildWriter {
         tracing::info!(client = %client.id, "every writer slot of this bot is taken; the work waits");
         let handover = limiter.export_major(&guild_id);
         guild.release(Some(&handover)).await?;
-        Ok(None)
+        Err(ServiceError::BotBusy)
     }
 
     /// The limiter this writer's Discord calls wait on.
