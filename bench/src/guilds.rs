@@ -49,8 +49,9 @@ pub struct Opts {
     /// scheduler does every 300 (0: no ticks, only the wake-ups of the changes).
     #[arg(long, default_value_t = 300)]
     tick_secs: u64,
-    /// guilds: give up waiting after this many seconds.
-    #[arg(long, default_value_t = 900)]
+    /// guilds: give up waiting after this many seconds (default: three 5-minute ticks and a
+    /// minute).
+    #[arg(long, default_value_t = 960)]
     guilds_timeout_secs: u64,
 }
 

@@ -241,9 +241,10 @@ fn print_table(dir: &Path, runs: usize, functions: &[Function]) {
         };
         let p50 = percentile(&f.inits, 50);
         println!(
-            "| {} | {:.1} MB | {} | {} | {}{} | {} {} |",
+            "| {} | {:.1} MB ({:.1} MiB) | {} | {} | {}{} | {} {} |",
             f.name,
             mb,
+            f.size as f64 / (1024.0 * 1024.0),
             if f.inits.is_empty() {
                 "–".to_owned()
             } else {

@@ -358,15 +358,25 @@ impl Harness {
     /// answer 409 while another run holds the guild).
     pub async fn run_task(&self, task: &str, dry_run: bool) -> Value {
         self.settle().await;
-        let (status, body) = self
-            .api(
-                Method::POST,
-                &format!("/clients/{CLIENT}/tasks/{task}?dry_run={dry_run}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
+        for _ in 0..100 {
+            let (status, body) = self
+                .api(
+                    Method::POST,
+                    &format!("/clients/{CLIENT}/tasks/{task}?dry_run={dry_run}"),
+                    None,
+                )
+                .await;
+            // A writer that just cleared its work mark may still be releasing the guild.
+            if status == StatusCode::CONFLICT
+                && body["type"] == "urn:discord-connector:problem:busy"
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+            assert_eq!(status, StatusCode::OK, "{body}");
+            return body;
+        }
+        panic!("{task} stayed busy");
     }
 
     pub fn temp_dir(&self) -> &std::path::Path {

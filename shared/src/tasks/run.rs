@@ -205,26 +205,31 @@ impl<'a> Run<'a> {
         let client_id = self.ctx.client.id.clone();
         let task = self.report.task;
         let stored = outcome.is_ok() && !self.options.dry_run && store_if(&self.report);
-        let result = async {
-            if stored {
-                store.put_run(&self.report).await?;
+        let saved = if stored {
+            store.put_run(&self.report).await
+        } else {
+            Ok(())
+        };
+        // The writer goes first, so "no work mark" always means "no writer at work" too.
+        let had_writer = match self.writer.take() {
+            Some(writer) => {
+                writer.release().await?;
+                true
             }
-            let done = outcome.is_ok()
-                && self.report.complete
-                && (task != TaskName::VerifyGroups || self.left_pending == 0);
-            if let (true, Some(seq)) = (done && !self.options.dry_run, self.task_seq) {
-                store.clear_work(&client_id, task, seq).await?;
-            }
-            Ok::<(), ServiceError>(())
+            None => false,
+        };
+        saved?;
+        let done = outcome.is_ok()
+            && self.report.complete
+            && (task != TaskName::VerifyGroups || self.left_pending == 0);
+        if let (true, Some(seq)) = (done && !self.options.dry_run, self.task_seq) {
+            store.clear_work(&client_id, task, seq).await?;
         }
-        .await;
-        if let Some(writer) = self.writer.take() {
-            writer.release().await?;
+        if had_writer {
             // Work pushed while this run held the writer (and found it busy) is this run's to
             // hand on: the pusher's own attempt saw the lease taken.
             self.wake_if_pushed_meanwhile().await?;
         }
-        result?;
         outcome.map(|()| self.report)
     }
 
