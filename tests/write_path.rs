@@ -545,3 +545,40 @@ async fn one_bot_writes_to_at_most_ten_guilds_at_once_so_its_writers_stay_under_
         "a released slot serves the next guild at once"
     );
 }
+
+#[tokio::test]
+async fn a_removal_pushed_for_an_imported_link_before_any_sync_is_not_lost() {
+    // given a migrated link whose roles on Discord we have never seen
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.emu.add_member(
+        h.emu.guild_id(),
+        &h.discord_id("bob"),
+        None,
+        [h.role("Member"), h.role("Officer")],
+    );
+    let (status, report) = h
+        .api(
+            Method::POST,
+            &format!("/clients/{CLIENT}/users/import"),
+            Some(json!([{"user_id": "old-bob", "discord_user_id": h.discord_id("bob"), "groups": ["members", "officers"]}])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(h.settle().await);
+
+    // when the site takes a group away before the first remote sync
+    let answer = h.put_user_nowait("old-bob", &["members"]).await;
+    assert_eq!(answer["pending"], true, "{answer}");
+    assert!(h.settle().await);
+
+    // then the writer read the member first and removed the role
+    assert_eq!(h.roles_on_discord("bob"), Some(names(&["Member"])));
+    let user = h.get_user("old-bob").await;
+    assert_eq!(user["pending"], false, "{user}");
+    assert_eq!(
+        user["link"]["applied_roles"],
+        json!([h.role("Member")]),
+        "{user}"
+    );
+}
