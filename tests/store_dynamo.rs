@@ -13,7 +13,8 @@ use connector::store::contract::{
     all_pages, audit_entry, client, link, link_session, outcome, role, run_report, site_user, T0,
 };
 use connector::store::dynamo::{DynamoStore, GSI1};
-use connector::store::{LeaseGrant, Outcome, Store, StoreError, WorkMark};
+use connector::store::prelude::*;
+use connector::store::{LeaseGrant, Outcome, StoreError, WorkMark};
 use connector_e2e::moto::{moto, unique_name};
 
 type Item = HashMap<String, AttributeValue>;

@@ -12,9 +12,8 @@ use connector::domain::{
     AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser, StoredTokens,
     TaskName,
 };
-use connector::store::{
-    ConsumedSession, Cursor, LeaseGrant, Outcome, Page, Store, StoreResult, WorkMark,
-};
+use connector::store::prelude::*;
+use connector::store::{ConsumedSession, Cursor, LeaseGrant, Outcome, Page, StoreResult, WorkMark};
 
 /// Operations counted since the last reset.
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,28 +73,35 @@ impl CountingStore {
 }
 
 #[async_trait]
-impl Store for CountingStore {
+impl ClientCatalog for CountingStore {
     async fn create_client(&self, client: &Client) -> StoreResult<()> {
         self.write().create_client(client).await
     }
+
     async fn get_client(&self, id: &str) -> StoreResult<Option<Client>> {
         self.read().get_client(id).await
     }
+
     async fn list_clients(&self) -> StoreResult<Vec<Client>> {
         self.read().list_clients().await
     }
+
     async fn update_client(&self, client: &Client) -> StoreResult<()> {
         self.write().update_client(client).await
     }
+
     async fn delete_client(&self, id: &str) -> StoreResult<()> {
         self.write().delete_client(id).await
     }
+
     async fn replace_roles(&self, client: &str, roles: &[Role]) -> StoreResult<()> {
         self.write().replace_roles(client, roles).await
     }
+
     async fn list_roles(&self, client: &str) -> StoreResult<Vec<Role>> {
         self.read().list_roles(client).await
     }
+
     async fn set_role_groups(
         &self,
         client: &str,
@@ -104,9 +110,14 @@ impl Store for CountingStore {
     ) -> StoreResult<()> {
         self.write().set_role_groups(client, role_id, groups).await
     }
+}
+
+#[async_trait]
+impl MemberStore for CountingStore {
     async fn get_member(&self, client: &str, user_id: &str) -> StoreResult<Option<Member>> {
         self.read().get_member(client, user_id).await
     }
+
     async fn find_member_by_discord(
         &self,
         client: &str,
@@ -116,6 +127,7 @@ impl Store for CountingStore {
             .find_member_by_discord(client, discord_user_id)
             .await
     }
+
     async fn save_site_user(
         &self,
         client: &str,
@@ -127,6 +139,7 @@ impl Store for CountingStore {
             .save_site_user(client, user, pending, now)
             .await
     }
+
     async fn create_link(
         &self,
         client: &str,
@@ -139,9 +152,11 @@ impl Store for CountingStore {
             .create_link(client, user_id, link, pending, now)
             .await
     }
+
     async fn delete_link(&self, client: &str, user_id: &str) -> StoreResult<Option<Link>> {
         self.write().delete_link(client, user_id).await
     }
+
     async fn record_outcome(
         &self,
         client: &str,
@@ -154,6 +169,7 @@ impl Store for CountingStore {
             .record_outcome(client, user_id, expected_version, outcome, now)
             .await
     }
+
     async fn set_tokens(
         &self,
         client: &str,
@@ -162,9 +178,11 @@ impl Store for CountingStore {
     ) -> StoreResult<()> {
         self.write().set_tokens(client, user_id, tokens).await
     }
+
     async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64> {
         self.write().mark_all_linked_pending(client, now).await
     }
+
     async fn list_pending(
         &self,
         client: &str,
@@ -173,6 +191,7 @@ impl Store for CountingStore {
     ) -> StoreResult<Page<Member>> {
         self.read().list_pending(client, after, limit).await
     }
+
     async fn list_members(
         &self,
         client: &str,
@@ -181,6 +200,7 @@ impl Store for CountingStore {
     ) -> StoreResult<Page<Member>> {
         self.read().list_members(client, after, limit).await
     }
+
     async fn list_linked_by_discord(
         &self,
         client: &str,
@@ -191,9 +211,14 @@ impl Store for CountingStore {
             .list_linked_by_discord(client, after_discord_id, limit)
             .await
     }
+}
+
+#[async_trait]
+impl LinkSessions for CountingStore {
     async fn put_link_session(&self, session: &LinkSession) -> StoreResult<()> {
         self.write().put_link_session(session).await
     }
+
     async fn consume_link_session(
         &self,
         state_hash: &str,
@@ -201,9 +226,14 @@ impl Store for CountingStore {
     ) -> StoreResult<Option<ConsumedSession>> {
         self.write().consume_link_session(state_hash, now).await
     }
+}
+
+#[async_trait]
+impl RunLog for CountingStore {
     async fn put_run(&self, report: &RunReport) -> StoreResult<()> {
         self.write().put_run(report).await
     }
+
     async fn list_runs(
         &self,
         client: &str,
@@ -212,9 +242,11 @@ impl Store for CountingStore {
     ) -> StoreResult<Page<RunReport>> {
         self.read().list_runs(client, after, limit).await
     }
+
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
         self.write().append_audit(entries).await
     }
+
     async fn list_audit(
         &self,
         client: &str,
@@ -223,12 +255,21 @@ impl Store for CountingStore {
     ) -> StoreResult<Page<AuditEntry>> {
         self.read().list_audit(client, after, limit).await
     }
+}
+
+#[async_trait]
+impl Settings for CountingStore {
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
         self.read().get_setting(key).await
     }
+
     async fn put_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
         self.write().put_setting_if_absent(key, value).await
     }
+}
+
+#[async_trait]
+impl Leases for CountingStore {
     async fn acquire_lease(
         &self,
         name: &str,
@@ -241,6 +282,7 @@ impl Store for CountingStore {
             .acquire_lease(name, holder, now, ttl_secs)
             .await
     }
+
     async fn renew_lease(
         &self,
         name: &str,
@@ -254,6 +296,7 @@ impl Store for CountingStore {
             .renew_lease(name, holder, now, ttl_secs, handover)
             .await
     }
+
     async fn release_lease(
         &self,
         name: &str,
@@ -265,15 +308,22 @@ impl Store for CountingStore {
             .release_lease(name, holder, handover)
             .await
     }
+}
+
+#[async_trait]
+impl WorkIndex for CountingStore {
     async fn mark_work(&self, client: &str, task: TaskName, now: Timestamp) -> StoreResult<u64> {
         self.coordinate().write().mark_work(client, task, now).await
     }
+
     async fn get_work(&self, client: &str, task: TaskName) -> StoreResult<Option<WorkMark>> {
         self.coordinate().read().get_work(client, task).await
     }
+
     async fn list_work(&self, after: Option<&Cursor>, limit: usize) -> StoreResult<Page<WorkMark>> {
         self.coordinate().read().list_work(after, limit).await
     }
+
     async fn clear_work(&self, client: &str, task: TaskName, seen_seq: u64) -> StoreResult<bool> {
         self.coordinate()
             .write()

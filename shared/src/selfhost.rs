@@ -10,7 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::secrets::cipher::SecretKey;
 use crate::secrets::local::LocalSecrets;
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::{Settings, Store};
 
 const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 
@@ -90,7 +90,9 @@ pub async fn open(
     })
 }
 
-async fn admin_from_store(store: &dyn Store) -> Result<(AdminAuth, Option<String>), SelfHostError> {
+async fn admin_from_store(
+    store: &dyn Settings,
+) -> Result<(AdminAuth, Option<String>), SelfHostError> {
     let store_err = |source| SelfHostError::Store {
         path: PathBuf::from("(settings)"),
         source,

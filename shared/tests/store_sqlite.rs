@@ -1,12 +1,13 @@
 //! The SQLite store: the whole store contract against a real file, plus what only a file has
 //! (reopening, migrations, creation).
 
+use connector::store::prelude::*;
 use std::ops::Deref;
 use std::path::PathBuf;
 
 use connector::store::contract::{client, link, site_user, T0};
 use connector::store::sqlite::SqliteStore;
-use connector::store::{Cursor, Store, StoreError};
+use connector::store::{Cursor, StoreError};
 
 /// A fresh store in its own temporary directory, removed when dropped.
 struct Fresh {

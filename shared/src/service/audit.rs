@@ -53,7 +53,7 @@ impl AuditBatch {
     /// the write completes).
     pub async fn flush(
         &mut self,
-        store: &dyn crate::store::Store,
+        store: &dyn crate::store::RunLog,
     ) -> crate::store::StoreResult<()> {
         if self.entries.is_empty() {
             return Ok(());
@@ -64,7 +64,7 @@ impl AuditBatch {
     }
 
     /// Writes the batch (nothing when empty).
-    pub async fn save(self, store: &dyn crate::store::Store) -> crate::store::StoreResult<()> {
+    pub async fn save(self, store: &dyn crate::store::RunLog) -> crate::store::StoreResult<()> {
         if self.entries.is_empty() {
             return Ok(());
         }

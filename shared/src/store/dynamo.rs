@@ -42,8 +42,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client as DynamoClient;
 
+use super::prelude::*;
 use super::{
-    ConsumedSession, Cursor, LeaseGrant, Outcome, Page, Store, StoreError, StoreResult, WorkMark,
+    ConsumedSession, Cursor, LeaseGrant, Outcome, Page, StoreError, StoreResult, WorkMark,
 };
 use crate::clock::Timestamp;
 use crate::domain::{
@@ -463,7 +464,7 @@ where
 // --- the port ------------------------------------------------------------------------------------
 
 #[async_trait]
-impl Store for DynamoStore {
+impl ClientCatalog for DynamoStore {
     async fn create_client(&self, client: &Client) -> StoreResult<()> {
         catalog::create_client(self, client).await
     }
@@ -500,7 +501,10 @@ impl Store for DynamoStore {
     ) -> StoreResult<()> {
         catalog::set_role_groups(self, client, role_id, groups).await
     }
+}
 
+#[async_trait]
+impl MemberStore for DynamoStore {
     async fn get_member(&self, client: &str, user_id: &str) -> StoreResult<Option<Member>> {
         members::get(self, client, user_id).await
     }
@@ -588,7 +592,10 @@ impl Store for DynamoStore {
     ) -> StoreResult<Page<Member>> {
         members::list_linked_by_discord(self, client, after_discord_id, limit).await
     }
+}
 
+#[async_trait]
+impl LinkSessions for DynamoStore {
     async fn put_link_session(&self, session: &LinkSession) -> StoreResult<()> {
         records::put_link_session(self, session).await
     }
@@ -600,7 +607,10 @@ impl Store for DynamoStore {
     ) -> StoreResult<Option<ConsumedSession>> {
         records::consume_link_session(self, state_hash, now).await
     }
+}
 
+#[async_trait]
+impl RunLog for DynamoStore {
     async fn put_run(&self, report: &RunReport) -> StoreResult<()> {
         records::put_run(self, report).await
     }
@@ -626,7 +636,10 @@ impl Store for DynamoStore {
     ) -> StoreResult<Page<AuditEntry>> {
         records::list_audit(self, client, after, limit).await
     }
+}
 
+#[async_trait]
+impl Settings for DynamoStore {
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
         records::get_setting(self, key).await
     }
@@ -634,7 +647,10 @@ impl Store for DynamoStore {
     async fn put_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
         records::put_setting_if_absent(self, key, value).await
     }
+}
 
+#[async_trait]
+impl Leases for DynamoStore {
     async fn acquire_lease(
         &self,
         name: &str,
@@ -664,7 +680,10 @@ impl Store for DynamoStore {
     ) -> StoreResult<()> {
         records::release_lease(self, name, holder, handover).await
     }
+}
 
+#[async_trait]
+impl WorkIndex for DynamoStore {
     async fn mark_work(&self, client: &str, task: TaskName, now: Timestamp) -> StoreResult<u64> {
         work::mark_work(self, client, task, now).await
     }

@@ -1,5 +1,7 @@
-//! The `Store` port: narrow operations named for what callers need, so the embedded SQLite adapter
-//! and the DynamoDB adapter can serve the same callers unchanged.
+//! The store's ports, each narrow and named for its callers — [`ClientCatalog`], [`MemberStore`],
+//! [`LinkSessions`], [`RunLog`], [`Settings`], [`Leases`], [`WorkIndex`] — and [`Store`], all of
+//! them at once, which the embedded SQLite adapter and the DynamoDB adapter implement so the same
+//! callers run unchanged on either.
 
 #[cfg(any(test, feature = "store-contract"))]
 pub mod contract;
@@ -20,6 +22,13 @@ use crate::domain::{
 };
 
 pub use cursor::Cursor;
+
+/// Every port trait, for code that calls store methods through `dyn Store`.
+pub mod prelude {
+    pub use super::{
+        ClientCatalog, Leases, LinkSessions, MemberStore, RunLog, Settings, Store, WorkIndex,
+    };
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -108,24 +117,29 @@ pub struct Outcome {
     pub roles_observed: bool,
 }
 
+/// Clients and their mirrored roles: the admin API's configuration and every run's context.
 #[async_trait]
-pub trait Store: Send + Sync {
-    // --- clients ---------------------------------------------------------------------------
+pub trait ClientCatalog: Send + Sync {
     /// Fails with `ClientExists` when the id is taken.
     async fn create_client(&self, client: &Client) -> StoreResult<()>;
+
     async fn get_client(&self, id: &str) -> StoreResult<Option<Client>>;
+
     async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+
     /// Replaces the client's configuration; `NotFound` when it does not exist.
     async fn update_client(&self, client: &Client) -> StoreResult<()>;
+
     /// Removes the client and everything stored under it (work marks included); `NotFound` when
     /// it does not exist.
     async fn delete_client(&self, id: &str) -> StoreResult<()>;
 
-    // --- roles -----------------------------------------------------------------------------
     /// Replaces the mirrored role list of a client with `roles` (groups included) in one step.
     async fn replace_roles(&self, client: &str, roles: &[Role]) -> StoreResult<()>;
+
     /// Roles ordered by position, highest first.
     async fn list_roles(&self, client: &str) -> StoreResult<Vec<Role>>;
+
     /// `NotFound` when the role is not mirrored.
     async fn set_role_groups(
         &self,
@@ -133,14 +147,19 @@ pub trait Store: Send + Sync {
         role_id: &str,
         groups: &BTreeSet<String>,
     ) -> StoreResult<()>;
+}
 
-    // --- members ---------------------------------------------------------------------------
+/// Site users and their links: the API's pushes, the link flow, the guild writer and the scans.
+#[async_trait]
+pub trait MemberStore: Send + Sync {
     async fn get_member(&self, client: &str, user_id: &str) -> StoreResult<Option<Member>>;
+
     async fn find_member_by_discord(
         &self,
         client: &str,
         discord_user_id: &str,
     ) -> StoreResult<Option<Member>>;
+
     /// Creates or updates a site user's groups and attributes, sets `pending`, bumps `version`.
     /// The link (if any) is left as it is. Returns the member as stored.
     async fn save_site_user(
@@ -150,6 +169,7 @@ pub trait Store: Send + Sync {
         pending: bool,
         now: Timestamp,
     ) -> StoreResult<Member>;
+
     /// Links a Discord account to a site user (created if absent), replacing any earlier link of
     /// that user. Fails with `DiscordAccountTaken` — and writes nothing — when the Discord account is
     /// linked to another site user of this client.
@@ -161,8 +181,10 @@ pub trait Store: Send + Sync {
         pending: bool,
         now: Timestamp,
     ) -> StoreResult<Member>;
+
     /// Removes the link (freeing the Discord account) and clears `pending`. Returns the old link.
     async fn delete_link(&self, client: &str, user_id: &str) -> StoreResult<Option<Link>>;
+
     /// Records what a task did. Role/nickname/status/error fields are always written (they
     /// describe Discord); `pending` is cleared only if `version` still equals `expected_version`,
     /// so a group change made meanwhile is not lost. Returns whether `pending` is now clear.
@@ -175,6 +197,7 @@ pub trait Store: Send + Sync {
         outcome: &Outcome,
         now: Timestamp,
     ) -> StoreResult<bool>;
+
     /// Replaces the sealed OAuth tokens of a link (`None` drops them). `NotFound` without a link.
     async fn set_tokens(
         &self,
@@ -182,9 +205,11 @@ pub trait Store: Send + Sync {
         user_id: &str,
         tokens: Option<&StoredTokens>,
     ) -> StoreResult<()>;
+
     /// Marks every member with an active link pending and forgets their refused writes (after a
     /// mapping change or `roles/sync`: what Discord refused may now succeed). Returns how many.
     async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64>;
+
     /// Pending members only, by user id; costs O(pending), not O(members).
     async fn list_pending(
         &self,
@@ -192,6 +217,7 @@ pub trait Store: Send + Sync {
         after: Option<&Cursor>,
         limit: usize,
     ) -> StoreResult<Page<Member>>;
+
     /// All members (linked or not), by user id.
     async fn list_members(
         &self,
@@ -240,9 +266,13 @@ pub trait Store: Send + Sync {
             next,
         })
     }
+}
 
-    // --- link sessions -----------------------------------------------------------------------
+/// Single-use link sessions: created by the API, consumed by the SSO callback.
+#[async_trait]
+pub trait LinkSessions: Send + Sync {
     async fn put_link_session(&self, session: &LinkSession) -> StoreResult<()>;
+
     /// Returns and deletes the session in one atomic step, so a state is used at most once:
     /// `Valid` before its `expires_at`, `Expired` after it (never usable, deleted too), `None`
     /// when unknown or already consumed (or already removed by a TTL sweep).
@@ -251,10 +281,14 @@ pub trait Store: Send + Sync {
         state_hash: &str,
         now: Timestamp,
     ) -> StoreResult<Option<ConsumedSession>>;
+}
 
-    // --- runs and audit ------------------------------------------------------------------------
+/// Run reports and the audit trail: written by runs and the service layer, read by operators.
+#[async_trait]
+pub trait RunLog: Send + Sync {
     /// Inserts or replaces a run report (a long run is saved again as it progresses).
     async fn put_run(&self, report: &RunReport) -> StoreResult<()>;
+
     /// Newest first.
     async fn list_runs(
         &self,
@@ -262,7 +296,9 @@ pub trait Store: Send + Sync {
         after: Option<&Cursor>,
         limit: usize,
     ) -> StoreResult<Page<RunReport>>;
+
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
+
     /// Newest first.
     async fn list_audit(
         &self,
@@ -270,11 +306,20 @@ pub trait Store: Send + Sync {
         after: Option<&Cursor>,
         limit: usize,
     ) -> StoreResult<Page<AuditEntry>>;
+}
 
-    // --- deployment-wide settings and leases -------------------------------------------------
+/// Deployment-wide settings (the generated admin token's hash).
+#[async_trait]
+pub trait Settings: Send + Sync {
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
+
     /// Stores `value` unless the key exists; returns whether it was stored.
     async fn put_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
+}
+
+/// Named, expiring leases: the guild writer, bot writer slots, delivery de-duplication.
+#[async_trait]
+pub trait Leases: Send + Sync {
     /// Takes the named lease for `ttl_secs` unless another holder has it unexpired (the holder
     /// itself may take it again). `None` when it is held by someone else; otherwise what the
     /// previous holder handed over on its last renewal or release.
@@ -285,6 +330,7 @@ pub trait Store: Send + Sync {
         now: Timestamp,
         ttl_secs: i64,
     ) -> StoreResult<Option<LeaseGrant>>;
+
     /// Extends the lease to `now + ttl_secs` (and stores `handover` when given) only if `holder`
     /// still holds it unexpired; `false` means the lease was lost and the holder must stop.
     async fn renew_lease(
@@ -295,6 +341,7 @@ pub trait Store: Send + Sync {
         ttl_secs: i64,
         handover: Option<&str>,
     ) -> StoreResult<bool>;
+
     /// Frees the lease if `holder` has it, keeping `handover` (when given) for the next holder.
     async fn release_lease(
         &self,
@@ -302,14 +349,40 @@ pub trait Store: Send + Sync {
         holder: &str,
         handover: Option<&str>,
     ) -> StoreResult<()>;
+}
 
-    // --- the work index ----------------------------------------------------------------------
+/// The work index: which clients have work, so a tick costs O(clients with work).
+#[async_trait]
+pub trait WorkIndex: Send + Sync {
     /// Marks that `task` has work for `client` (idempotent; bumps `seq`). Returns the new seq.
     async fn mark_work(&self, client: &str, task: TaskName, now: Timestamp) -> StoreResult<u64>;
+
     async fn get_work(&self, client: &str, task: TaskName) -> StoreResult<Option<WorkMark>>;
+
     /// Every mark, by (client, task); costs O(marks), not O(clients).
     async fn list_work(&self, after: Option<&Cursor>, limit: usize) -> StoreResult<Page<WorkMark>>;
+
     /// Removes the mark unless it was marked again since `seen_seq` was read. Returns whether
     /// it was removed (absent counts as removed).
     async fn clear_work(&self, client: &str, task: TaskName, seen_seq: u64) -> StoreResult<bool>;
+}
+
+/// Every port at once: what an adapter implements and what `AppState` holds. Callers that need
+/// less take the narrow port (`&dyn MemberStore`, `Arc<dyn Leases>`, …).
+pub trait Store:
+    ClientCatalog + MemberStore + LinkSessions + RunLog + Settings + Leases + WorkIndex
+{
+}
+
+impl<
+        T: ClientCatalog
+            + MemberStore
+            + LinkSessions
+            + RunLog
+            + Settings
+            + Leases
+            + WorkIndex
+            + ?Sized,
+    > Store for T
+{
 }

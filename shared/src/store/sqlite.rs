@@ -19,8 +19,9 @@ use rusqlite::{Connection, ErrorCode, Row};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::prelude::*;
 use super::{
-    ConsumedSession, Cursor, LeaseGrant, Outcome, Page, Store, StoreError, StoreResult, WorkMark,
+    ConsumedSession, Cursor, LeaseGrant, Outcome, Page, StoreError, StoreResult, WorkMark,
 };
 use crate::clock::Timestamp;
 use crate::domain::{
@@ -126,7 +127,7 @@ fn page<T>(mut rows: Vec<T>, limit: usize, position: impl Fn(&T) -> String) -> P
 // --- the port ------------------------------------------------------------------------------------
 
 #[async_trait]
-impl Store for SqliteStore {
+impl ClientCatalog for SqliteStore {
     async fn create_client(&self, client: &Client) -> StoreResult<()> {
         let client = client.clone();
         self.run(move |c| catalog::create_client(c, &client)).await
@@ -172,7 +173,10 @@ impl Store for SqliteStore {
         self.run(move |c| catalog::set_role_groups(c, &client, &role_id, &groups))
             .await
     }
+}
 
+#[async_trait]
+impl MemberStore for SqliteStore {
     async fn get_member(&self, client: &str, user_id: &str) -> StoreResult<Option<Member>> {
         let (client, user_id) = (client.to_owned(), user_id.to_owned());
         self.run(move |c| members::get(c, &client, &user_id)).await
@@ -283,7 +287,10 @@ impl Store for SqliteStore {
         self.run(move |c| members::list_linked_by_discord(c, &client, after_discord_id, limit))
             .await
     }
+}
 
+#[async_trait]
+impl LinkSessions for SqliteStore {
     async fn put_link_session(&self, session: &LinkSession) -> StoreResult<()> {
         let session = session.clone();
         self.run(move |c| records::put_link_session(c, &session))
@@ -299,7 +306,10 @@ impl Store for SqliteStore {
         self.run(move |c| records::consume_link_session(c, &state_hash, now))
             .await
     }
+}
 
+#[async_trait]
+impl RunLog for SqliteStore {
     async fn put_run(&self, report: &RunReport) -> StoreResult<()> {
         let report = report.clone();
         self.run(move |c| records::put_run(c, &report)).await
@@ -331,7 +341,10 @@ impl Store for SqliteStore {
         self.run(move |c| records::list_audit(c, &client, after.as_ref(), limit))
             .await
     }
+}
 
+#[async_trait]
+impl Settings for SqliteStore {
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
         let key = key.to_owned();
         self.run(move |c| records::get_setting(c, &key)).await
@@ -342,7 +355,10 @@ impl Store for SqliteStore {
         self.run(move |c| records::put_setting_if_absent(c, &key, &value))
             .await
     }
+}
 
+#[async_trait]
+impl Leases for SqliteStore {
     async fn acquire_lease(
         &self,
         name: &str,
@@ -382,7 +398,10 @@ impl Store for SqliteStore {
         self.run(move |c| records::release_lease(c, &name, &holder, handover.as_deref()))
             .await
     }
+}
 
+#[async_trait]
+impl WorkIndex for SqliteStore {
     async fn mark_work(&self, client: &str, task: TaskName, now: Timestamp) -> StoreResult<u64> {
         let client = client.to_owned();
         self.run(move |c| records::mark_work(c, &client, task, now))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::store::{Store, StoreResult};
+use crate::store::{Leases, StoreResult};
 
 /// How long a lease outlives its holder's last heartbeat.
 pub const LEASE_TTL_SECS: i64 = 15;
@@ -21,7 +21,7 @@ pub type HandoverSource = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 /// A lease held by this process. Dropping it stops the heartbeat (the lease then expires within
 /// [`LEASE_TTL_SECS`]); [`HeldLease::release`] frees it at once.
 pub struct HeldLease {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Leases>,
     name: String,
     holder: String,
     handover: Option<String>,
@@ -41,7 +41,7 @@ impl std::fmt::Debug for HeldLease {
 impl HeldLease {
     /// Takes `name` unless someone else holds it; `None` then.
     pub async fn acquire(
-        store: Arc<dyn Store>,
+        store: Arc<dyn Leases>,
         clock: Arc<dyn Clock>,
         name: &str,
         source: Option<HandoverSource>,
@@ -111,7 +111,7 @@ impl Drop for HeldLease {
 }
 
 async fn heartbeat(
-    store: Arc<dyn Store>,
+    store: Arc<dyn Leases>,
     clock: Arc<dyn Clock>,
     name: String,
     holder: String,
