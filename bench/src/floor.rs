@@ -51,6 +51,12 @@ fn bucket_floor(n: u64, b: Bucket) -> Duration {
     b.window * u32::try_from((n - 1) / b.per).unwrap_or(u32::MAX)
 }
 
+/// `n` calls through the bot's global bucket alone (calls spread over many guilds, whose route
+/// buckets do not bind).
+pub fn global_floor(n: u64, limits: &Limits) -> Duration {
+    bucket_floor(n, limits.global)
+}
+
 /// Calls by route template (as in run reports) → the floor: the slowest bucket, since buckets
 /// drain in parallel.
 pub fn floor(calls: &BTreeMap<String, u64>, limits: &Limits) -> Duration {

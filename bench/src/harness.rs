@@ -138,6 +138,9 @@ pub struct Traffic {
     pub calls: BTreeMap<String, u64>,
     /// 401, 403 and 429 answers (what Discord counts towards its invalid-request ban).
     pub invalid: u64,
+    /// The most requests that reached the emulator within any one second (a sliding window over
+    /// arrival times): above 50, the bot's global budget was overspent on our side.
+    pub peak_per_second: usize,
 }
 
 pub fn traffic(requests: &[RecordedRequest]) -> Traffic {
@@ -147,7 +150,26 @@ pub fn traffic(requests: &[RecordedRequest]) -> Traffic {
         *calls.entry(route_template(&r.method, &r.path)).or_insert(0) += 1;
         invalid += u64::from(matches!(r.status, 401 | 403 | 429));
     }
-    Traffic { calls, invalid }
+    let mut arrivals: Vec<f64> = requests.iter().map(|r| r.at).collect();
+    arrivals.sort_by(f64::total_cmp);
+    Traffic {
+        calls,
+        invalid,
+        peak_per_second: peak_within(&arrivals, 1.0),
+    }
+}
+
+/// The most of `sorted` times within any window of `width` (half-open).
+fn peak_within(sorted: &[f64], width: f64) -> usize {
+    let mut start = 0;
+    let mut peak = 0;
+    for (end, t) in sorted.iter().enumerate() {
+        while sorted[start] <= t - width {
+            start += 1;
+        }
+        peak = peak.max(end + 1 - start);
+    }
+    peak
 }
 
 /// `PUT /api/v10/guilds/1/members/2/roles/3` → `PUT /guilds/{guild}/members/{user}/roles/{role}`.
@@ -257,6 +279,13 @@ mod tests {
             route_template("GET", "/api/v10/users/@me"),
             "GET /users/@me"
         );
+    }
+
+    #[test]
+    fn the_peak_counts_the_busiest_second() {
+        assert_eq!(peak_within(&[], 1.0), 0);
+        assert_eq!(peak_within(&[0.0, 0.5, 0.99, 1.0, 1.2, 3.0], 1.0), 4);
+        assert_eq!(peak_within(&[0.0, 2.0, 4.0], 1.0), 1);
     }
 
     #[test]

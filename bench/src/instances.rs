@@ -44,6 +44,7 @@ struct Row {
     put_failures: u64,
     rate_limited: u64,
     invalid: u64,
+    peak_per_second: usize,
     calls: BTreeMap<String, u64>,
     /// Push start → every member right in the emulator; `None` if it did not happen in time.
     converged: Option<Duration>,
@@ -162,6 +163,7 @@ async fn bench_instances(
         put_failures,
         rate_limited,
         invalid: seen.invalid,
+        peak_per_second: seen.peak_per_second,
         calls: seen.calls,
         converged,
         floor: target_floor,
@@ -258,14 +260,14 @@ fn print_table(opts: &Opts, latency: Duration, workers: usize, rows: &[Row]) {
         latency.as_millis(),
         opts.members
     );
-    println!("| instances | members | PUT p50 / p95 / max | failed PUTs | 429s | invalid (401/403/429) | Discord calls by route | writer runs | converged | floor | converged / floor | goals: 0 × 429, p95 < 50 ms, ≤ 1.2 × floor |");
-    println!("|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---|");
+    println!("| instances | members | PUT p50 / p95 / max | failed PUTs | 429s | invalid (401/403/429) | peak requests in 1 s | Discord calls by route | writer runs | converged | floor | converged / floor | goals: 0 × 429, p95 < 50 ms, ≤ 1.2 × floor |");
+    println!("|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|");
     for r in rows {
         let ratio = r
             .converged
             .map(|c| c.as_secs_f64() / r.floor.as_secs_f64().max(0.001));
         println!(
-            "| {} | {} | {} / {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} {} {} |",
+            "| {} | {} | {} / {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} {} {} |",
             r.instances,
             r.members,
             millis(r.put_p50),
@@ -274,6 +276,7 @@ fn print_table(opts: &Opts, latency: Duration, workers: usize, rows: &[Row]) {
             r.put_failures,
             r.rate_limited,
             r.invalid,
+            r.peak_per_second,
             calls_summary(&r.calls),
             r.writer_runs,
             r.converged.map_or("not in time".to_owned(), secs),
