@@ -576,15 +576,16 @@ async fn a_work_mark_counts_up_and_a_stale_clear_is_refused() {
     let task = TaskName::VerifyGroups;
     assert_eq!(store.get_work("a", task).await.unwrap(), None);
 
-    assert_eq!(store.mark_work("a", task, T0).await.unwrap(), 1);
-    assert_eq!(store.mark_work("a", task, T0 + 5).await.unwrap(), 2);
+    let s1 = store.mark_work("a", task, T0).await.unwrap();
+    let s2 = store.mark_work("a", task, T0 + 5).await.unwrap();
+    assert_eq!(s2, s1 + 1);
     let mark = store.get_work("a", task).await.unwrap().unwrap();
     assert_eq!(
         mark,
         WorkMark {
             client: "a".into(),
             task,
-            seq: 2,
+            seq: s2,
             since: T0
         },
         "`since` is the first mark's"
@@ -595,19 +596,21 @@ async fn a_work_mark_counts_up_and_a_stale_clear_is_refused() {
     assert_eq!(item.get("entity"), Some(&s("work")));
     assert!(!item.contains_key("ttl"), "marks stay until cleared");
 
-    // A dispatcher read seq 2; the member is marked again before it clears.
-    assert_eq!(store.mark_work("a", task, T0 + 6).await.unwrap(), 3);
-    assert!(!store.clear_work("a", task, 2).await.unwrap());
-    assert_eq!(store.get_work("a", task).await.unwrap().unwrap().seq, 3);
-    assert!(store.clear_work("a", task, 3).await.unwrap());
+    // A dispatcher read s2; the member is marked again before it clears.
+    let s3 = store.mark_work("a", task, T0 + 6).await.unwrap();
+    assert_eq!(s3, s2 + 1);
+    assert!(!store.clear_work("a", task, s2).await.unwrap());
+    assert_eq!(store.get_work("a", task).await.unwrap().unwrap().seq, s3);
+    assert!(store.clear_work("a", task, s3).await.unwrap());
     assert_eq!(store.get_work("a", task).await.unwrap(), None);
     assert!(
-        store.clear_work("a", task, 3).await.unwrap(),
+        store.clear_work("a", task, s3).await.unwrap(),
         "absent counts as cleared"
     );
 
-    // A new mark starts over.
-    assert_eq!(store.mark_work("a", task, T0 + 9).await.unwrap(), 1);
+    // A new mark starts over, from a seq no earlier incarnation handed out.
+    let s4 = store.mark_work("a", task, T0 + 9).await.unwrap();
+    assert!(![s1, s2, s3].contains(&s4));
     assert_eq!(
         store.get_work("a", task).await.unwrap().unwrap().since,
         T0 + 9

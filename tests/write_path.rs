@@ -496,16 +496,17 @@ async fn a_job_out_of_time_queues_its_continuation_which_finishes_the_run() {
 }
 
 #[tokio::test]
-async fn one_bot_writes_to_at_most_ten_guilds_at_once_so_its_writers_stay_under_50_per_second() {
+async fn one_bot_writes_to_a_bounded_number_of_guilds_at_once_so_its_writers_stay_under_50_per_second(
+) {
     use connector::secrets::ClientSecretKind;
     use connector::work::writer::{writer_share_per_second, BOT_WRITER_SLOTS};
 
-    // given eleven clients (guilds) served by one bot token
+    // given one more client (guild) than the bot has writer slots, all served by one bot token
     let h = Harness::start().await;
     let mut clients = Vec::new();
     for n in 0..=BOT_WRITER_SLOTS {
         let mut client = connector::store::contract::client(&format!("g{n}"));
-        client.guild_id = format!("9000000000000000{n:02}");
+        client.guild_id = format!("90000000000000{n:04}");
         h.app.store.create_client(&client).await.unwrap();
         h.app
             .secrets
@@ -519,7 +520,7 @@ async fn one_bot_writes_to_at_most_ten_guilds_at_once_so_its_writers_stay_under_
         clients.push(client);
     }
 
-    // when ten of them have a writer
+    // when every slot has a writer
     let mut writers = Vec::new();
     for client in &clients[..BOT_WRITER_SLOTS as usize] {
         writers.push(
@@ -530,16 +531,17 @@ async fn one_bot_writes_to_at_most_ten_guilds_at_once_so_its_writers_stay_under_
         );
     }
 
-    // then the eleventh waits for a slot: ten writers at 5 requests/s each is the bot's 50/s
-    assert_eq!(writer_share_per_second() * BOT_WRITER_SLOTS, 50);
-    let eleventh = GuildWriter::claim(&h.app, &clients[10]).await;
+    // then the last one waits for a slot: all writers at their share stay under the bot's 50/s
+    assert!(writer_share_per_second() * BOT_WRITER_SLOTS <= 50);
+    let last = BOT_WRITER_SLOTS as usize;
+    let eleventh = GuildWriter::claim(&h.app, &clients[last]).await;
     assert!(
         matches!(eleventh, Err(ServiceError::BotBusy)),
         "{eleventh:?}"
     );
     // and its guild is not left locked by the refused claim
     writers.pop().unwrap().release().await.unwrap();
-    let claimed = GuildWriter::claim(&h.app, &clients[10]).await.unwrap();
+    let claimed = GuildWriter::claim(&h.app, &clients[last]).await.unwrap();
     assert!(
         claimed.is_some(),
         "a released slot serves the next guild at once"

@@ -538,6 +538,48 @@ impl RateLimiter {
         serde_json::to_string(&Handover { routes, buckets }).unwrap_or_default()
     }
 
+    /// The requests sent within the last second (epoch milliseconds), for the handover of a
+    /// share of the global budget: a writer slot's next holder counts them against its own.
+    pub fn export_global(&self) -> String {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let now_ms = epoch_ms();
+        while state
+            .global_sent
+            .front()
+            .is_some_and(|sent| *sent + GLOBAL_WINDOW <= now)
+        {
+            state.global_sent.pop_front();
+        }
+        let sent: Vec<u64> = state
+            .global_sent
+            .iter()
+            .map(|t| now_ms.saturating_sub((now - *t).as_millis() as u64))
+            .collect();
+        serde_json::to_string(&sent).unwrap_or_default()
+    }
+
+    /// Counts the previous holder's sends of the last second (from [`export_global`]) against
+    /// this limiter's global window. Unreadable text is ignored.
+    ///
+    /// [`export_global`]: RateLimiter::export_global
+    pub fn import_global(&self, text: &str) {
+        let Ok(sent) = serde_json::from_str::<Vec<u64>>(text) else {
+            return;
+        };
+        let mut state = self.lock();
+        let now = Instant::now();
+        let now_ms = epoch_ms();
+        let mut times: Vec<Instant> = sent
+            .into_iter()
+            .filter(|ms| *ms + 1000 > now_ms && *ms <= now_ms)
+            .map(|ms| now - Duration::from_millis(now_ms - ms))
+            .chain(state.global_sent.iter().copied())
+            .collect();
+        times.sort();
+        state.global_sent = times.into();
+    }
+
     /// Starts from what the previous writer of `major` knew: its open windows count against us.
     /// Unreadable text is ignored (the limiter then learns from the first response, one request
     /// in flight per bucket).

@@ -63,7 +63,7 @@ pub async fn import_users(
         .ok_or(ServiceError::NotFound("client"))?;
     let store = app.store.as_ref();
     let now = app.clock.now();
-    let seq = mark_pending(app, client_id).await?;
+    mark_pending(app, client_id).await?;
     let mut report = ImportReport {
         received: items.len(),
         ..ImportReport::default()
@@ -145,6 +145,6 @@ pub async fn import_users(
                "unchanged": report.unchanged, "failed": report.failed.len()}),
     );
     audit.save(store).await?;
-    wake(app, client_id, seq).await;
+    wake(app, client_id).await?;
     Ok(report)
 }

@@ -274,7 +274,7 @@ async fn join_and_store(
         refused: Default::default(),
     };
     // Marked before the member becomes pending, so no tick can miss them.
-    let seq = mark_pending(&ctx.app, client_id).await?;
+    mark_pending(&ctx.app, client_id).await?;
     // Reserve the Discord account first: the store's conditional write settles any race.
     let reserved = match store
         .create_link(client_id, user_id, &link, true, ctx.now())
@@ -289,7 +289,7 @@ async fn join_and_store(
         other => other?,
     };
     match join_guild(ctx, &reserved).await {
-        Ok(()) => wake(&ctx.app, client_id, seq).await,
+        Ok(()) => wake(&ctx.app, client_id).await?,
         Err(e) => {
             rollback(ctx, user_id, previous.as_ref()).await;
             return Err(e);

@@ -66,17 +66,15 @@ pub async fn save_user(
     let changed = existing.as_ref().is_none_or(|m| m.user != user);
     let needs_work = needs_work || (was_pending && changed);
     let pending = needs_work || was_pending;
-    let seq = if needs_work {
-        Some(mark_pending(app, client_id).await?)
-    } else {
-        None
-    };
+    if needs_work {
+        mark_pending(app, client_id).await?;
+    }
     let member = app
         .store
         .save_site_user(client_id, &user, pending, app.clock.now())
         .await?;
-    if let Some(seq) = seq {
-        wake(app, client_id, seq).await;
+    if needs_work {
+        wake(app, client_id).await?;
     }
     Ok(member)
 }

@@ -78,11 +78,11 @@ pub async fn sync_roles(
     // A sync usually follows a fix in Discord (the bot's role moved up, a role moved down): every
     // linked member is re-checked by the next verify, including those refused before. That costs
     // store work only; Discord is called just for members who really need a change.
-    let seq = mark_pending(app, client_id).await?;
+    mark_pending(app, client_id).await?;
     app.store
         .mark_all_linked_pending(client_id, app.clock.now())
         .await?;
-    wake(app, client_id, seq).await;
+    wake(app, client_id).await?;
 
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
     audit.push(
@@ -134,14 +134,14 @@ pub async fn map_role(
             ));
         }
     }
-    let seq = mark_pending(app, client_id).await?;
+    mark_pending(app, client_id).await?;
     app.store
         .set_role_groups(client_id, role_id, &groups)
         .await?;
     app.store
         .mark_all_linked_pending(client_id, app.clock.now())
         .await?;
-    wake(app, client_id, seq).await;
+    wake(app, client_id).await?;
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
     audit.push(
         AuditAction::RoleMap,

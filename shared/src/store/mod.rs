@@ -91,6 +91,17 @@ pub struct WorkMark {
     pub since: Timestamp,
 }
 
+/// Where the seq of a new work mark starts: from the time and a random offset, so a mark made
+/// after a clear never reuses a seq handed out before it (a slow clearer holding that old seq
+/// would otherwise erase the new mark).
+pub fn work_seq_base(now: Timestamp) -> u64 {
+    use rand::Rng;
+    u64::try_from(now.max(0))
+        .unwrap_or(0)
+        .saturating_mul(1_000_000)
+        .saturating_add(rand::thread_rng().gen_range(0..1_000_000))
+}
+
 /// One page of a listing; `next` is the opaque cursor of the following page, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {

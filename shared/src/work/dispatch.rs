@@ -86,9 +86,13 @@ pub async fn mark_pending(app: &AppState, client_id: &str) -> Result<u64, Servic
         .await?)
 }
 
-/// Wakes the client's writer after a change was recorded. A queue failure is only logged: the
-/// change is stored and marked, so the next 5-minute tick applies it.
-pub async fn wake(app: &AppState, client_id: &str, seq: u64) {
+/// Wakes the client's writer after a change was recorded. It marks the work again first: a
+/// writer that read the mark between [`mark_pending`] and the change could have listed pending
+/// members before the change landed and then cleared that mark — the second mark survives it
+/// (the clear is conditional on the seq it read). A queue failure is only logged: the change is
+/// stored and marked, so the next 5-minute tick applies it.
+pub async fn wake(app: &AppState, client_id: &str) -> Result<(), ServiceError> {
+    let seq = mark_pending(app, client_id).await?;
     let job = Job::new(
         client_id,
         TaskName::VerifyGroups,
@@ -98,4 +102,5 @@ pub async fn wake(app: &AppState, client_id: &str, seq: u64) {
     if let Err(e) = app.queue.enqueue(&[job]).await {
         tracing::warn!(client = %client_id, error = %e, "could not wake the guild writer");
     }
+    Ok(())
 }

@@ -7,9 +7,10 @@
 //!   handed over with the lease, so the next holder does not burst into a used-up window.
 //! - **The bot's global budget (50/s) is split, not shared at run time.** A writer also holds
 //!   one of [`BOT_WRITER_SLOTS`] slot leases of its bot token and limits itself to
-//!   50 / [`BOT_WRITER_SLOTS`] requests per second, so all writers of one bot token together
-//!   stay under Discord's global limit however many processes run them — no store round trip per
-//!   request. A guild's member-role bucket allows about 1 write per second, well below a
+//!   50 / [`BOT_WRITER_SLOTS`] requests per second (rounded down), so all writers of one bot
+//!   token together stay under Discord's global limit however many processes run them — no store
+//!   round trip per request. A slot hands its last second of sends to its next holder, so a slot
+//!   that changes hands within a second does not send its share twice. A guild's member-role bucket allows about 1 write per second, well below a
 //!   writer's share; a bot with more guilds with work than slots drains them in turns.
 
 use std::sync::atomic::AtomicBool;
@@ -26,9 +27,10 @@ use crate::service::ServiceError;
 use super::lease::{HandoverSource, HeldLease};
 
 /// Writers one bot token may run at once, across every process.
-pub const BOT_WRITER_SLOTS: u32 = 10;
+pub const BOT_WRITER_SLOTS: u32 = 12;
 
-/// Requests per second one writer may send: its share of the bot's global limit.
+/// Requests per second one writer may send: its share of the bot's global limit, rounded down
+/// (12 × 4 = 48/s keeps a margin below 50/s for network jitter between our clock and Discord's).
 pub const fn writer_share_per_second() -> u32 {
     DISCORD_GLOBAL_PER_SECOND / BOT_WRITER_SLOTS
 }
@@ -96,6 +98,10 @@ impl GuildWriter {
             if let Some(slot) =
                 HeldLease::acquire(app.store.clone(), app.clock.clone(), &name, None).await?
             {
+                // The slot's previous holder may have used its share a moment ago.
+                if let Some(sent) = slot.handover() {
+                    limiter.import_global(sent);
+                }
                 return Ok(Some(Self {
                     guild,
                     slot,
@@ -124,7 +130,8 @@ impl GuildWriter {
     pub async fn release(self) -> Result<(), ServiceError> {
         let handover = self.limiter.export_major(&self.guild_id);
         self.guild.release(Some(&handover)).await?;
-        self.slot.release(None).await?;
+        let sent = self.limiter.export_global();
+        self.slot.release(Some(&sent)).await?;
         Ok(())
     }
 }

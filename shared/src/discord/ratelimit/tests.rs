@@ -197,3 +197,22 @@ async fn a_handover_with_room_left_lets_the_next_writer_continue_at_once() {
     // garbage is ignored, never a panic
     new.import_major("g1", "not json");
 }
+
+#[tokio::test]
+async fn a_slots_next_holder_counts_the_previous_holders_last_second() {
+    // given a writer that used its whole share (5 per second) just now
+    let old = RateLimiter::new(5);
+    for g in ["g1", "g2", "g3", "g4", "g5"] {
+        old.acquire(ROUTE, g)
+            .await
+            .complete(&headers("roles", 10, 9, 1e9, 10.0));
+    }
+    // when the next holder of its slot starts from the handover
+    let new = RateLimiter::new(5);
+    new.import_global(&old.export_global());
+    // then it waits for the second to pass instead of sending five more in it
+    assert!(blocked(&new, ROUTE, "g6").await);
+    let fresh = RateLimiter::new(5);
+    assert!(!blocked(&fresh, ROUTE, "g6").await);
+    new.import_global("garbage");
+}

@@ -71,6 +71,16 @@ impl Expr {
         self
     }
 
+    /// `attr = if_not_exists(attr, base) + by`: a counter that starts from `base`.
+    pub fn increment_from(&mut self, attr: &str, base: u64, by: i64) -> &mut Self {
+        let p = self.name(attr);
+        let base = self.value(AttributeValue::N(base.to_string()));
+        let by = self.value(AttributeValue::N(by.to_string()));
+        self.set
+            .push(format!("{p} = if_not_exists({p}, {base}) + {by}"));
+        self
+    }
+
     pub fn remove(&mut self, path: &[&str]) -> &mut Self {
         let p = self.path(path);
         self.remove.push(p);

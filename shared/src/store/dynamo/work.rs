@@ -28,7 +28,8 @@ fn decode(item: Item) -> StoreResult<WorkMark> {
     })
 }
 
-/// One UpdateItem: `seq` incremented (created at 1), `since` set only on a new mark.
+/// One UpdateItem: `seq` incremented (a new mark starts from `work_seq_base`), `since` set only
+/// on a new mark.
 pub(super) async fn mark_work(
     store: &DynamoStore,
     client: &str,
@@ -40,7 +41,7 @@ pub(super) async fn mark_work(
         .set(&["client"], s(client))
         .set(&["task"], s(task.as_str()))
         .set_default("since", n(now))
-        .increment("seq", 1);
+        .increment_from("seq", crate::store::work_seq_base(now), 1);
     let out = store
         .client
         .update_item()

@@ -248,10 +248,16 @@ pub(super) fn mark_work(
     now: Timestamp,
 ) -> StoreResult<u64> {
     let seq: i64 = conn.query_row(
-        "INSERT INTO work (client, task, seq, since) VALUES (?1, ?2, 1, ?3)
+        "INSERT INTO work (client, task, seq, since) VALUES (?1, ?2, ?4, ?3)
          ON CONFLICT (client, task) DO UPDATE SET seq = work.seq + 1
          RETURNING seq",
-        params![client, task.as_str(), now],
+        params![
+            client,
+            task.as_str(),
+            now,
+            // SQLite integers are i64: keep the base well inside.
+            i64::try_from(crate::store::work_seq_base(now) + 1).unwrap_or(i64::MAX / 2)
+        ],
         |r| r.get(0),
     )?;
     Ok(u64::try_from(seq).unwrap_or_default())
