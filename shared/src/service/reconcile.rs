@@ -198,21 +198,13 @@ pub async fn reconcile_member(
     }
 }
 
-/// A member Discord says is not in the guild: `left`, not retried.
-async fn reconcile_left(
+/// Records that a linked member is no longer in the guild: `left`, nothing refused or pending,
+/// audited. They are not retried until they come back.
+pub async fn record_left(
     ctx: &ClientContext,
     member: &Member,
     actor: &str,
-    dry_run: bool,
-) -> Result<Reconciliation, ServiceError> {
-    let result = Reconciliation {
-        left: true,
-        errors: vec![run_error(member, &DiscordError::UnknownMember)],
-        ..Reconciliation::default()
-    };
-    if dry_run {
-        return Ok(result);
-    }
+) -> Result<(), ServiceError> {
     let outcome = Outcome {
         applied_roles: Default::default(),
         nickname: None,
@@ -243,6 +235,25 @@ async fn reconcile_left(
         json!({}),
     );
     audit.save(ctx.app.store.as_ref()).await?;
+    Ok(())
+}
+
+/// A member Discord says is not in the guild: `left`, not retried.
+async fn reconcile_left(
+    ctx: &ClientContext,
+    member: &Member,
+    actor: &str,
+    dry_run: bool,
+) -> Result<Reconciliation, ServiceError> {
+    let result = Reconciliation {
+        left: true,
+        errors: vec![run_error(member, &DiscordError::UnknownMember)],
+        ..Reconciliation::default()
+    };
+    if dry_run {
+        return Ok(result);
+    }
+    record_left(ctx, member, actor).await?;
     Ok(Reconciliation {
         recorded: true,
         ..result

@@ -1,14 +1,10 @@
 //! Per-member bookkeeping the weekly scans share.
 
-use serde_json::json;
-
 use crate::discord::GuildMember;
-use crate::domain::{AuditAction, Count};
+use crate::domain::Count;
 use crate::domain::{GuildAudit, LinkStatus, Member};
-use crate::service::audit::AuditBatch;
-use crate::service::reconcile::{run_error, Reconciliation};
+use crate::service::reconcile::{record_left, run_error, Reconciliation};
 use crate::service::ServiceError;
-use crate::store::Outcome;
 
 use super::run::Run;
 
@@ -16,43 +12,14 @@ const UNLINKED_SAMPLE: usize = 1000;
 
 /// A linked member who is no longer in the guild becomes `left` (and is not retried).
 pub async fn mark_left(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceError> {
-    let Some(link) = member.active_link() else {
+    if member.active_link().is_none() {
         return Ok(());
-    };
+    }
     run.report.count(Count::Left);
     if run.options.dry_run {
         return Ok(());
     }
-    let ctx = &run.ctx;
-    let outcome = Outcome {
-        applied_roles: Default::default(),
-        nickname: None,
-        username: None,
-        global_name: None,
-        status: LinkStatus::Left,
-        still_pending: false,
-        last_error: None,
-        refused: Some(Default::default()),
-        roles_observed: true,
-    };
-    ctx.app
-        .store
-        .record_outcome(
-            &ctx.client.id,
-            &member.user.user_id,
-            member.version,
-            &outcome,
-            ctx.now(),
-        )
-        .await?;
-    let mut audit = AuditBatch::new(&ctx.client.id, &run.actor, ctx.now());
-    audit.push(
-        AuditAction::MemberLeft,
-        Some(&member.user.user_id),
-        Some(&link.discord_user_id),
-        json!({}),
-    );
-    audit.save(ctx.app.store.as_ref()).await?;
+    record_left(&run.ctx, member, &run.actor).await?;
     Ok(())
 }
 

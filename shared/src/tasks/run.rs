@@ -9,8 +9,8 @@ use crate::app::AppState;
 use crate::discord::DiscordError;
 use crate::domain::{RunReport, TaskName};
 use crate::service::{ClientContext, ServiceError};
+use crate::work::dispatch::enqueue_wake;
 use crate::work::writer::GuildWriter;
-use crate::work::Job;
 
 use super::TaskOptions;
 
@@ -248,16 +248,7 @@ impl<'a> Run<'a> {
             self.verify_seq
         };
         if let Some(seq) = now_seq.filter(|s| Some(*s) != seen) {
-            let job = Job::new(
-                client_id,
-                TaskName::VerifyGroups,
-                "wake",
-                format!("seq:{seq}"),
-            );
-            if let Err(e) = app.queue.enqueue(&[job]).await {
-                // The mark stays: the next tick dispatches it.
-                tracing::warn!(client = %client_id, error = %e, "could not enqueue pushed work");
-            }
+            enqueue_wake(app, client_id, seq).await;
         }
         Ok(())
     }

@@ -93,6 +93,13 @@ pub async fn mark_pending(app: &AppState, client_id: &str) -> Result<u64, Servic
 /// stored and marked, so the next 5-minute tick applies it.
 pub async fn wake(app: &AppState, client_id: &str) -> Result<(), ServiceError> {
     let seq = mark_pending(app, client_id).await?;
+    enqueue_wake(app, client_id, seq).await;
+    Ok(())
+}
+
+/// Enqueues a verify-groups job for the mark `seq` (its deduplication key). A queue failure is
+/// only logged: the mark stays, so the next tick dispatches it.
+pub async fn enqueue_wake(app: &AppState, client_id: &str, seq: u64) {
     let job = Job::new(
         client_id,
         TaskName::VerifyGroups,
@@ -102,5 +109,4 @@ pub async fn wake(app: &AppState, client_id: &str) -> Result<(), ServiceError> {
     if let Err(e) = app.queue.enqueue(&[job]).await {
         tracing::warn!(client = %client_id, error = %e, "could not wake the guild writer");
     }
-    Ok(())
 }
