@@ -7,10 +7,7 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::domain::TaskName;
-use crate::service::ServiceError;
-use crate::tasks::run::latest_run;
-use crate::work::dispatch::{dispatch_tick, enqueue_all};
-use crate::work::Job;
+use crate::work::dispatch::{dispatch_tick, dispatch_weekly};
 
 const DEFAULT_SCHEDULE: &str = include_str!("../../fixtures/schedule.json");
 
@@ -84,7 +81,7 @@ pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_del
                     .filter(|p| *p > Duration::from_secs(3600));
                 first = false;
                 let result = match skip_recent {
-                    Some(window) => dispatch_due(&app, entry.task, &tick_id, window).await,
+                    Some(window) => dispatch_weekly(&app, entry.task, &tick_id, Some(window)).await,
                     None => dispatch_tick(&app, entry.task, &tick_id)
                         .await
                         .map(|s| s.jobs),
@@ -102,30 +99,6 @@ pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_del
     for h in handles {
         let _ = h.await;
     }
-}
-
-/// A weekly task's first tick after a start: only clients whose last run of it is not a
-/// complete one from within `window`.
-async fn dispatch_due(
-    app: &AppState,
-    task: TaskName,
-    tick_id: &str,
-    window: Duration,
-) -> Result<usize, ServiceError> {
-    let mut jobs = Vec::new();
-    for client in app.store.list_clients().await? {
-        let recent = latest_run(app, &client.id, task).await?.is_some_and(|r| {
-            r.complete && app.clock.now() - r.started_at < window.as_secs() as i64
-        });
-        if !recent {
-            app.store
-                .mark_work(&client.id, task, app.clock.now())
-                .await?;
-            jobs.push(Job::new(&client.id, task, "schedule", tick_id));
-        }
-    }
-    enqueue_all(app, &jobs).await?;
-    Ok(jobs.len())
 }
 
 #[cfg(test)]

@@ -5,12 +5,15 @@
 //! - a weekly task: every client gets the task's work mark first (so a run that dies is
 //!   resumed by the next 5-minute tick), then a job.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::app::AppState;
 use crate::domain::TaskName;
 use crate::service::ServiceError;
 use crate::store::Cursor;
+use crate::tasks::run::latest_run;
 
 use super::Job;
 
@@ -33,22 +36,43 @@ pub async fn dispatch_tick(
     tick_id: &str,
 ) -> Result<DispatchSummary, ServiceError> {
     let jobs = match task {
-        TaskName::VerifyGroups => marked_jobs(app, tick_id).await?,
-        weekly => {
-            let now = app.clock.now();
-            let mut jobs = Vec::new();
-            for client in app.store.list_clients().await? {
-                app.store.mark_work(&client.id, weekly, now).await?;
-                jobs.push(Job::new(&client.id, weekly, "schedule", tick_id));
-            }
-            jobs
+        TaskName::VerifyGroups => {
+            let jobs = marked_jobs(app, tick_id).await?;
+            enqueue_all(app, &jobs).await?;
+            jobs.len()
         }
+        weekly => dispatch_weekly(app, weekly, tick_id, None).await?,
     };
+    Ok(DispatchSummary { task, jobs })
+}
+
+/// A weekly task's tick: marks the task's work for every client (so a run that dies is resumed
+/// by the next 5-minute tick), then enqueues one job each. With `skip_completed_within` (the
+/// self-hosted scheduler's first tick after a start) a client whose last run of the task
+/// completed within that window is left out. Returns the jobs enqueued.
+pub async fn dispatch_weekly(
+    app: &AppState,
+    task: TaskName,
+    tick_id: &str,
+    skip_completed_within: Option<Duration>,
+) -> Result<usize, ServiceError> {
+    let mut jobs = Vec::new();
+    for client in app.store.list_clients().await? {
+        if let Some(window) = skip_completed_within {
+            let recent = latest_run(app, &client.id, task).await?.is_some_and(|r| {
+                r.complete && app.clock.now() - r.started_at < window.as_secs() as i64
+            });
+            if recent {
+                continue;
+            }
+        }
+        app.store
+            .mark_work(&client.id, task, app.clock.now())
+            .await?;
+        jobs.push(Job::new(&client.id, task, "schedule", tick_id));
+    }
     enqueue_all(app, &jobs).await?;
-    Ok(DispatchSummary {
-        task,
-        jobs: jobs.len(),
-    })
+    Ok(jobs.len())
 }
 
 /// One job per work mark: pending members, and weekly runs that did not finish.
@@ -69,7 +93,7 @@ async fn marked_jobs(app: &AppState, tick_id: &str) -> Result<Vec<Job>, ServiceE
     }
 }
 
-pub(crate) async fn enqueue_all(app: &AppState, jobs: &[Job]) -> Result<(), ServiceError> {
+async fn enqueue_all(app: &AppState, jobs: &[Job]) -> Result<(), ServiceError> {
     for chunk in jobs.chunks(ENQUEUE_BATCH) {
         app.queue.enqueue(chunk).await?;
     }
