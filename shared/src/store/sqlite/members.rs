@@ -1,11 +1,123 @@
-//! Site users and their links: the `members` table.
+//! `MemberStore`: site users and their links, the `members` table.
 
+use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use super::{from_json, from_json_opt, is_unique_violation, page, to_json};
+use super::{from_json, from_json_opt, is_unique_violation, page, to_json, SqliteStore};
 use crate::clock::Timestamp;
 use crate::domain::{Link, LinkStatus, Member, SiteUser, StoredTokens};
-use crate::store::{Cursor, Outcome, Page, StoreError, StoreResult};
+use crate::store::{Cursor, MemberStore, Outcome, Page, StoreError, StoreResult};
+
+#[async_trait]
+impl MemberStore for SqliteStore {
+    async fn get_member(&self, client: &str, user_id: &str) -> StoreResult<Option<Member>> {
+        let (client, user_id) = (client.to_owned(), user_id.to_owned());
+        self.run(move |c| get(c, &client, &user_id)).await
+    }
+
+    async fn find_member_by_discord(
+        &self,
+        client: &str,
+        discord_user_id: &str,
+    ) -> StoreResult<Option<Member>> {
+        let (client, discord_user_id) = (client.to_owned(), discord_user_id.to_owned());
+        self.run(move |c| find_by_discord(c, &client, &discord_user_id))
+            .await
+    }
+
+    async fn save_site_user(
+        &self,
+        client: &str,
+        user: &SiteUser,
+        pending: bool,
+        now: Timestamp,
+    ) -> StoreResult<Member> {
+        let (client, user) = (client.to_owned(), user.clone());
+        self.run(move |c| save_site_user(c, &client, &user, pending, now))
+            .await
+    }
+
+    async fn create_link(
+        &self,
+        client: &str,
+        user_id: &str,
+        link: &Link,
+        pending: bool,
+        now: Timestamp,
+    ) -> StoreResult<Member> {
+        let (client, user_id, link) = (client.to_owned(), user_id.to_owned(), link.clone());
+        self.run(move |c| create_link(c, &client, &user_id, &link, pending, now))
+            .await
+    }
+
+    async fn delete_link(&self, client: &str, user_id: &str) -> StoreResult<Option<Link>> {
+        let (client, user_id) = (client.to_owned(), user_id.to_owned());
+        self.run(move |c| delete_link(c, &client, &user_id)).await
+    }
+
+    async fn record_outcome(
+        &self,
+        client: &str,
+        user_id: &str,
+        expected_version: i64,
+        outcome: &Outcome,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (client, user_id, outcome) = (client.to_owned(), user_id.to_owned(), outcome.clone());
+        self.run(move |c| record_outcome(c, &client, &user_id, expected_version, &outcome, now))
+            .await
+    }
+
+    async fn set_tokens(
+        &self,
+        client: &str,
+        user_id: &str,
+        tokens: Option<&StoredTokens>,
+    ) -> StoreResult<()> {
+        let (client, user_id, tokens) = (client.to_owned(), user_id.to_owned(), tokens.cloned());
+        self.run(move |c| set_tokens(c, &client, &user_id, tokens.as_ref()))
+            .await
+    }
+
+    async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64> {
+        let client = client.to_owned();
+        self.run(move |c| mark_all_linked_pending(c, &client, now))
+            .await
+    }
+
+    async fn list_pending(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        let (client, after) = (client.to_owned(), after.cloned());
+        self.run(move |c| list(c, &client, true, after.as_ref(), limit))
+            .await
+    }
+
+    async fn list_members(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        let (client, after) = (client.to_owned(), after.cloned());
+        self.run(move |c| list(c, &client, false, after.as_ref(), limit))
+            .await
+    }
+
+    async fn list_linked_by_discord(
+        &self,
+        client: &str,
+        after_discord_id: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        let client = client.to_owned();
+        self.run(move |c| list_linked_by_discord(c, &client, after_discord_id, limit))
+            .await
+    }
+}
 
 /// The columns `member_from_row` reads, in order.
 macro_rules! member_columns {
@@ -39,7 +151,7 @@ fn status_key(status: LinkStatus) -> &'static str {
     }
 }
 
-pub(super) fn get(conn: &Connection, client: &str, user_id: &str) -> StoreResult<Option<Member>> {
+fn get(conn: &Connection, client: &str, user_id: &str) -> StoreResult<Option<Member>> {
     let sql = concat!(
         "SELECT ",
         member_columns!(),
@@ -51,7 +163,7 @@ pub(super) fn get(conn: &Connection, client: &str, user_id: &str) -> StoreResult
         .optional()?)
 }
 
-pub(super) fn find_by_discord(
+fn find_by_discord(
     conn: &Connection,
     client: &str,
     discord_user_id: &str,
@@ -69,7 +181,7 @@ pub(super) fn find_by_discord(
         .optional()?)
 }
 
-pub(super) fn save_site_user(
+fn save_site_user(
     conn: &Connection,
     client: &str,
     user: &SiteUser,
@@ -93,7 +205,7 @@ pub(super) fn save_site_user(
     )?)
 }
 
-pub(super) fn create_link(
+fn create_link(
     conn: &mut Connection,
     client: &str,
     user_id: &str,
@@ -150,11 +262,7 @@ pub(super) fn create_link(
     }
 }
 
-pub(super) fn delete_link(
-    conn: &mut Connection,
-    client: &str,
-    user_id: &str,
-) -> StoreResult<Option<Link>> {
+fn delete_link(conn: &mut Connection, client: &str, user_id: &str) -> StoreResult<Option<Link>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let old: Option<Link> = tx
         .query_row(
@@ -192,7 +300,7 @@ fn link_for_update(
     .ok_or(StoreError::NotFound)
 }
 
-pub(super) fn record_outcome(
+fn record_outcome(
     conn: &mut Connection,
     client: &str,
     user_id: &str,
@@ -238,7 +346,7 @@ pub(super) fn record_outcome(
     Ok(!pending)
 }
 
-pub(super) fn set_tokens(
+fn set_tokens(
     conn: &mut Connection,
     client: &str,
     user_id: &str,
@@ -257,11 +365,7 @@ pub(super) fn set_tokens(
 
 /// Also bumps `version`: a mapping change is a change of the desired state, so a task that read
 /// the member before it must not clear `pending` afterwards.
-pub(super) fn mark_all_linked_pending(
-    conn: &Connection,
-    client: &str,
-    now: Timestamp,
-) -> StoreResult<u64> {
+fn mark_all_linked_pending(conn: &Connection, client: &str, now: Timestamp) -> StoreResult<u64> {
     let changed = conn.execute(
         "UPDATE members SET pending = 1, version = version + 1, updated_at = ?2,
              link = json_remove(link, '$.refused')
@@ -271,7 +375,7 @@ pub(super) fn mark_all_linked_pending(
     Ok(changed as u64)
 }
 
-pub(super) fn list(
+fn list(
     conn: &Connection,
     client: &str,
     pending_only: bool,
@@ -321,7 +425,7 @@ pub(super) fn list(
     Ok(page(rows, limit, |m| m.user.user_id.clone()))
 }
 
-pub(super) fn list_linked_by_discord(
+fn list_linked_by_discord(
     conn: &Connection,
     client: &str,
     after_discord_id: Option<u64>,
