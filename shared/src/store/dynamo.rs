@@ -19,20 +19,27 @@
 //!   zero-padded ids, then the members they name (one `BatchGetItem` per 100).
 //! - Errors become `StoreError::Backend` naming the operation and the AWS error code, never an
 //!   item's contents.
+//!
+//! This module holds the store type, the table's creation, and the reads, writes, listings and
+//! batches the ports share (with [`keys`], [`items`] and [`expr`]). Each port is implemented in
+//! its own module: `catalog` (`ClientCatalog`), `members` (`MemberStore`; linking and unlinking in
+//! `links`), `sessions` (`LinkSessions`), `run_log` (`RunLog`: runs and audit), `settings`
+//! (`Settings`), `leases` (`Leases`), `work` (`WorkIndex`).
 
 mod catalog;
 mod expr;
 mod items;
 mod keys;
+mod leases;
 mod links;
 mod members;
-mod records;
+mod run_log;
+mod sessions;
+mod settings;
 mod work;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -42,15 +49,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client as DynamoClient;
 
-use super::prelude::*;
-use super::{
-    ConsumedSession, Cursor, LeaseGrant, Outcome, Page, StoreError, StoreResult, WorkMark,
-};
-use crate::clock::Timestamp;
-use crate::domain::{
-    AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser, StoredTokens,
-    TaskName,
-};
+use super::{Cursor, Page, StoreError, StoreResult};
 use expr::Expr;
 use items::Item;
 
@@ -459,246 +458,6 @@ where
     err.as_service_error()
         .and_then(|e| e.code())
         .is_some_and(|code| code == "ConditionalCheckFailedException")
-}
-
-// --- the port ------------------------------------------------------------------------------------
-
-#[async_trait]
-impl ClientCatalog for DynamoStore {
-    async fn create_client(&self, client: &Client) -> StoreResult<()> {
-        catalog::create_client(self, client).await
-    }
-
-    async fn get_client(&self, id: &str) -> StoreResult<Option<Client>> {
-        catalog::get_client(self, id).await
-    }
-
-    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
-        catalog::list_clients(self).await
-    }
-
-    async fn update_client(&self, client: &Client) -> StoreResult<()> {
-        catalog::update_client(self, client).await
-    }
-
-    async fn delete_client(&self, id: &str) -> StoreResult<()> {
-        catalog::delete_client(self, id).await
-    }
-
-    async fn replace_roles(&self, client: &str, roles: &[Role]) -> StoreResult<()> {
-        catalog::replace_roles(self, client, roles).await
-    }
-
-    async fn list_roles(&self, client: &str) -> StoreResult<Vec<Role>> {
-        catalog::list_roles(self, client).await
-    }
-
-    async fn set_role_groups(
-        &self,
-        client: &str,
-        role_id: &str,
-        groups: &BTreeSet<String>,
-    ) -> StoreResult<()> {
-        catalog::set_role_groups(self, client, role_id, groups).await
-    }
-}
-
-#[async_trait]
-impl MemberStore for DynamoStore {
-    async fn get_member(&self, client: &str, user_id: &str) -> StoreResult<Option<Member>> {
-        members::get(self, client, user_id).await
-    }
-
-    async fn find_member_by_discord(
-        &self,
-        client: &str,
-        discord_user_id: &str,
-    ) -> StoreResult<Option<Member>> {
-        members::find_by_discord(self, client, discord_user_id).await
-    }
-
-    async fn save_site_user(
-        &self,
-        client: &str,
-        user: &SiteUser,
-        pending: bool,
-        now: Timestamp,
-    ) -> StoreResult<Member> {
-        members::save_site_user(self, client, user, pending, now).await
-    }
-
-    async fn create_link(
-        &self,
-        client: &str,
-        user_id: &str,
-        link: &Link,
-        pending: bool,
-        now: Timestamp,
-    ) -> StoreResult<Member> {
-        links::create_link(self, client, user_id, link, pending, now).await
-    }
-
-    async fn delete_link(&self, client: &str, user_id: &str) -> StoreResult<Option<Link>> {
-        links::delete_link(self, client, user_id).await
-    }
-
-    async fn record_outcome(
-        &self,
-        client: &str,
-        user_id: &str,
-        expected_version: i64,
-        outcome: &Outcome,
-        now: Timestamp,
-    ) -> StoreResult<bool> {
-        members::record_outcome(self, client, user_id, expected_version, outcome, now).await
-    }
-
-    async fn set_tokens(
-        &self,
-        client: &str,
-        user_id: &str,
-        tokens: Option<&StoredTokens>,
-    ) -> StoreResult<()> {
-        members::set_tokens(self, client, user_id, tokens).await
-    }
-
-    async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64> {
-        members::mark_all_linked_pending(self, client, now).await
-    }
-
-    async fn list_pending(
-        &self,
-        client: &str,
-        after: Option<&Cursor>,
-        limit: usize,
-    ) -> StoreResult<Page<Member>> {
-        members::list(self, client, true, after, limit).await
-    }
-
-    async fn list_members(
-        &self,
-        client: &str,
-        after: Option<&Cursor>,
-        limit: usize,
-    ) -> StoreResult<Page<Member>> {
-        members::list(self, client, false, after, limit).await
-    }
-
-    async fn list_linked_by_discord(
-        &self,
-        client: &str,
-        after_discord_id: Option<u64>,
-        limit: usize,
-    ) -> StoreResult<Page<Member>> {
-        members::list_linked_by_discord(self, client, after_discord_id, limit).await
-    }
-}
-
-#[async_trait]
-impl LinkSessions for DynamoStore {
-    async fn put_link_session(&self, session: &LinkSession) -> StoreResult<()> {
-        records::put_link_session(self, session).await
-    }
-
-    async fn consume_link_session(
-        &self,
-        state_hash: &str,
-        now: Timestamp,
-    ) -> StoreResult<Option<ConsumedSession>> {
-        records::consume_link_session(self, state_hash, now).await
-    }
-}
-
-#[async_trait]
-impl RunLog for DynamoStore {
-    async fn put_run(&self, report: &RunReport) -> StoreResult<()> {
-        records::put_run(self, report).await
-    }
-
-    async fn list_runs(
-        &self,
-        client: &str,
-        after: Option<&Cursor>,
-        limit: usize,
-    ) -> StoreResult<Page<RunReport>> {
-        records::list_runs(self, client, after, limit).await
-    }
-
-    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
-        records::append_audit(self, entries).await
-    }
-
-    async fn list_audit(
-        &self,
-        client: &str,
-        after: Option<&Cursor>,
-        limit: usize,
-    ) -> StoreResult<Page<AuditEntry>> {
-        records::list_audit(self, client, after, limit).await
-    }
-}
-
-#[async_trait]
-impl Settings for DynamoStore {
-    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
-        records::get_setting(self, key).await
-    }
-
-    async fn put_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool> {
-        records::put_setting_if_absent(self, key, value).await
-    }
-}
-
-#[async_trait]
-impl Leases for DynamoStore {
-    async fn acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: Timestamp,
-        ttl_secs: i64,
-    ) -> StoreResult<Option<LeaseGrant>> {
-        records::acquire_lease(self, name, holder, now, ttl_secs).await
-    }
-
-    async fn renew_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: Timestamp,
-        ttl_secs: i64,
-        handover: Option<&str>,
-    ) -> StoreResult<bool> {
-        records::renew_lease(self, name, holder, now, ttl_secs, handover).await
-    }
-
-    async fn release_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        handover: Option<&str>,
-    ) -> StoreResult<()> {
-        records::release_lease(self, name, holder, handover).await
-    }
-}
-
-#[async_trait]
-impl WorkIndex for DynamoStore {
-    async fn mark_work(&self, client: &str, task: TaskName, now: Timestamp) -> StoreResult<u64> {
-        work::mark_work(self, client, task, now).await
-    }
-
-    async fn get_work(&self, client: &str, task: TaskName) -> StoreResult<Option<WorkMark>> {
-        work::get_work(self, client, task).await
-    }
-
-    async fn list_work(&self, after: Option<&Cursor>, limit: usize) -> StoreResult<Page<WorkMark>> {
-        work::list_work(self, after, limit).await
-    }
-
-    async fn clear_work(&self, client: &str, task: TaskName, seen_seq: u64) -> StoreResult<bool> {
-        work::clear_work(self, client, task, seen_seq).await
-    }
 }
 
 #[cfg(test)]

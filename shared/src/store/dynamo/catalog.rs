@@ -1,7 +1,9 @@
-//! Client configurations, their mirrored roles, and deleting a client with everything under it.
+//! `ClientCatalog`: client configurations, their mirrored roles, and deleting a client with
+//! everything under it.
 
 use std::collections::BTreeSet;
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, ReturnValue, WriteRequest};
 
 use super::expr::{n, s, Expr};
@@ -9,7 +11,47 @@ use super::items::{self, Keyed, RolesData};
 use super::keys;
 use super::{backend, backoff, is_condition_failed, put_if, work, DynamoStore, Query, ATTEMPTS};
 use crate::domain::{Client, Role, TaskName};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{ClientCatalog, StoreError, StoreResult};
+
+#[async_trait]
+impl ClientCatalog for DynamoStore {
+    async fn create_client(&self, client: &Client) -> StoreResult<()> {
+        create_client(self, client).await
+    }
+
+    async fn get_client(&self, id: &str) -> StoreResult<Option<Client>> {
+        get_client(self, id).await
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        list_clients(self).await
+    }
+
+    async fn update_client(&self, client: &Client) -> StoreResult<()> {
+        update_client(self, client).await
+    }
+
+    async fn delete_client(&self, id: &str) -> StoreResult<()> {
+        delete_client(self, id).await
+    }
+
+    async fn replace_roles(&self, client: &str, roles: &[Role]) -> StoreResult<()> {
+        replace_roles(self, client, roles).await
+    }
+
+    async fn list_roles(&self, client: &str) -> StoreResult<Vec<Role>> {
+        list_roles(self, client).await
+    }
+
+    async fn set_role_groups(
+        &self,
+        client: &str,
+        role_id: &str,
+        groups: &BTreeSet<String>,
+    ) -> StoreResult<()> {
+        set_role_groups(self, client, role_id, groups).await
+    }
+}
 
 /// Client items live in one `CLIENTS` partition, so listing them is one strongly consistent
 /// query (there are few clients).
@@ -38,7 +80,7 @@ async fn put_client(store: &DynamoStore, client: &Client, exists: bool) -> Store
     put_if(store, client_item(client).to_item()?, condition, &expr).await
 }
 
-pub(super) async fn create_client(store: &DynamoStore, client: &Client) -> StoreResult<()> {
+async fn create_client(store: &DynamoStore, client: &Client) -> StoreResult<()> {
     if put_client(store, client, false).await? {
         Ok(())
     } else {
@@ -46,7 +88,7 @@ pub(super) async fn create_client(store: &DynamoStore, client: &Client) -> Store
     }
 }
 
-pub(super) async fn get_client(store: &DynamoStore, id: &str) -> StoreResult<Option<Client>> {
+async fn get_client(store: &DynamoStore, id: &str) -> StoreResult<Option<Client>> {
     store
         .get(client_key(id))
         .await?
@@ -54,7 +96,7 @@ pub(super) async fn get_client(store: &DynamoStore, id: &str) -> StoreResult<Opt
         .transpose()
 }
 
-pub(super) async fn list_clients(store: &DynamoStore) -> StoreResult<Vec<Client>> {
+async fn list_clients(store: &DynamoStore) -> StoreResult<Vec<Client>> {
     let query = Query::partition(keys::CLIENTS.to_owned(), "CLIENT#");
     let (found, _) = store.query(&query, None, None).await?;
     found
@@ -63,7 +105,7 @@ pub(super) async fn list_clients(store: &DynamoStore) -> StoreResult<Vec<Client>
         .collect()
 }
 
-pub(super) async fn update_client(store: &DynamoStore, client: &Client) -> StoreResult<()> {
+async fn update_client(store: &DynamoStore, client: &Client) -> StoreResult<()> {
     if put_client(store, client, true).await? {
         Ok(())
     } else {
@@ -74,7 +116,7 @@ pub(super) async fn update_client(store: &DynamoStore, client: &Client) -> Store
 /// Deletes the client's partition (roles, members, Discord accounts, runs, audit), its link
 /// sessions and its work marks in batches, then the client item itself — last, so a delete that failed half-way can
 /// simply be repeated.
-pub(super) async fn delete_client(store: &DynamoStore, id: &str) -> StoreResult<()> {
+async fn delete_client(store: &DynamoStore, id: &str) -> StoreResult<()> {
     if get_client(store, id).await?.is_none() {
         return Err(StoreError::NotFound);
     }
@@ -137,11 +179,7 @@ async fn read_roles(store: &DynamoStore, client: &str) -> StoreResult<Option<Rol
 }
 
 /// All roles are one item, so the replacement is a single write; `rev` is bumped.
-pub(super) async fn replace_roles(
-    store: &DynamoStore,
-    client: &str,
-    roles: &[Role],
-) -> StoreResult<()> {
+async fn replace_roles(store: &DynamoStore, client: &str, roles: &[Role]) -> StoreResult<()> {
     let mut expr = Expr::new();
     expr.set(&["entity"], s(items::ROLES))
         .set(&["client"], s(client))
@@ -161,7 +199,7 @@ pub(super) async fn replace_roles(
     Ok(())
 }
 
-pub(super) async fn list_roles(store: &DynamoStore, client: &str) -> StoreResult<Vec<Role>> {
+async fn list_roles(store: &DynamoStore, client: &str) -> StoreResult<Vec<Role>> {
     let mut roles = read_roles(store, client)
         .await?
         .map(|data| data.roles)
@@ -171,7 +209,7 @@ pub(super) async fn list_roles(store: &DynamoStore, client: &str) -> StoreResult
 }
 
 /// Read, change, write back on condition that no other write came between (`rev`).
-pub(super) async fn set_role_groups(
+async fn set_role_groups(
     store: &DynamoStore,
     client: &str,
     role_id: &str,

@@ -1,18 +1,110 @@
-//! Site users and what tasks record on them: `USER#` items and the sparse pending GSI. Linking
-//! and unlinking are in `links`.
+//! `MemberStore`: site users and what tasks record on them, `USER#` items and the sparse pending
+//! GSI. Linking and unlinking (with the `DISCORD#` uniqueness items) are in `links`.
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 use tokio::task::JoinSet;
 
 use super::expr::{b, n, s, Expr};
 use super::items::{self, AccountData, Item, MemberData};
 use super::keys::{self, GSI1PK, GSI1SK};
-use super::{backend, is_condition_failed, DynamoStore, Query};
+use super::{backend, is_condition_failed, links, DynamoStore, Query};
 use crate::clock::Timestamp;
-use crate::domain::{LinkStatus, Member, SiteUser, StoredTokens};
-use crate::store::{Cursor, Outcome, Page, StoreError, StoreResult};
+use crate::domain::{Link, LinkStatus, Member, SiteUser, StoredTokens};
+use crate::store::{Cursor, MemberStore, Outcome, Page, StoreError, StoreResult};
+
+#[async_trait]
+impl MemberStore for DynamoStore {
+    async fn get_member(&self, client: &str, user_id: &str) -> StoreResult<Option<Member>> {
+        get(self, client, user_id).await
+    }
+
+    async fn find_member_by_discord(
+        &self,
+        client: &str,
+        discord_user_id: &str,
+    ) -> StoreResult<Option<Member>> {
+        find_by_discord(self, client, discord_user_id).await
+    }
+
+    async fn save_site_user(
+        &self,
+        client: &str,
+        user: &SiteUser,
+        pending: bool,
+        now: Timestamp,
+    ) -> StoreResult<Member> {
+        save_site_user(self, client, user, pending, now).await
+    }
+
+    async fn create_link(
+        &self,
+        client: &str,
+        user_id: &str,
+        link: &Link,
+        pending: bool,
+        now: Timestamp,
+    ) -> StoreResult<Member> {
+        links::create_link(self, client, user_id, link, pending, now).await
+    }
+
+    async fn delete_link(&self, client: &str, user_id: &str) -> StoreResult<Option<Link>> {
+        links::delete_link(self, client, user_id).await
+    }
+
+    async fn record_outcome(
+        &self,
+        client: &str,
+        user_id: &str,
+        expected_version: i64,
+        outcome: &Outcome,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        record_outcome(self, client, user_id, expected_version, outcome, now).await
+    }
+
+    async fn set_tokens(
+        &self,
+        client: &str,
+        user_id: &str,
+        tokens: Option<&StoredTokens>,
+    ) -> StoreResult<()> {
+        set_tokens(self, client, user_id, tokens).await
+    }
+
+    async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64> {
+        mark_all_linked_pending(self, client, now).await
+    }
+
+    async fn list_pending(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        list(self, client, true, after, limit).await
+    }
+
+    async fn list_members(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        list(self, client, false, after, limit).await
+    }
+
+    async fn list_linked_by_discord(
+        &self,
+        client: &str,
+        after_discord_id: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        list_linked_by_discord(self, client, after_discord_id, limit).await
+    }
+}
 
 /// How many conditional updates `mark_all_linked_pending` keeps in flight.
 const PARALLEL_UPDATES: usize = 16;
@@ -25,7 +117,7 @@ pub(super) fn account_key(client: &str, discord_user_id: &str) -> Item {
     items::key(keys::client_pk(client), keys::discord_sk(discord_user_id))
 }
 
-pub(super) fn decode_member(item: Item) -> StoreResult<Member> {
+fn decode_member(item: Item) -> StoreResult<Member> {
     items::decode::<MemberData>(item, items::MEMBER).map(Member::from)
 }
 
@@ -60,7 +152,7 @@ pub(super) async fn get(
 }
 
 /// Through the account's uniqueness item, then the member (both strongly consistent reads).
-pub(super) async fn find_by_discord(
+async fn find_by_discord(
     store: &DynamoStore,
     client: &str,
     discord_user_id: &str,
@@ -90,7 +182,7 @@ pub(super) async fn account_holder(
         .map(|account| account.user_id))
 }
 
-pub(super) async fn save_site_user(
+async fn save_site_user(
     store: &DynamoStore,
     client: &str,
     user: &SiteUser,
@@ -174,7 +266,7 @@ fn outcome_update(expr: &mut Expr, outcome: &Outcome, now: Timestamp) -> StoreRe
 /// First try: write the outcome and `pending` on condition `version = expected` (and a link).
 /// If that condition fails, write the outcome alone on condition of a link, and report the
 /// `pending` the member has.
-pub(super) async fn record_outcome(
+async fn record_outcome(
     store: &DynamoStore,
     client: &str,
     user_id: &str,
@@ -230,7 +322,7 @@ pub(super) async fn record_outcome(
     }
 }
 
-pub(super) async fn set_tokens(
+async fn set_tokens(
     store: &DynamoStore,
     client: &str,
     user_id: &str,
@@ -261,7 +353,7 @@ pub(super) async fn set_tokens(
 /// pending with a conditional update — version bumped, refused writes forgotten — a few in
 /// parallel. DynamoDB has no
 /// multi-item update; BatchWriteItem can only put or delete.
-pub(super) async fn mark_all_linked_pending(
+async fn mark_all_linked_pending(
     store: &DynamoStore,
     client: &str,
     now: Timestamp,
@@ -327,7 +419,7 @@ fn joined(done: Option<Result<StoreResult<u64>, tokio::task::JoinError>>) -> Sto
 
 /// Members by user id: the client's `USER#` items, or for `pending_only` the client's partition
 /// of the sparse GSI, which holds pending members and nothing else.
-pub(super) async fn list(
+async fn list(
     store: &DynamoStore,
     client: &str,
     pending_only: bool,
@@ -355,7 +447,7 @@ pub(super) async fn list(
 /// Linked members in Discord's numeric order: the client's `DISCORD#N#` uniqueness items (sort
 /// key = zero-padded id) from `after_discord_id` on, then their members in one batch read. A
 /// member whose link moved on between the two reads is left out.
-pub(super) async fn list_linked_by_discord(
+async fn list_linked_by_discord(
     store: &DynamoStore,
     client: &str,
     after_discord_id: Option<u64>,

@@ -1,7 +1,8 @@
-//! The work index: one item per (client, task) with work, all in the `WORK` partition, so the
+//! `WorkIndex`: one item per (client, task) with work, all in the `WORK` partition, so the
 //! dispatcher reads every mark with one query. `seq` is bumped by every mark; a clear is
 //! conditional on the seq the clearer read, so it cannot erase a mark made after that read.
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::expr::{n, s, Expr};
@@ -10,7 +11,26 @@ use super::keys::{self, PK};
 use super::{backend, is_condition_failed, DynamoStore, Query};
 use crate::clock::Timestamp;
 use crate::domain::TaskName;
-use crate::store::{Cursor, Page, StoreError, StoreResult, WorkMark};
+use crate::store::{Cursor, Page, StoreError, StoreResult, WorkIndex, WorkMark};
+
+#[async_trait]
+impl WorkIndex for DynamoStore {
+    async fn mark_work(&self, client: &str, task: TaskName, now: Timestamp) -> StoreResult<u64> {
+        mark_work(self, client, task, now).await
+    }
+
+    async fn get_work(&self, client: &str, task: TaskName) -> StoreResult<Option<WorkMark>> {
+        get_work(self, client, task).await
+    }
+
+    async fn list_work(&self, after: Option<&Cursor>, limit: usize) -> StoreResult<Page<WorkMark>> {
+        list_work(self, after, limit).await
+    }
+
+    async fn clear_work(&self, client: &str, task: TaskName, seen_seq: u64) -> StoreResult<bool> {
+        clear_work(self, client, task, seen_seq).await
+    }
+}
 
 pub(super) fn work_key(client: &str, task: TaskName) -> Item {
     items::key(keys::WORK, keys::work_sk(client, task))
@@ -30,7 +50,7 @@ fn decode(item: Item) -> StoreResult<WorkMark> {
 
 /// One UpdateItem: `seq` incremented (a new mark starts from `work_seq_base`), `since` set only
 /// on a new mark.
-pub(super) async fn mark_work(
+async fn mark_work(
     store: &DynamoStore,
     client: &str,
     task: TaskName,
@@ -64,7 +84,7 @@ pub(super) async fn mark_work(
     }
 }
 
-pub(super) async fn get_work(
+async fn get_work(
     store: &DynamoStore,
     client: &str,
     task: TaskName,
@@ -77,7 +97,7 @@ pub(super) async fn get_work(
 }
 
 /// The `WORK` partition in sort-key order, i.e. by (client, task name).
-pub(super) async fn list_work(
+async fn list_work(
     store: &DynamoStore,
     after: Option<&Cursor>,
     limit: usize,
@@ -98,7 +118,7 @@ pub(super) async fn list_work(
 }
 
 /// A DeleteItem on condition that the mark is gone already or still has `seen_seq`.
-pub(super) async fn clear_work(
+async fn clear_work(
     store: &DynamoStore,
     client: &str,
     task: TaskName,
