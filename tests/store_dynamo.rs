@@ -186,7 +186,7 @@ async fn deleting_a_client_with_more_than_25_items_removes_them_all_in_batches()
             .unwrap();
         if n % 4 == 0 {
             store
-                .create_link("big", &user, &link(&format!("d{n}")), true, T0)
+                .create_link("big", &user, &link(&format!("d{n}")), None, true, T0)
                 .await
                 .unwrap();
         }
@@ -276,7 +276,7 @@ async fn the_pending_index_holds_pending_members_only() {
         .await
         .unwrap();
     let m = store
-        .create_link("a", "done", &link("d1"), true, T0)
+        .create_link("a", "done", &link("d1"), None, true, T0)
         .await
         .unwrap();
     store
@@ -284,7 +284,7 @@ async fn the_pending_index_holds_pending_members_only() {
         .await
         .unwrap();
     store
-        .create_link("a", "p2", &link("d2"), true, T0)
+        .create_link("a", "p2", &link("d2"), None, true, T0)
         .await
         .unwrap();
     // Pending, then cleared by a later save: leaves the index.
@@ -334,11 +334,11 @@ async fn a_refused_link_writes_nothing_at_all() {
     let store = DynamoStore::new(dynamodb.clone(), &table);
     store.create_client(&client("a")).await.unwrap();
     store
-        .create_link("a", "u1", &link("d1"), false, T0)
+        .create_link("a", "u1", &link("d1"), None, false, T0)
         .await
         .unwrap();
     store
-        .create_link("a", "u2", &link("d2"), true, T0)
+        .create_link("a", "u2", &link("d2"), None, true, T0)
         .await
         .unwrap();
     let holder = get_item(&dynamodb, &table, "CLIENT#a", "DISCORD#S#d1")
@@ -351,7 +351,7 @@ async fn a_refused_link_writes_nothing_at_all() {
     // u2 would move from d2 to d1 (three writes in one transaction); u3 is new.
     for user in ["u2", "u3"] {
         match store
-            .create_link("a", user, &link("d1"), true, T0 + 1)
+            .create_link("a", user, &link("d1"), None, true, T0 + 1)
             .await
         {
             Err(StoreError::DiscordAccountTaken { user_id }) => assert_eq!(user_id, "u1"),
@@ -371,7 +371,7 @@ async fn every_item_names_its_entity() {
         .await
         .unwrap();
     store
-        .create_link("a", "u1", &link("d1"), true, T0)
+        .create_link("a", "u1", &link("d1"), None, true, T0)
         .await
         .unwrap();
     store
@@ -731,7 +731,7 @@ async fn refused_writes_round_trip_and_an_empty_set_leaves_no_attribute() {
         ..link("d1")
     };
     let m = store
-        .create_link("a", "u1", &imported, true, T0)
+        .create_link("a", "u1", &imported, None, true, T0)
         .await
         .unwrap();
     assert_eq!(m.link.as_ref(), Some(&imported));
@@ -807,7 +807,7 @@ async fn refused_writes_round_trip_and_an_empty_set_leaves_no_attribute() {
         ..link("d2")
     };
     let m = store
-        .create_link("a", "u2", &with_refused, false, T0)
+        .create_link("a", "u2", &with_refused, None, false, T0)
         .await
         .unwrap();
     assert_eq!(m.link.as_ref().unwrap().refused, names(&["add:r9"]));

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use connector::clock::Timestamp;
 use connector::domain::{
     AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser, StoredTokens,
-    TaskName,
+    TaskName, UnlinkCleanup, Unlinking,
 };
 use connector::store::prelude::*;
 use connector::store::{ConsumedSession, Cursor, LeaseGrant, Outcome, Page, StoreResult, WorkMark};
@@ -145,16 +145,49 @@ impl MemberStore for CountingStore {
         client: &str,
         user_id: &str,
         link: &Link,
+        replaced: Option<&UnlinkCleanup>,
         pending: bool,
         now: Timestamp,
     ) -> StoreResult<Member> {
         self.write()
-            .create_link(client, user_id, link, pending, now)
+            .create_link(client, user_id, link, replaced, pending, now)
             .await
     }
 
-    async fn delete_link(&self, client: &str, user_id: &str) -> StoreResult<Option<Link>> {
-        self.write().delete_link(client, user_id).await
+    async fn delete_link(
+        &self,
+        client: &str,
+        user_id: &str,
+        cleanup: Option<&UnlinkCleanup>,
+        now: Timestamp,
+    ) -> StoreResult<Option<Link>> {
+        self.write()
+            .delete_link(client, user_id, cleanup, now)
+            .await
+    }
+
+    async fn record_unlinking(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        progress: Option<&Unlinking>,
+    ) -> StoreResult<()> {
+        self.write()
+            .record_unlinking(client, user_id, discord_user_id, progress)
+            .await
+    }
+
+    async fn clear_pending(
+        &self,
+        client: &str,
+        user_id: &str,
+        expected_version: i64,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.write()
+            .clear_pending(client, user_id, expected_version, now)
+            .await
     }
 
     async fn record_outcome(

@@ -181,7 +181,7 @@ async fn set_groups(
 
 async fn unlink(State(site): State<DemoSite>, Path(user): Path<String>) -> Response {
     match members::unlink(&site.app, &site.client, &user, "demo").await {
-        Ok(()) => Redirect::to("/demo").into_response(),
+        Ok(_) => Redirect::to("/demo").into_response(),
         Err(e) => Html(format!("<p>Could not unlink: {}</p>", esc(&e.to_string()))).into_response(),
     }
 }

@@ -63,7 +63,7 @@ async fn data_survives_closing_and_reopening() {
             .await
             .unwrap();
         store
-            .create_link("a", "u1", &link("d1"), true, T0)
+            .create_link("a", "u1", &link("d1"), None, true, T0)
             .await
             .unwrap();
         store.put_setting_if_absent("k", "v").await.unwrap();
@@ -80,7 +80,9 @@ async fn data_survives_closing_and_reopening() {
     assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("v"));
     // The uniqueness of links survives too.
     assert!(matches!(
-        store.create_link("a", "u2", &link("d1"), true, T0).await,
+        store
+            .create_link("a", "u2", &link("d1"), None, true, T0)
+            .await,
         Err(StoreError::DiscordAccountTaken { .. })
     ));
 }
@@ -119,10 +121,13 @@ async fn two_stores_on_one_file_share_the_one_link_per_account_rule() {
     let second = SqliteStore::open(&path).unwrap();
     first.create_client(&client("a")).await.unwrap();
     first
-        .create_link("a", "u1", &link("d1"), false, T0)
+        .create_link("a", "u1", &link("d1"), None, false, T0)
         .await
         .unwrap();
-    match second.create_link("a", "u2", &link("d1"), false, T0).await {
+    match second
+        .create_link("a", "u2", &link("d1"), None, false, T0)
+        .await
+    {
         Err(StoreError::DiscordAccountTaken { user_id }) => assert_eq!(user_id, "u1"),
         other => panic!("expected DiscordAccountTaken, got {other:?}"),
     }

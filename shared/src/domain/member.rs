@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::clock::Timestamp;
+use crate::domain::UnlinkPolicy;
 
 /// The desired state of one website user, pushed by the site backend.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +76,78 @@ pub fn refusal_key(add: bool, role: &str) -> String {
 /// The key of a refused nickname change in [`Link::refused`].
 pub const NICK_REFUSAL: &str = "nick";
 
+/// Why a Discord account stopped being a site user's link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnlinkReason {
+    /// `DELETE …/users/{id}/link`.
+    Unlinked,
+    /// The site user linked another Discord account.
+    Relinked,
+    /// An import gave the site user another Discord account.
+    Imported,
+}
+
+/// A Discord account a site user no longer has linked, whose clean-up on Discord is still to
+/// do: the client's unlink policy (managed roles removed, or a kick) and the revocation of our
+/// OAuth grant. It is recorded in the same store write that removes the link and is worked off
+/// by the guild's writer, so an unlink answers at once and never cuts a sequence of Discord
+/// writes in half.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unlinking {
+    pub discord_user_id: String,
+    pub reason: UnlinkReason,
+    /// `None`: the account only loses our grant (it had left the guild, or its authorization
+    /// was already revoked and the policy applied then).
+    pub policy: Option<UnlinkPolicy>,
+    /// Managed roles still to remove, as far as we know (each removed one leaves the set as it
+    /// completes).
+    pub roles: BTreeSet<String>,
+    /// False when the account's roles were never seen (an imported link): the writer reads the
+    /// member first.
+    pub roles_known: bool,
+    pub tokens: Option<StoredTokens>,
+    pub actor: String,
+    pub since: Timestamp,
+    /// Discord refused (403) part of the clean-up: not sent again until `roles/sync` or a
+    /// mapping change.
+    #[serde(default)]
+    pub refused: bool,
+    pub last_error: Option<LastError>,
+}
+
+/// How a link that is being removed or replaced is to be cleaned up on Discord: the store
+/// turns the link it removes into an [`Unlinking`] in the same write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnlinkCleanup {
+    pub reason: UnlinkReason,
+    pub policy: UnlinkPolicy,
+    pub actor: String,
+}
+
+impl UnlinkCleanup {
+    /// The clean-up `link` needs, if any: the policy for an active link, the grant's revocation
+    /// for any link that holds tokens.
+    pub fn for_link(&self, link: &Link, now: Timestamp) -> Option<Unlinking> {
+        let policy = (link.status == LinkStatus::Active).then_some(self.policy);
+        if policy.is_none() && link.tokens.is_none() {
+            return None;
+        }
+        Some(Unlinking {
+            discord_user_id: link.discord_user_id.clone(),
+            reason: self.reason,
+            policy,
+            roles: link.applied_roles.clone(),
+            roles_known: link.roles_known,
+            tokens: link.tokens.clone(),
+            actor: self.actor.clone(),
+            since: now,
+            refused: false,
+            last_error: None,
+        })
+    }
+}
+
 /// Why the last attempt to bring a member in line failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LastError {
@@ -91,6 +164,9 @@ pub struct Member {
     pub client: String,
     pub user: SiteUser,
     pub link: Option<Link>,
+    /// Former accounts whose clean-up is still to do, by Discord user id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unlinking: BTreeMap<String, Unlinking>,
     /// Set while the member's managed roles or nickname may differ from what their groups entitle.
     pub pending: bool,
     pub last_error: Option<LastError>,
@@ -109,6 +185,7 @@ impl Member {
                 ..SiteUser::default()
             },
             link: None,
+            unlinking: BTreeMap::new(),
             pending: false,
             last_error: None,
             version: 0,

@@ -12,7 +12,8 @@ pub mod session;
 pub use audit::{AuditAction, AuditEntry};
 pub use client::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
 pub use member::{
-    refusal_key, LastError, Link, LinkStatus, Member, SiteUser, StoredTokens, NICK_REFUSAL,
+    refusal_key, LastError, Link, LinkStatus, Member, SiteUser, StoredTokens, UnlinkCleanup,
+    UnlinkReason, Unlinking, NICK_REFUSAL,
 };
 pub use plan::{plan, Current, Desired, GuildView, Plan, PlanIssue};
 pub use report::{Count, GroupChange, GuildAudit, PlannedChange, RunError, RunReport, TaskName};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
-use crate::domain::{LastError, LinkStatus, Member, SiteUser};
+use crate::domain::{LastError, LinkStatus, Member, SiteUser, UnlinkPolicy, UnlinkReason};
 use crate::service::import::{self, ImportItem, ImportReport};
 use crate::service::members;
 use crate::store::Cursor;
@@ -41,6 +41,23 @@ pub struct LinkView {
     pub linked_at: i64,
 }
 
+/// A former Discord account of the user whose clean-up the guild's writer has still to do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnlinkingView {
+    pub discord_user_id: String,
+    pub reason: UnlinkReason,
+    /// The unlink policy being applied; absent when only our grant is revoked (the account had
+    /// left the guild or revoked us).
+    pub policy: Option<UnlinkPolicy>,
+    /// Managed roles still to remove, as far as we know.
+    pub roles: BTreeSet<String>,
+    pub since: i64,
+    /// Discord refused part of it (role hierarchy, permissions): not retried until `roles/sync`
+    /// or a mapping change.
+    pub refused: bool,
+    pub last_error: Option<LastError>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     pub user_id: String,
@@ -48,6 +65,8 @@ pub struct UserView {
     pub attributes: BTreeMap<String, String>,
     pub linked: bool,
     pub link: Option<LinkView>,
+    /// Former accounts still being cleaned up (unlink policy, grant revocation).
+    pub unlinking: Vec<UnlinkingView>,
     /// The member's Discord roles or nickname still need to be brought in line.
     pub pending: bool,
     pub last_error: Option<LastError>,
@@ -76,6 +95,19 @@ impl From<Member> for UserView {
             attributes: m.user.attributes,
             linked: link.is_some(),
             link,
+            unlinking: m
+                .unlinking
+                .into_values()
+                .map(|u| UnlinkingView {
+                    discord_user_id: u.discord_user_id,
+                    reason: u.reason,
+                    policy: u.policy,
+                    roles: u.roles,
+                    since: u.since,
+                    refused: u.refused,
+                    last_error: u.last_error,
+                })
+                .collect(),
             pending: m.pending,
             last_error: m.last_error,
             updated_at: m.updated_at,
@@ -200,13 +232,15 @@ pub async fn list_users(
 
 #[utoipa::path(delete, path = "/clients/{client}/users/{user_id}/link", tag = "users",
     params(("client" = String, Path), ("user_id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem), (status = 502, body = Problem)))]
+    responses((status = 202, body = UserView,
+        description = "Unlinked: the account is free at once; the unlink policy and the grant's revocation follow through the guild's writer (`pending`, `unlinking`)"),
+        (status = 404, body = Problem)))]
 pub async fn unlink(
     State(app): State<AppState>,
     Path((client, user_id)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    members::unlink(&app, &client, &user_id, "admin").await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    let member = members::unlink(&app, &client, &user_id, "admin").await?;
+    Ok((StatusCode::ACCEPTED, Json(UserView::from(member))))
 }
 
 /// Most items one import request may carry.

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::domain::AuditAction;
-use crate::domain::{Link, LinkStatus, SiteUser};
+use crate::domain::{Link, LinkStatus, SiteUser, UnlinkCleanup, UnlinkReason};
 use crate::store::StoreError;
 use crate::work::dispatch::{mark_pending, wake};
 
@@ -57,10 +57,18 @@ pub async fn import_users(
     client_id: &str,
     items: Vec<ImportItem>,
 ) -> Result<ImportReport, ServiceError> {
-    app.store
+    let client = app
+        .store
         .get_client(client_id)
         .await?
         .ok_or(ServiceError::NotFound("client"))?;
+    // A user imported with another Discord account than the one linked: the old account gets
+    // the unlink policy, like a relink.
+    let replaced = UnlinkCleanup {
+        reason: UnlinkReason::Imported,
+        policy: client.unlink_policy,
+        actor: "admin".to_owned(),
+    };
     let store = app.store.as_ref();
     let now = app.clock.now();
     mark_pending(app, client_id).await?;
@@ -102,7 +110,7 @@ pub async fn import_users(
             match store
                 // Not pending: the next remote sync learns the member's roles from the member
                 // list (1,000 per call); a change pushed before then reads the member first.
-                .create_link(client_id, &item.user_id, &link, false, now)
+                .create_link(client_id, &item.user_id, &link, Some(&replaced), false, now)
                 .await
             {
                 Ok(_) => {}

@@ -10,11 +10,14 @@ use crate::discord::{AddMember, DiscordError, TokenSet};
 use crate::domain::plan::{desired_for, plan};
 use crate::domain::session::LINK_SESSION_TTL_SECS;
 use crate::domain::AuditAction;
-use crate::domain::{Current, LastError, Link, LinkSession, LinkStatus, Member, StoredTokens};
+use crate::domain::{
+    Current, LastError, Link, LinkSession, LinkStatus, Member, StoredTokens, UnlinkCleanup,
+    UnlinkReason,
+};
 use crate::store::{ConsumedSession, Outcome, StoreError};
 
 use super::audit::AuditBatch;
-use super::members::{revoke_sealed_tokens, TokenPair};
+use super::members::TokenPair;
 use super::{ClientContext, ServiceError};
 use crate::work::dispatch::{mark_pending, wake};
 
@@ -276,8 +279,15 @@ async fn join_and_store(
     // Marked before the member becomes pending, so no tick can miss them.
     mark_pending(&ctx.app, client_id).await?;
     // Reserve the Discord account first: the store's conditional write settles any race.
+    // A previous link to another account is replaced in the same write by its unlinking: the
+    // old account gets the unlink policy and loses our grant (the guild's writer does both).
+    let replaced = UnlinkCleanup {
+        reason: UnlinkReason::Relinked,
+        policy: ctx.client.unlink_policy,
+        actor: "sso".to_owned(),
+    };
     let reserved = match store
-        .create_link(client_id, user_id, &link, true, ctx.now())
+        .create_link(client_id, user_id, &link, Some(&replaced), true, ctx.now())
         .await
     {
         Err(StoreError::DiscordAccountTaken { .. }) => {
@@ -295,30 +305,28 @@ async fn join_and_store(
             return Err(e);
         }
     }
-    if let Some(old) = previous.as_ref().and_then(|p| p.link.as_ref()) {
-        if old.discord_user_id != me.id {
-            if let Some(t) = &old.tokens {
-                revoke_sealed_tokens(ctx, &t.sealed).await;
-            }
-        }
-    }
     Ok(me.display_tag())
 }
 
 async fn rollback(ctx: &ClientContext, user_id: &str, previous: Option<&Member>) {
     let store = ctx.app.store.as_ref();
     let restored = match previous.and_then(|p| p.link.as_ref()) {
-        Some(old) => store
-            .create_link(
-                &ctx.client.id,
-                user_id,
-                old,
-                previous.is_some_and(|p| p.pending),
-                ctx.now(),
-            )
+        Some(old) => {
+            // The writer may have started on the old account's unlinking meanwhile: its roles
+            // are read from Discord again before anything is planned.
+            let old = Link {
+                roles_known: false,
+                ..old.clone()
+            };
+            store
+                .create_link(&ctx.client.id, user_id, &old, None, true, ctx.now())
+                .await
+                .map(|_| ())
+        }
+        None => store
+            .delete_link(&ctx.client.id, user_id, None, ctx.now())
             .await
             .map(|_| ()),
-        None => store.delete_link(&ctx.client.id, user_id).await.map(|_| ()),
     };
     if let Err(e) = restored {
         tracing::error!(client = %ctx.client.id, user = user_id, error = %e, "rolling back a failed link");

@@ -9,8 +9,9 @@ use crate::domain::plan::{desired_for, plan};
 use crate::domain::AuditAction;
 use std::collections::BTreeSet;
 
-use crate::domain::{Current, GuildView, LastError, LinkStatus, Member, SiteUser, UnlinkPolicy};
-use crate::store::Outcome;
+use crate::domain::{
+    Current, GuildView, Member, SiteUser, UnlinkCleanup, UnlinkPolicy, UnlinkReason,
+};
 
 use super::audit::AuditBatch;
 use super::reconcile::audit_reason;
@@ -79,70 +80,51 @@ pub async fn save_user(
     Ok(member)
 }
 
-/// Removes a user's link: applies the client's unlink policy on Discord (remove managed roles or
-/// kick), revokes the user's OAuth grant, then deletes the link. If Discord refuses midway the link
-/// is kept (with what was already removed recorded) and the call can simply be retried.
+/// Removes a user's link at once — the Discord account is free to link again — and leaves the
+/// Discord side (the client's unlink policy, then revoking our grant) to the guild's writer,
+/// recorded in the same store write as the removal. The member stays pending until the writer
+/// is done; a refusal shows in `unlinking` and the audit trail instead of failing the call.
 pub async fn unlink(
     app: &AppState,
     client_id: &str,
     user_id: &str,
     actor: &str,
-) -> Result<(), ServiceError> {
-    let ctx = ClientContext::load(app, client_id).await?;
+) -> Result<Member, ServiceError> {
+    let client = app
+        .store
+        .get_client(client_id)
+        .await?
+        .ok_or(ServiceError::NotFound("client"))?;
+    let cleanup = UnlinkCleanup {
+        reason: UnlinkReason::Unlinked,
+        policy: client.unlink_policy,
+        actor: actor.to_owned(),
+    };
+    // Marked before the member becomes pending, so no tick can miss them.
+    mark_pending(app, client_id).await?;
+    let now = app.clock.now();
+    let old = app
+        .store
+        .delete_link(client_id, user_id, Some(&cleanup), now)
+        .await?
+        .ok_or(ServiceError::NotFound("link"))?;
+    let mut audit = AuditBatch::new(client_id, actor, now);
+    audit.push(
+        AuditAction::LinkDelete,
+        Some(user_id),
+        Some(&old.discord_user_id),
+        json!({"policy": client.unlink_policy, "reason": UnlinkReason::Unlinked}),
+    );
+    audit.save(app.store.as_ref()).await?;
     let member = app
         .store
         .get_member(client_id, user_id)
         .await?
         .ok_or(ServiceError::NotFound("user"))?;
-    let link = member.link.clone().ok_or(ServiceError::NotFound("link"))?;
-    let discord_id = link.discord_user_id.as_str();
-    let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
-
-    if link.status == LinkStatus::Active {
-        let (remaining, refused) = apply_unlink_policy(&ctx, &member, actor, &mut audit).await;
-        if let Some(e) = refused {
-            let outcome = Outcome {
-                applied_roles: remaining,
-                nickname: link.nickname.clone(),
-                username: None,
-                global_name: None,
-                status: LinkStatus::Active,
-                still_pending: member.pending,
-                refused: None,
-                roles_observed: false,
-                last_error: Some(LastError {
-                    code: e.code().to_owned(),
-                    message: e.to_string(),
-                    discord_code: e.discord_code(),
-                    at: app.clock.now(),
-                }),
-            };
-            app.store
-                .record_outcome(
-                    client_id,
-                    user_id,
-                    member.version,
-                    &outcome,
-                    app.clock.now(),
-                )
-                .await?;
-            audit.save(app.store.as_ref()).await?;
-            return Err(e.into());
-        }
+    if member.pending {
+        wake(app, client_id).await?;
     }
-
-    if let Some(tokens) = &link.tokens {
-        revoke_sealed_tokens(&ctx, &tokens.sealed).await;
-    }
-    app.store.delete_link(client_id, user_id).await?;
-    audit.push(
-        AuditAction::LinkDelete,
-        Some(user_id),
-        Some(discord_id),
-        json!({"policy": ctx.client.unlink_policy}),
-    );
-    audit.save(app.store.as_ref()).await?;
-    Ok(())
+    Ok(member)
 }
 
 /// Applies the client's unlink policy on Discord: removes the managed roles (the member stays)

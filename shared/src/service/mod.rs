@@ -9,6 +9,7 @@ pub mod linking;
 pub mod members;
 pub mod reconcile;
 pub mod roles;
+pub mod unlinking;
 
 use crate::discord::DiscordError;
 use crate::secrets::SecretsError;

@@ -12,6 +12,7 @@ use crate::domain::{
 use crate::store::Outcome;
 
 use super::audit::AuditBatch;
+use super::unlinking::{self, Unlinked};
 use super::{ClientContext, ServiceError};
 
 /// What reconciling one member did (or, in a dry run, would do).
@@ -26,6 +27,9 @@ pub struct Reconciliation {
     pub still_pending: bool,
     /// Whether anything was written to the store.
     pub recorded: bool,
+    /// Former accounts whose managed roles were removed (dry run: would be), see
+    /// [`super::unlinking`].
+    pub former: Vec<PlannedChange>,
     /// The member's desired state changed while we worked on them: they stay pending and need
     /// another pass now (not at the next tick).
     pub superseded: bool,
@@ -172,9 +176,30 @@ pub async fn reconcile_member(
     actor: &str,
     dry_run: bool,
 ) -> Result<Reconciliation, ServiceError> {
+    // Former accounts first: a relinked member's old account loses its roles before anything
+    // else of theirs is sent.
+    let unlinked = if member.unlinking.is_empty() {
+        Unlinked::default()
+    } else {
+        unlinking::work_off(ctx, member, actor, dry_run).await?
+    };
+    let mut result = reconcile_link(ctx, member, actor, dry_run, unlinked.still_pending).await?;
+    result.errors.extend(unlinked.errors);
+    result.former.extend(unlinked.changes);
+    result.still_pending |= unlinked.still_pending;
+    Ok(result)
+}
+
+async fn reconcile_link(
+    ctx: &ClientContext,
+    member: &Member,
+    actor: &str,
+    dry_run: bool,
+    keep_pending: bool,
+) -> Result<Reconciliation, ServiceError> {
     let unknown = member.active_link().filter(|l| !l.roles_known);
     let Some(link) = unknown else {
-        return reconcile_observed(ctx, member, None, Scope::All, actor, dry_run).await;
+        return reconcile_with(ctx, member, None, Scope::All, actor, dry_run, keep_pending).await;
     };
     match ctx
         .discord
@@ -183,7 +208,16 @@ pub async fn reconcile_member(
     {
         Ok(live) => {
             let observed = Observed::from(&live);
-            reconcile_observed(ctx, member, Some(&observed), Scope::All, actor, dry_run).await
+            reconcile_with(
+                ctx,
+                member,
+                Some(&observed),
+                Scope::All,
+                actor,
+                dry_run,
+                keep_pending,
+            )
+            .await
         }
         Err(DiscordError::UnknownMember) => {
             // Not in the guild: nothing to plan; record them as left.
@@ -279,15 +313,41 @@ pub async fn reconcile_observed(
     actor: &str,
     dry_run: bool,
 ) -> Result<Reconciliation, ServiceError> {
+    // A former account still to clean up keeps the member pending for the writer's next pass.
+    let keep_pending = member.unlinking.values().any(|u| !u.refused);
+    reconcile_with(ctx, member, observed, scope, actor, dry_run, keep_pending).await
+}
+
+/// [`reconcile_observed`], keeping the member pending when `keep_pending` (their unlinkings
+/// still have work).
+async fn reconcile_with(
+    ctx: &ClientContext,
+    member: &Member,
+    observed: Option<&Observed>,
+    scope: Scope,
+    actor: &str,
+    dry_run: bool,
+    keep_pending: bool,
+) -> Result<Reconciliation, ServiceError> {
     let Some((plan, current)) = plan_for(ctx, member, observed, scope) else {
-        if member.pending && !dry_run {
-            // Nothing to apply without an active link: stop listing this user as pending.
-            ctx.app
+        let mut result = Reconciliation::default();
+        if member.pending && !dry_run && !keep_pending {
+            // Nothing to apply without an active link: stop listing this user as pending,
+            // unless their desired state changed meanwhile.
+            let cleared = ctx
+                .app
                 .store
-                .save_site_user(&ctx.client.id, &member.user, false, ctx.now())
+                .clear_pending(
+                    &ctx.client.id,
+                    &member.user.user_id,
+                    member.version,
+                    ctx.now(),
+                )
                 .await?;
+            result.recorded = true;
+            result.superseded = !cleared;
         }
-        return Ok(Reconciliation::default());
+        return Ok(result);
     };
     let user_id = member.user.user_id.as_str();
     let discord_id = current.discord_user_id.as_str();
@@ -502,7 +562,7 @@ pub async fn reconcile_observed(
         } else {
             LinkStatus::Active
         },
-        still_pending: result.still_pending,
+        still_pending: result.still_pending || keep_pending,
         last_error,
         refused: Some(refused.clone()),
         roles_observed: observed.is_some(),

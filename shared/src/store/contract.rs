@@ -23,7 +23,8 @@ use crate::clock::Timestamp;
 use crate::domain::Count;
 use crate::domain::{
     AuditEntry, Client, GuildFacts, LastError, Link, LinkSession, LinkStatus, Role, RunReport,
-    SiteUser, SourceOfTruth, StoredTokens, TaskName, UnlinkPolicy,
+    SiteUser, SourceOfTruth, StoredTokens, TaskName, UnlinkCleanup, UnlinkPolicy, UnlinkReason,
+    Unlinking,
 };
 
 /// Runs every contract function against a fresh store from `$fresh`, one `#[tokio::test]` each.
@@ -68,6 +69,11 @@ macro_rules! store_contract_tests {
             work_marks_are_listed_by_client_and_task_across_pages,
             deleting_a_client_removes_its_work_marks,
             refused_writes_and_unknown_roles_round_trip_and_mapping_forgets_refusals,
+            unlinking_with_a_cleanup_records_it_in_the_same_write,
+            relinking_to_another_account_records_the_old_ones_unlinking,
+            unlinking_progress_is_recorded_then_removed,
+            clearing_pending_is_version_guarded,
+            marking_pending_includes_unlinkings_and_forgets_their_refusals,
         );
     };
     (@each $fresh:path; $($name:ident),+ $(,)?) => {
@@ -328,7 +334,7 @@ pub async fn deleting_a_client_removes_everything_stored_under_it(store: &dyn St
             .await
             .unwrap();
         store
-            .create_link(id, "u1", &link("d1"), true, T0)
+            .create_link(id, "u1", &link("d1"), None, true, T0)
             .await
             .unwrap();
         store
@@ -396,7 +402,7 @@ pub async fn deleting_a_client_removes_everything_stored_under_it(store: &dyn St
         .items
         .is_empty());
     store
-        .create_link("a", "u2", &link("d1"), false, T0)
+        .create_link("a", "u2", &link("d1"), None, false, T0)
         .await
         .unwrap();
 }
@@ -527,7 +533,7 @@ pub async fn saving_a_site_user_upserts_and_bumps_the_version(store: &dyn Store)
 pub async fn saving_a_site_user_keeps_the_link(store: &dyn Store) {
     setup_client(store, "a").await;
     store
-        .create_link("a", "u1", &link("d1"), false, T0)
+        .create_link("a", "u1", &link("d1"), None, false, T0)
         .await
         .unwrap();
     let saved = store
@@ -547,7 +553,7 @@ pub async fn linking_an_unknown_user_creates_the_member(store: &dyn Store) {
     assert_eq!(store.find_member_by_discord("a", "d1").await.unwrap(), None);
 
     let member = store
-        .create_link("a", "u1", &link("d1"), true, T0)
+        .create_link("a", "u1", &link("d1"), None, true, T0)
         .await
         .unwrap();
     assert_eq!(
@@ -576,7 +582,7 @@ pub async fn linking_again_replaces_the_earlier_link(store: &dyn Store) {
         .await
         .unwrap();
     let first = store
-        .create_link("a", "u1", &link("d1"), false, T0 + 1)
+        .create_link("a", "u1", &link("d1"), None, false, T0 + 1)
         .await
         .unwrap();
     assert!(first.version > saved.version);
@@ -586,7 +592,7 @@ pub async fn linking_again_replaces_the_earlier_link(store: &dyn Store) {
     );
 
     let second = store
-        .create_link("a", "u1", &link("d2"), true, T0 + 2)
+        .create_link("a", "u1", &link("d2"), None, true, T0 + 2)
         .await
         .unwrap();
     assert!(second.version > first.version);
@@ -606,7 +612,7 @@ pub async fn linking_again_replaces_the_earlier_link(store: &dyn Store) {
     let mut refreshed = link("d2");
     refreshed.username = "renamed".to_owned();
     let third = store
-        .create_link("a", "u1", &refreshed, false, T0 + 3)
+        .create_link("a", "u1", &refreshed, None, false, T0 + 3)
         .await
         .unwrap();
     assert_eq!(third.link, Some(refreshed));
@@ -617,7 +623,7 @@ pub async fn a_discord_account_linked_to_another_user_is_refused_and_nothing_wri
 ) {
     setup_client(store, "a").await;
     store
-        .create_link("a", "u1", &link("d1"), false, T0)
+        .create_link("a", "u1", &link("d1"), None, false, T0)
         .await
         .unwrap();
     store
@@ -625,21 +631,21 @@ pub async fn a_discord_account_linked_to_another_user_is_refused_and_nothing_wri
         .await
         .unwrap();
     store
-        .create_link("a", "u2", &link("d2"), false, T0)
+        .create_link("a", "u2", &link("d2"), None, false, T0)
         .await
         .unwrap();
     let u1 = store.get_member("a", "u1").await.unwrap();
     let u2 = store.get_member("a", "u2").await.unwrap();
 
     match store
-        .create_link("a", "u2", &link("d1"), true, T0 + 1)
+        .create_link("a", "u2", &link("d1"), None, true, T0 + 1)
         .await
     {
         Err(StoreError::DiscordAccountTaken { user_id }) => assert_eq!(user_id, "u1"),
         other => panic!("expected DiscordAccountTaken, got {other:?}"),
     }
     match store
-        .create_link("a", "u3", &link("d1"), true, T0 + 1)
+        .create_link("a", "u3", &link("d1"), None, true, T0 + 1)
         .await
     {
         Err(StoreError::DiscordAccountTaken { user_id }) => assert_eq!(user_id, "u1"),
@@ -664,10 +670,10 @@ pub async fn concurrent_links_of_one_discord_account_let_exactly_one_win(store: 
     setup_client(store, "a").await;
     let l = link("d1");
     let (r1, r2, r3, r4) = tokio::join!(
-        store.create_link("a", "u1", &l, true, T0),
-        store.create_link("a", "u2", &l, true, T0),
-        store.create_link("a", "u3", &l, true, T0),
-        store.create_link("a", "u4", &l, true, T0),
+        store.create_link("a", "u1", &l, None, true, T0),
+        store.create_link("a", "u2", &l, None, true, T0),
+        store.create_link("a", "u3", &l, None, true, T0),
+        store.create_link("a", "u4", &l, None, true, T0),
     );
     let results = [r1, r2, r3, r4];
     let winners: Vec<&str> = results
@@ -699,11 +705,11 @@ pub async fn one_discord_account_may_link_in_two_clients(store: &dyn Store) {
     setup_client(store, "a").await;
     setup_client(store, "b").await;
     store
-        .create_link("a", "u1", &link("d1"), false, T0)
+        .create_link("a", "u1", &link("d1"), None, false, T0)
         .await
         .unwrap();
     store
-        .create_link("b", "u9", &link("d1"), false, T0)
+        .create_link("b", "u9", &link("d1"), None, false, T0)
         .await
         .unwrap();
     assert_eq!(
@@ -737,12 +743,12 @@ pub async fn unlinking_returns_the_old_link_frees_the_account_and_clears_pending
         .await
         .unwrap();
     store
-        .create_link("a", "u1", &link("d1"), true, T0)
+        .create_link("a", "u1", &link("d1"), None, true, T0)
         .await
         .unwrap();
 
     assert_eq!(
-        store.delete_link("a", "u1").await.unwrap(),
+        store.delete_link("a", "u1", None, T0).await.unwrap(),
         Some(link("d1"))
     );
     let member = store
@@ -762,13 +768,16 @@ pub async fn unlinking_returns_the_old_link_frees_the_account_and_clears_pending
         .is_empty());
 
     assert_eq!(
-        store.delete_link("a", "u1").await.unwrap(),
+        store.delete_link("a", "u1", None, T0).await.unwrap(),
         None,
         "nothing left to unlink"
     );
-    assert_eq!(store.delete_link("a", "ghost").await.unwrap(), None);
+    assert_eq!(
+        store.delete_link("a", "ghost", None, T0).await.unwrap(),
+        None
+    );
     store
-        .create_link("a", "u2", &link("d1"), false, T0)
+        .create_link("a", "u2", &link("d1"), None, false, T0)
         .await
         .expect("the account is free again");
 }
@@ -780,7 +789,7 @@ pub async fn an_outcome_clears_pending_when_the_version_is_unchanged(store: &dyn
         .await
         .unwrap();
     let member = store
-        .create_link("a", "u1", &link("d1"), true, T0)
+        .create_link("a", "u1", &link("d1"), None, true, T0)
         .await
         .unwrap();
     let mut done = outcome(&["r1", "r2"], false);
@@ -823,7 +832,7 @@ pub async fn an_outcome_clears_pending_when_the_version_is_unchanged(store: &dyn
 pub async fn an_outcome_keeps_pending_when_the_desired_state_moved_on(store: &dyn Store) {
     setup_client(store, "a").await;
     let read = store
-        .create_link("a", "u1", &link("d1"), true, T0)
+        .create_link("a", "u1", &link("d1"), None, true, T0)
         .await
         .unwrap();
     // The site pushes new groups while a task works on the member.
@@ -857,7 +866,7 @@ pub async fn an_outcome_keeps_pending_when_the_desired_state_moved_on(store: &dy
 pub async fn an_outcome_writes_names_only_when_given_and_always_the_error(store: &dyn Store) {
     setup_client(store, "a").await;
     let m = store
-        .create_link("a", "u1", &link("d1"), true, T0)
+        .create_link("a", "u1", &link("d1"), None, true, T0)
         .await
         .unwrap();
     let mut failed = outcome(&[], true);
@@ -944,7 +953,7 @@ pub async fn tokens_are_replaced_and_dropped_on_links_only(store: &dyn Store) {
     ));
 
     store
-        .create_link("a", "u1", &link("d1"), false, T0)
+        .create_link("a", "u1", &link("d1"), None, false, T0)
         .await
         .unwrap();
     store.set_tokens("a", "u1", Some(&fresh)).await.unwrap();
@@ -980,15 +989,15 @@ pub async fn marking_linked_members_pending_touches_active_links_only(store: &dy
     setup_client(store, "a").await;
     setup_client(store, "b").await;
     let active1 = store
-        .create_link("a", "active1", &link("d1"), false, T0)
+        .create_link("a", "active1", &link("d1"), None, false, T0)
         .await
         .unwrap();
     store
-        .create_link("a", "active2", &link("d2"), false, T0)
+        .create_link("a", "active2", &link("d2"), None, false, T0)
         .await
         .unwrap();
     let gone = store
-        .create_link("a", "left", &link("d3"), false, T0)
+        .create_link("a", "left", &link("d3"), None, false, T0)
         .await
         .unwrap();
     let mut left = outcome(&[], false);
@@ -1002,7 +1011,7 @@ pub async fn marking_linked_members_pending_touches_active_links_only(store: &dy
         .await
         .unwrap();
     store
-        .create_link("b", "other", &link("d9"), false, T0)
+        .create_link("b", "other", &link("d9"), None, false, T0)
         .await
         .unwrap();
 
@@ -1037,7 +1046,7 @@ pub async fn members_are_listed_by_user_id_across_pages(store: &dyn Store) {
             .unwrap();
     }
     store
-        .create_link("a", "u8", &link("d8"), false, T0)
+        .create_link("a", "u8", &link("d8"), None, false, T0)
         .await
         .unwrap();
     store
@@ -1081,7 +1090,7 @@ pub async fn pending_members_are_listed_by_user_id_across_pages(store: &dyn Stor
             .unwrap();
     }
     store
-        .create_link("a", "u99", &link("d1"), true, T0)
+        .create_link("a", "u99", &link("d1"), None, true, T0)
         .await
         .unwrap();
 
@@ -1111,7 +1120,7 @@ pub async fn linked_members_are_listed_in_discords_numeric_order(store: &dyn Sto
         ("u4", "1000000000000000000"),
     ] {
         store
-            .create_link("a", user, &link(discord), false, T0)
+            .create_link("a", user, &link(discord), None, false, T0)
             .await
             .unwrap();
     }
@@ -1120,7 +1129,7 @@ pub async fn linked_members_are_listed_in_discords_numeric_order(store: &dyn Sto
         .await
         .unwrap();
     store
-        .create_link("b", "u9", &link("5"), false, T0)
+        .create_link("b", "u9", &link("5"), None, false, T0)
         .await
         .unwrap();
 
@@ -1585,7 +1594,7 @@ pub async fn refused_writes_and_unknown_roles_round_trip_and_mapping_forgets_ref
         ..link("d1")
     };
     let m = store
-        .create_link("a", "u1", &imported, true, T0)
+        .create_link("a", "u1", &imported, None, true, T0)
         .await
         .unwrap();
     assert!(!m.link.as_ref().unwrap().roles_known);
@@ -1667,4 +1676,277 @@ pub async fn refused_writes_and_unknown_roles_round_trip_and_mapping_forgets_ref
         .link
         .unwrap();
     assert!(l.refused.is_empty());
+}
+
+// --- unlinking -----------------------------------------------------------------------------------
+
+fn cleanup(reason: UnlinkReason, policy: UnlinkPolicy) -> UnlinkCleanup {
+    UnlinkCleanup {
+        reason,
+        policy,
+        actor: "admin".to_owned(),
+    }
+}
+
+fn link_with_roles(discord_user_id: &str, roles: &[&str]) -> Link {
+    Link {
+        applied_roles: set(roles),
+        ..link(discord_user_id)
+    }
+}
+
+pub async fn unlinking_with_a_cleanup_records_it_in_the_same_write(store: &dyn Store) {
+    setup_client(store, "a").await;
+    store
+        .save_site_user("a", &site_user("u1", &["g"]), false, T0)
+        .await
+        .unwrap();
+    let linked = store
+        .create_link(
+            "a",
+            "u1",
+            &link_with_roles("d1", &["r1", "r2"]),
+            None,
+            false,
+            T0,
+        )
+        .await
+        .unwrap();
+    let kick = cleanup(UnlinkReason::Unlinked, UnlinkPolicy::Kick);
+
+    let old = store
+        .delete_link("a", "u1", Some(&kick), T0 + 5)
+        .await
+        .unwrap();
+    assert_eq!(old, Some(link_with_roles("d1", &["r1", "r2"])));
+    let member = store.get_member("a", "u1").await.unwrap().unwrap();
+    assert_eq!(member.link, None);
+    assert!(member.pending, "the writer has the clean-up to do");
+    assert!(member.version > linked.version, "a change of the member");
+    let expected = Unlinking {
+        discord_user_id: "d1".to_owned(),
+        reason: UnlinkReason::Unlinked,
+        policy: Some(UnlinkPolicy::Kick),
+        roles: set(&["r1", "r2"]),
+        roles_known: true,
+        tokens: link("d1").tokens,
+        actor: "admin".to_owned(),
+        since: T0 + 5,
+        refused: false,
+        last_error: None,
+    };
+    assert_eq!(
+        member.unlinking,
+        BTreeMap::from([("d1".to_owned(), expected)])
+    );
+    let pending = store.list_pending("a", None, 10).await.unwrap().items;
+    assert_eq!(pending, vec![member.clone()]);
+    assert_eq!(store.find_member_by_discord("a", "d1").await.unwrap(), None);
+    store
+        .create_link("a", "u2", &link("d1"), None, false, T0 + 6)
+        .await
+        .expect("the account is free at once");
+
+    // A link that left the guild and holds no tokens needs nothing on Discord.
+    let left = Link {
+        status: LinkStatus::Left,
+        tokens: None,
+        ..link("d3")
+    };
+    store
+        .create_link("a", "u3", &left, None, false, T0)
+        .await
+        .unwrap();
+    store
+        .delete_link("a", "u3", Some(&kick), T0 + 5)
+        .await
+        .unwrap();
+    let member = store.get_member("a", "u3").await.unwrap().unwrap();
+    assert!(member.unlinking.is_empty());
+    assert!(!member.pending);
+}
+
+pub async fn relinking_to_another_account_records_the_old_ones_unlinking(store: &dyn Store) {
+    setup_client(store, "a").await;
+    let relinked = cleanup(UnlinkReason::Relinked, UnlinkPolicy::RemoveRoles);
+    store
+        .create_link("a", "u1", &link_with_roles("d1", &["r1"]), None, false, T0)
+        .await
+        .unwrap();
+
+    // The same account again: nothing to clean up.
+    let member = store
+        .create_link(
+            "a",
+            "u1",
+            &link_with_roles("d1", &["r1"]),
+            Some(&relinked),
+            false,
+            T0 + 1,
+        )
+        .await
+        .unwrap();
+    assert!(member.unlinking.is_empty());
+    assert!(!member.pending);
+
+    let member = store
+        .create_link("a", "u1", &link("d2"), Some(&relinked), false, T0 + 2)
+        .await
+        .unwrap();
+    assert_eq!(member.link.as_ref().unwrap().discord_user_id, "d2");
+    assert!(member.pending, "the old account's clean-up is work");
+    let old = &member.unlinking["d1"];
+    assert_eq!(old.reason, UnlinkReason::Relinked);
+    assert_eq!(old.policy, Some(UnlinkPolicy::RemoveRoles));
+    assert_eq!(old.roles, set(&["r1"]));
+    assert_eq!(old.since, T0 + 2);
+    assert_eq!(member, store.get_member("a", "u1").await.unwrap().unwrap());
+
+    // Back to the first account (a rolled-back link): its unlinking is dropped, and the
+    // replaced link is dropped as it is.
+    let member = store
+        .create_link(
+            "a",
+            "u1",
+            &link_with_roles("d1", &["r1"]),
+            None,
+            true,
+            T0 + 3,
+        )
+        .await
+        .unwrap();
+    assert!(member.unlinking.is_empty(), "{:?}", member.unlinking);
+    assert_eq!(store.find_member_by_discord("a", "d2").await.unwrap(), None);
+}
+
+pub async fn unlinking_progress_is_recorded_then_removed(store: &dyn Store) {
+    setup_client(store, "a").await;
+    store
+        .create_link(
+            "a",
+            "u1",
+            &link_with_roles("d1", &["r1", "r2"]),
+            None,
+            false,
+            T0,
+        )
+        .await
+        .unwrap();
+    store
+        .delete_link(
+            "a",
+            "u1",
+            Some(&cleanup(UnlinkReason::Unlinked, UnlinkPolicy::RemoveRoles)),
+            T0,
+        )
+        .await
+        .unwrap();
+    let before = store.get_member("a", "u1").await.unwrap().unwrap();
+    let mut progress = before.unlinking["d1"].clone();
+    progress.roles = set(&["r2"]);
+    progress.refused = true;
+    progress.last_error = Some(LastError {
+        code: "missing_permissions".to_owned(),
+        message: "refused".to_owned(),
+        discord_code: Some(50013),
+        at: T0 + 1,
+    });
+
+    store
+        .record_unlinking("a", "u1", "d1", Some(&progress))
+        .await
+        .unwrap();
+    let member = store.get_member("a", "u1").await.unwrap().unwrap();
+    assert_eq!(member.unlinking["d1"], progress);
+    assert_eq!(
+        member.version, before.version,
+        "progress is not a change of the member"
+    );
+    assert!(member.pending);
+
+    // Progress of an unlinking that is gone does not bring it back.
+    store
+        .record_unlinking("a", "u1", "d9", Some(&progress))
+        .await
+        .unwrap();
+    store
+        .record_unlinking("a", "ghost", "d1", None)
+        .await
+        .unwrap();
+    let member = store.get_member("a", "u1").await.unwrap().unwrap();
+    assert_eq!(member.unlinking.keys().collect::<Vec<_>>(), vec!["d1"]);
+
+    store.record_unlinking("a", "u1", "d1", None).await.unwrap();
+    let member = store.get_member("a", "u1").await.unwrap().unwrap();
+    assert!(member.unlinking.is_empty());
+    assert!(member.pending, "pending is the writer's to clear");
+}
+
+pub async fn clearing_pending_is_version_guarded(store: &dyn Store) {
+    setup_client(store, "a").await;
+    let member = store
+        .save_site_user("a", &site_user("u1", &["g"]), true, T0)
+        .await
+        .unwrap();
+    let newer = store
+        .save_site_user("a", &site_user("u1", &["g", "h"]), true, T0 + 1)
+        .await
+        .unwrap();
+    assert!(!store
+        .clear_pending("a", "u1", member.version, T0 + 2)
+        .await
+        .unwrap());
+    assert!(store.get_member("a", "u1").await.unwrap().unwrap().pending);
+
+    assert!(store
+        .clear_pending("a", "u1", newer.version, T0 + 2)
+        .await
+        .unwrap());
+    let member = store.get_member("a", "u1").await.unwrap().unwrap();
+    assert!(!member.pending);
+    assert_eq!(member.user, site_user("u1", &["g", "h"]));
+    assert!(store
+        .list_pending("a", None, 10)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(!store.clear_pending("a", "ghost", 1, T0).await.unwrap());
+}
+
+pub async fn marking_pending_includes_unlinkings_and_forgets_their_refusals(store: &dyn Store) {
+    setup_client(store, "a").await;
+    store
+        .create_link("a", "u1", &link_with_roles("d1", &["r1"]), None, false, T0)
+        .await
+        .unwrap();
+    store
+        .delete_link(
+            "a",
+            "u1",
+            Some(&cleanup(UnlinkReason::Unlinked, UnlinkPolicy::RemoveRoles)),
+            T0,
+        )
+        .await
+        .unwrap();
+    let member = store.get_member("a", "u1").await.unwrap().unwrap();
+    let mut refused = member.unlinking["d1"].clone();
+    refused.refused = true;
+    store
+        .record_unlinking("a", "u1", "d1", Some(&refused))
+        .await
+        .unwrap();
+    assert!(store
+        .clear_pending("a", "u1", member.version, T0 + 1)
+        .await
+        .unwrap());
+
+    assert_eq!(store.mark_all_linked_pending("a", T0 + 2).await.unwrap(), 1);
+    let member = store.get_member("a", "u1").await.unwrap().unwrap();
+    assert!(member.pending);
+    assert!(
+        !member.unlinking["d1"].refused,
+        "tried again after roles/sync"
+    );
+    assert_eq!(member.unlinking["d1"].roles, set(&["r1"]));
 }

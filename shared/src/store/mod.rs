@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use crate::clock::Timestamp;
 use crate::domain::{
     AuditEntry, Client, LastError, Link, LinkSession, LinkStatus, Member, Role, RunReport,
-    SiteUser, StoredTokens, TaskName,
+    SiteUser, StoredTokens, TaskName, UnlinkCleanup, Unlinking,
 };
 
 pub use cursor::Cursor;
@@ -183,18 +183,51 @@ pub trait MemberStore: Send + Sync {
 
     /// Links a Discord account to a site user (created if absent), replacing any earlier link of
     /// that user. Fails with `DiscordAccountTaken` — and writes nothing — when the Discord account is
-    /// linked to another site user of this client.
+    /// linked to another site user of this client. With `replaced`, an earlier link to another
+    /// account becomes an [`Unlinking`] of the member in the same write (and the member pending);
+    /// without it the earlier link is dropped as it is (a rolled-back link). An unlinking of
+    /// `link`'s own account is dropped: the account is back.
     async fn create_link(
         &self,
         client: &str,
         user_id: &str,
         link: &Link,
+        replaced: Option<&UnlinkCleanup>,
         pending: bool,
         now: Timestamp,
     ) -> StoreResult<Member>;
 
-    /// Removes the link (freeing the Discord account) and clears `pending`. Returns the old link.
-    async fn delete_link(&self, client: &str, user_id: &str) -> StoreResult<Option<Link>>;
+    /// Removes the link, freeing the Discord account. Returns the old link. With `cleanup`, the
+    /// link becomes an [`Unlinking`] of the member in the same write, the member is marked
+    /// pending and its version bumped (the guild writer does the Discord side); without it,
+    /// `pending` is cleared (nothing is left to do).
+    async fn delete_link(
+        &self,
+        client: &str,
+        user_id: &str,
+        cleanup: Option<&UnlinkCleanup>,
+        now: Timestamp,
+    ) -> StoreResult<Option<Link>>;
+
+    /// Records the progress of one unlinking (`Some`: replaces it, if it is still there) or its
+    /// end (`None`: removes it). `pending` and `version` are left as they are.
+    async fn record_unlinking(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        progress: Option<&Unlinking>,
+    ) -> StoreResult<()>;
+
+    /// Clears `pending` of a member with no link work left, only if `version` still equals
+    /// `expected_version`. Returns whether it is now clear (`false`: changed meanwhile).
+    async fn clear_pending(
+        &self,
+        client: &str,
+        user_id: &str,
+        expected_version: i64,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// Records what a task did. Role/nickname/status/error fields are always written (they
     /// describe Discord); `pending` is cleared only if `version` still equals `expected_version`,
@@ -217,8 +250,9 @@ pub trait MemberStore: Send + Sync {
         tokens: Option<&StoredTokens>,
     ) -> StoreResult<()>;
 
-    /// Marks every member with an active link pending and forgets their refused writes (after a
-    /// mapping change or `roles/sync`: what Discord refused may now succeed). Returns how many.
+    /// Marks every member with an active link or an unlinking pending and forgets their refused
+    /// writes (after a mapping change or `roles/sync`: what Discord refused may now succeed).
+    /// Returns how many.
     async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64>;
 
     /// Pending members only, by user id; costs O(pending), not O(members).

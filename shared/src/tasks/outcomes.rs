@@ -45,7 +45,7 @@ pub fn tally(run: &mut Run<'_>, r: Reconciliation) {
     } else if r.still_pending {
         run.left_pending += 1;
         Count::Failed
-    } else if r.change.is_some() {
+    } else if r.change.is_some() || !r.former.is_empty() {
         Count::Changed
     } else {
         Count::Unchanged
@@ -53,6 +53,7 @@ pub fn tally(run: &mut Run<'_>, r: Reconciliation) {
     run.report.count(outcome);
     run.report.errors.extend(r.errors);
     run.report.changes.extend(r.change);
+    run.report.changes.extend(r.former);
 }
 
 /// A copy of the member whose `left` link is active again (they came back to the guild).

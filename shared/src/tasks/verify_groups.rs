@@ -60,6 +60,7 @@ pub async fn drain_pushed(run: &mut Run<'_>) -> Result<(), ServiceError> {
             left_pending |= r.still_pending;
             run.report.errors.extend(r.errors);
             run.report.changes.extend(r.change);
+            run.report.changes.extend(r.former);
         }
         match page.next {
             Some(next) => after = Some(next),

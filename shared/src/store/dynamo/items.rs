@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys;
 use crate::clock::Timestamp;
-use crate::domain::{LastError, Link, LinkStatus, Member, Role, SiteUser};
+use crate::domain::{LastError, Link, LinkStatus, Member, Role, SiteUser, Unlinking};
 use crate::store::{StoreError, StoreResult};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -129,6 +129,11 @@ pub struct MemberData {
     pub last_error: Option<LastError>,
     pub version: i64,
     pub updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unlinking: BTreeMap<String, Unlinking>,
+    /// Bumped by every write of `unlinking`, so its read-modify-writes are conditional on it.
+    #[serde(default)]
+    pub unlinking_rev: i64,
 }
 
 impl From<MemberData> for Member {
@@ -141,6 +146,7 @@ impl From<MemberData> for Member {
                 attributes: d.attributes,
             },
             link: d.link,
+            unlinking: d.unlinking,
             pending: d.pending,
             last_error: d.last_error,
             version: d.version,

@@ -8,12 +8,14 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::expr::{n, s, Expr};
-use super::items::{self, AccountData, Item, Keyed};
+use super::items::{self, AccountData, Item, Keyed, MemberData};
 use super::keys::{self, PK};
-use super::members::{account_holder, account_key, get, identify, member_key, set_pending};
-use super::{backend, backoff, DynamoStore, ATTEMPTS};
+use super::members::{
+    account_holder, account_key, get, get_data, identify, member_key, set_pending,
+};
+use super::{backend, backoff, is_condition_failed, DynamoStore, Query, ATTEMPTS};
 use crate::clock::Timestamp;
-use crate::domain::{Link, Member};
+use crate::domain::{Link, LinkStatus, Member, UnlinkCleanup, Unlinking};
 use crate::store::{StoreError, StoreResult};
 
 /// ONE transaction: claim the account's `DISCORD#` item (absent, or already ours), release the
@@ -21,11 +23,13 @@ use crate::store::{StoreError, StoreResult};
 /// the member's link is still the one read. A claim refused on the account means another user
 /// holds it: `DiscordAccountTaken`, nothing written. Any other refusal (a concurrent change) is
 /// retried from a fresh read.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn create_link(
     store: &DynamoStore,
     client: &str,
     user_id: &str,
     link: &Link,
+    replaced: Option<&UnlinkCleanup>,
     pending: bool,
     now: Timestamp,
 ) -> StoreResult<Member> {
@@ -41,11 +45,24 @@ pub(super) async fn create_link(
     )
     .to_item()?;
     for attempt in 1..=ATTEMPTS {
-        let current = get(store, client, user_id).await?;
-        let old_account = current
+        let current = get_data(store, client, user_id).await?;
+        let old_link = current.as_ref().and_then(|m| m.link.as_ref());
+        let old_account = old_link.map(|l| l.discord_user_id.clone());
+        let (read_unlinking, rev) = current
             .as_ref()
-            .and_then(|m| m.link.as_ref())
-            .map(|l| l.discord_user_id.clone());
+            .map(|m| (m.unlinking.clone(), m.unlinking_rev))
+            .unwrap_or_default();
+        // The account is back: whatever clean-up it was waiting for is the new link's business.
+        let mut unlinking = read_unlinking.clone();
+        unlinking.remove(&link.discord_user_id);
+        let retired = old_link
+            .filter(|old| old.discord_user_id != link.discord_user_id)
+            .zip(replaced)
+            .and_then(|(old, cleanup)| cleanup.for_link(old, now));
+        let pending = pending || retired.is_some();
+        if let Some(retired) = retired {
+            unlinking.insert(retired.discord_user_id.clone(), retired);
+        }
 
         let mut ops = Vec::with_capacity(3);
         let mut claim = Expr::new();
@@ -93,10 +110,14 @@ pub(super) async fn create_link(
             .increment("version", 1);
         set_pending(&mut write, client, user_id, pending);
         let linked = write.name("discord_user_id");
-        let condition = match &old_account {
+        let mut condition = match &old_account {
             Some(old) => format!("{linked} = {}", write.value(s(old))),
             None => format!("attribute_not_exists({linked})"),
         };
+        if unlinking != read_unlinking {
+            write_unlinking(&mut write, &unlinking)?;
+            condition = format!("{condition} AND {}", unlinking_unchanged(&mut write, rev));
+        }
         ops.push(update(
             store,
             member_key(client, user_id),
@@ -216,15 +237,21 @@ fn contention(op: &str) -> StoreError {
     StoreError::Backend(format!("{op}: the item kept changing meanwhile"))
 }
 
-/// Deletes the `DISCORD#` item and clears the member's link (and `pending`) in one transaction,
-/// on condition that the member still has the link that was read.
+/// Deletes the `DISCORD#` item and clears the member's link in one transaction, on condition
+/// that the member still has the link that was read. With a clean-up, the link becomes an
+/// unlinking of the member (pending, version bumped) in the same write.
 pub(super) async fn delete_link(
     store: &DynamoStore,
     client: &str,
     user_id: &str,
+    cleanup: Option<&UnlinkCleanup>,
+    now: Timestamp,
 ) -> StoreResult<Option<Link>> {
     for attempt in 1..=ATTEMPTS {
-        let Some(link) = get(store, client, user_id).await?.and_then(|m| m.link) else {
+        let Some(member) = get_data(store, client, user_id).await? else {
+            return Ok(None);
+        };
+        let Some(link) = member.link.clone() else {
             return Ok(None);
         };
         let mut write = Expr::new();
@@ -232,12 +259,27 @@ pub(super) async fn delete_link(
             .remove(&["link"])
             .remove(&["discord_user_id"])
             .remove(&["link_status"]);
-        set_pending(&mut write, client, user_id, false);
-        let condition = format!(
+        let mut condition = format!(
             "{} = {}",
             write.name("discord_user_id"),
             write.value(s(&link.discord_user_id))
         );
+        match cleanup.and_then(|c| c.for_link(&link, now)) {
+            Some(retired) => {
+                let mut unlinking = member.unlinking.clone();
+                unlinking.insert(retired.discord_user_id.clone(), retired);
+                write_unlinking(&mut write, &unlinking)?;
+                set_pending(&mut write, client, user_id, true);
+                write.set(&["updated_at"], n(now)).increment("version", 1);
+                condition = format!(
+                    "{condition} AND {}",
+                    unlinking_unchanged(&mut write, member.unlinking_rev)
+                );
+            }
+            // Nothing left for the writer, unless earlier unlinkings still wait.
+            None if member.unlinking.is_empty() => set_pending(&mut write, client, user_id, false),
+            None => {}
+        }
         let ops = vec![
             release_account(store, client, user_id, &link.discord_user_id)?,
             update(store, member_key(client, user_id), &write, condition)?,
@@ -248,4 +290,135 @@ pub(super) async fn delete_link(
         }
     }
     Err(contention("TransactWriteItems"))
+}
+
+/// Replaces (`Some`) or removes (`None`) one unlinking, if it is still there: a rewrite of the
+/// member's `unlinking` map on condition that nobody rewrote it since it was read.
+pub(super) async fn record_unlinking(
+    store: &DynamoStore,
+    client: &str,
+    user_id: &str,
+    discord_user_id: &str,
+    progress: Option<&Unlinking>,
+) -> StoreResult<()> {
+    for attempt in 1..=ATTEMPTS {
+        let Some(member) = get_data(store, client, user_id).await? else {
+            return Ok(());
+        };
+        let mut unlinking = member.unlinking.clone();
+        if !unlinking.contains_key(discord_user_id) {
+            // Gone meanwhile (finished, or the account linked again): nothing to record.
+            return Ok(());
+        }
+        match progress {
+            Some(p) => unlinking.insert(discord_user_id.to_owned(), p.clone()),
+            None => unlinking.remove(discord_user_id),
+        };
+        if rewrite_unlinking(store, client, user_id, &member, &unlinking, None).await? {
+            return Ok(());
+        }
+        backoff(attempt).await;
+    }
+    Err(contention("UpdateItem"))
+}
+
+/// After a mapping change or `roles/sync`: every member with unlinkings becomes pending and
+/// their refused clean-ups are tried again. Returns how many members without an active link
+/// were marked (those with one are counted by the caller).
+pub(super) async fn mark_unlinkings_pending(
+    store: &DynamoStore,
+    client: &str,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    let mut query = Query::partition(keys::client_pk(client), keys::USER_PREFIX);
+    query.filter = Some(format!(
+        "attribute_exists({})",
+        query.expr.name("unlinking")
+    ));
+    let (found, _) = store.query(&query, None, None).await?;
+    let mut marked = 0;
+    for item in found {
+        let first: MemberData = items::decode(item, items::MEMBER)?;
+        let user_id = first.user_id.clone();
+        let mut member = Some(first);
+        for attempt in 1..=ATTEMPTS {
+            let Some(current) = member.take() else {
+                break;
+            };
+            if current.unlinking.is_empty() {
+                break;
+            }
+            let mut unlinking = current.unlinking.clone();
+            unlinking.values_mut().for_each(|u| u.refused = false);
+            if rewrite_unlinking(store, client, &user_id, &current, &unlinking, Some(now)).await? {
+                if current.link_status != Some(LinkStatus::Active) {
+                    marked += 1;
+                }
+                break;
+            }
+            backoff(attempt).await;
+            member = get_data(store, client, &user_id).await?;
+        }
+    }
+    Ok(marked)
+}
+
+/// Writes `unlinking` (and, with `mark_pending_at`, marks the member pending with its version
+/// bumped) on condition that the map is still the one `read` holds. `false`: it changed.
+async fn rewrite_unlinking(
+    store: &DynamoStore,
+    client: &str,
+    user_id: &str,
+    read: &MemberData,
+    unlinking: &BTreeMap<String, Unlinking>,
+    mark_pending_at: Option<Timestamp>,
+) -> StoreResult<bool> {
+    let mut expr = Expr::new();
+    write_unlinking(&mut expr, unlinking)?;
+    if let Some(now) = mark_pending_at {
+        set_pending(&mut expr, client, user_id, true);
+        expr.set(&["updated_at"], n(now)).increment("version", 1);
+    }
+    let condition = format!(
+        "attribute_exists({}) AND {}",
+        expr.name(PK),
+        unlinking_unchanged(&mut expr, read.unlinking_rev)
+    );
+    let result = store
+        .client
+        .update_item()
+        .table_name(&store.table)
+        .set_key(Some(member_key(client, user_id)))
+        .update_expression(expr.update_expression())
+        .condition_expression(condition)
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(backend("UpdateItem", &e)),
+    }
+}
+
+/// `unlinking` as a whole (removed when empty), with its revision bumped.
+fn write_unlinking(expr: &mut Expr, unlinking: &BTreeMap<String, Unlinking>) -> StoreResult<()> {
+    if unlinking.is_empty() {
+        expr.remove(&["unlinking"]);
+    } else {
+        expr.set(&["unlinking"], items::value(unlinking, "unlinking")?);
+    }
+    expr.increment("unlinking_rev", 1);
+    Ok(())
+}
+
+/// The condition that `unlinking` was not rewritten since it was read at `rev` (0: never).
+fn unlinking_unchanged(expr: &mut Expr, rev: i64) -> String {
+    let name = expr.name("unlinking_rev");
+    if rev == 0 {
+        format!("attribute_not_exists({name})")
+    } else {
+        format!("{name} = {}", expr.value(n(rev)))
+    }
 }

@@ -12,7 +12,7 @@ use super::items::{self, AccountData, Item, MemberData};
 use super::keys::{self, GSI1PK, GSI1SK};
 use super::{backend, is_condition_failed, links, DynamoStore, Query};
 use crate::clock::Timestamp;
-use crate::domain::{Link, LinkStatus, Member, SiteUser, StoredTokens};
+use crate::domain::{Link, LinkStatus, Member, SiteUser, StoredTokens, UnlinkCleanup, Unlinking};
 use crate::store::{Cursor, MemberStore, Outcome, Page, StoreError, StoreResult};
 
 #[async_trait]
@@ -44,14 +44,41 @@ impl MemberStore for DynamoStore {
         client: &str,
         user_id: &str,
         link: &Link,
+        replaced: Option<&UnlinkCleanup>,
         pending: bool,
         now: Timestamp,
     ) -> StoreResult<Member> {
-        links::create_link(self, client, user_id, link, pending, now).await
+        links::create_link(self, client, user_id, link, replaced, pending, now).await
     }
 
-    async fn delete_link(&self, client: &str, user_id: &str) -> StoreResult<Option<Link>> {
-        links::delete_link(self, client, user_id).await
+    async fn delete_link(
+        &self,
+        client: &str,
+        user_id: &str,
+        cleanup: Option<&UnlinkCleanup>,
+        now: Timestamp,
+    ) -> StoreResult<Option<Link>> {
+        links::delete_link(self, client, user_id, cleanup, now).await
+    }
+
+    async fn record_unlinking(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        progress: Option<&Unlinking>,
+    ) -> StoreResult<()> {
+        links::record_unlinking(self, client, user_id, discord_user_id, progress).await
+    }
+
+    async fn clear_pending(
+        &self,
+        client: &str,
+        user_id: &str,
+        expected_version: i64,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        clear_pending(self, client, user_id, expected_version, now).await
     }
 
     async fn record_outcome(
@@ -144,10 +171,19 @@ pub(super) async fn get(
     client: &str,
     user_id: &str,
 ) -> StoreResult<Option<Member>> {
+    Ok(get_data(store, client, user_id).await?.map(Member::from))
+}
+
+/// The member item as stored (with `unlinking_rev`, for conditional rewrites of `unlinking`).
+pub(super) async fn get_data(
+    store: &DynamoStore,
+    client: &str,
+    user_id: &str,
+) -> StoreResult<Option<MemberData>> {
     store
         .get(member_key(client, user_id))
         .await?
-        .map(decode_member)
+        .map(|item| items::decode::<MemberData>(item, items::MEMBER))
         .transpose()
 }
 
@@ -406,7 +442,41 @@ async fn mark_all_linked_pending(
     while let Some(done) = in_flight.join_next().await {
         marked += joined(Some(done))?;
     }
+    marked += links::mark_unlinkings_pending(store, client, now).await?;
     Ok(marked)
+}
+
+async fn clear_pending(
+    store: &DynamoStore,
+    client: &str,
+    user_id: &str,
+    expected_version: i64,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let mut expr = Expr::new();
+    set_pending(&mut expr, client, user_id, false);
+    expr.set(&["updated_at"], n(now));
+    let condition = format!(
+        "{} = {}",
+        expr.name("version"),
+        expr.value(n(expected_version))
+    );
+    let result = store
+        .client
+        .update_item()
+        .table_name(&store.table)
+        .set_key(Some(member_key(client, user_id)))
+        .update_expression(expr.update_expression())
+        .condition_expression(condition)
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(backend("UpdateItem", &e)),
+    }
 }
 
 fn joined(done: Option<Result<StoreResult<u64>, tokio::task::JoinError>>) -> StoreResult<u64> {

@@ -1,11 +1,13 @@
 //! `MemberStore`: site users and their links, the `members` table.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{from_json, from_json_opt, is_unique_violation, page, to_json, SqliteStore};
 use crate::clock::Timestamp;
-use crate::domain::{Link, LinkStatus, Member, SiteUser, StoredTokens};
+use crate::domain::{Link, LinkStatus, Member, SiteUser, StoredTokens, UnlinkCleanup, Unlinking};
 use crate::store::{Cursor, MemberStore, Outcome, Page, StoreError, StoreResult};
 
 #[async_trait]
@@ -42,17 +44,57 @@ impl MemberStore for SqliteStore {
         client: &str,
         user_id: &str,
         link: &Link,
+        replaced: Option<&UnlinkCleanup>,
         pending: bool,
         now: Timestamp,
     ) -> StoreResult<Member> {
         let (client, user_id, link) = (client.to_owned(), user_id.to_owned(), link.clone());
-        self.run(move |c| create_link(c, &client, &user_id, &link, pending, now))
+        let replaced = replaced.cloned();
+        self.run(move |c| create_link(c, &client, &user_id, &link, replaced.as_ref(), pending, now))
             .await
     }
 
-    async fn delete_link(&self, client: &str, user_id: &str) -> StoreResult<Option<Link>> {
+    async fn delete_link(
+        &self,
+        client: &str,
+        user_id: &str,
+        cleanup: Option<&UnlinkCleanup>,
+        now: Timestamp,
+    ) -> StoreResult<Option<Link>> {
+        let (client, user_id, cleanup) = (client.to_owned(), user_id.to_owned(), cleanup.cloned());
+        self.run(move |c| delete_link(c, &client, &user_id, cleanup.as_ref(), now))
+            .await
+    }
+
+    async fn record_unlinking(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        progress: Option<&Unlinking>,
+    ) -> StoreResult<()> {
+        let (client, user_id, discord_user_id) = (
+            client.to_owned(),
+            user_id.to_owned(),
+            discord_user_id.to_owned(),
+        );
+        let progress = progress.cloned();
+        self.run(move |c| {
+            record_unlinking(c, &client, &user_id, &discord_user_id, progress.as_ref())
+        })
+        .await
+    }
+
+    async fn clear_pending(
+        &self,
+        client: &str,
+        user_id: &str,
+        expected_version: i64,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let (client, user_id) = (client.to_owned(), user_id.to_owned());
-        self.run(move |c| delete_link(c, &client, &user_id)).await
+        self.run(move |c| clear_pending(c, &client, &user_id, expected_version, now))
+            .await
     }
 
     async fn record_outcome(
@@ -122,7 +164,7 @@ impl MemberStore for SqliteStore {
 /// The columns `member_from_row` reads, in order.
 macro_rules! member_columns {
     () => {
-        "user_id, groups, attributes, pending, version, last_error, updated_at, link"
+        "user_id, groups, attributes, pending, version, last_error, updated_at, link, unlinking"
     };
 }
 
@@ -139,7 +181,40 @@ fn member_from_row(client: &str, row: &Row<'_>) -> rusqlite::Result<Member> {
         last_error: from_json_opt(row, 5)?,
         updated_at: row.get(6)?,
         link: from_json_opt(row, 7)?,
+        unlinking: from_json_opt(row, 8)?.unwrap_or_default(),
     })
+}
+
+/// The `unlinking` column: NULL when there is none, so `unlinking IS NOT NULL` finds them.
+fn unlinking_json(map: &Unlinkings) -> StoreResult<Option<String>> {
+    if map.is_empty() {
+        Ok(None)
+    } else {
+        to_json(map).map(Some)
+    }
+}
+
+type Unlinkings = BTreeMap<String, Unlinking>;
+
+/// The member's link and unlinkings, read inside the transaction that changes them.
+fn link_state(
+    tx: &rusqlite::Transaction<'_>,
+    client: &str,
+    user_id: &str,
+) -> StoreResult<(Option<Link>, Unlinkings)> {
+    Ok(tx
+        .query_row(
+            "SELECT link, unlinking FROM members WHERE client = ?1 AND user_id = ?2",
+            params![client, user_id],
+            |r| {
+                Ok((
+                    from_json_opt::<Link>(r, 0)?,
+                    from_json_opt::<Unlinkings>(r, 1)?.unwrap_or_default(),
+                ))
+            },
+        )
+        .optional()?
+        .unwrap_or_default())
 }
 
 /// The value of the `link_status` column.
@@ -210,22 +285,35 @@ fn create_link(
     client: &str,
     user_id: &str,
     link: &Link,
+    replaced: Option<&UnlinkCleanup>,
     pending: bool,
     now: Timestamp,
 ) -> StoreResult<Member> {
     let sql = concat!(
         "INSERT INTO members (client, user_id, groups, attributes, pending, version, updated_at,
-                              discord_user_id, link_status, link)
-         VALUES (?1, ?2, '[]', '{}', ?3, 1, ?4, ?5, ?6, ?7)
+                              discord_user_id, link_status, link, unlinking)
+         VALUES (?1, ?2, '[]', '{}', ?3, 1, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (client, user_id) DO UPDATE SET
              pending = excluded.pending, version = members.version + 1,
              updated_at = excluded.updated_at, discord_user_id = excluded.discord_user_id,
-             link_status = excluded.link_status, link = excluded.link
+             link_status = excluded.link_status, link = excluded.link,
+             unlinking = excluded.unlinking
          RETURNING ",
         member_columns!()
     );
     let link_json = to_json(link)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (old, mut unlinking) = link_state(&tx, client, user_id)?;
+    // The account is back: whatever clean-up it was waiting for is the new link's business.
+    unlinking.remove(&link.discord_user_id);
+    let retired = old
+        .filter(|old| old.discord_user_id != link.discord_user_id)
+        .zip(replaced)
+        .and_then(|(old, cleanup)| cleanup.for_link(&old, now));
+    let pending = pending || retired.is_some();
+    if let Some(retired) = retired {
+        unlinking.insert(retired.discord_user_id.clone(), retired);
+    }
     let inserted = tx.prepare_cached(sql)?.query_row(
         params![
             client,
@@ -234,7 +322,8 @@ fn create_link(
             now,
             link.discord_user_id,
             status_key(link.status),
-            link_json
+            link_json,
+            unlinking_json(&unlinking)?
         ],
         |r| member_from_row(client, r),
     );
@@ -262,26 +351,80 @@ fn create_link(
     }
 }
 
-fn delete_link(conn: &mut Connection, client: &str, user_id: &str) -> StoreResult<Option<Link>> {
+fn delete_link(
+    conn: &mut Connection,
+    client: &str,
+    user_id: &str,
+    cleanup: Option<&UnlinkCleanup>,
+    now: Timestamp,
+) -> StoreResult<Option<Link>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let old: Option<Link> = tx
-        .query_row(
-            "SELECT link FROM members WHERE client = ?1 AND user_id = ?2",
-            params![client, user_id],
-            |r| from_json_opt(r, 0),
-        )
-        .optional()?
-        .flatten();
-    if old.is_some() {
-        tx.execute(
-            "UPDATE members SET link = NULL, discord_user_id = NULL, link_status = NULL,
-                 pending = 0
-             WHERE client = ?1 AND user_id = ?2",
-            params![client, user_id],
-        )?;
-        tx.commit()?;
+    let (old, mut unlinking) = link_state(&tx, client, user_id)?;
+    let Some(old) = old else {
+        return Ok(None);
+    };
+    match cleanup.and_then(|c| c.for_link(&old, now)) {
+        Some(retired) => {
+            unlinking.insert(retired.discord_user_id.clone(), retired);
+            tx.execute(
+                "UPDATE members SET link = NULL, discord_user_id = NULL, link_status = NULL,
+                     unlinking = ?3, pending = 1, version = version + 1, updated_at = ?4
+                 WHERE client = ?1 AND user_id = ?2",
+                params![client, user_id, unlinking_json(&unlinking)?, now],
+            )?;
+        }
+        None => {
+            // Nothing left for the writer, unless earlier unlinkings still wait.
+            tx.execute(
+                "UPDATE members SET link = NULL, discord_user_id = NULL, link_status = NULL,
+                     pending = CASE WHEN unlinking IS NULL THEN 0 ELSE pending END
+                 WHERE client = ?1 AND user_id = ?2",
+                params![client, user_id],
+            )?;
+        }
     }
-    Ok(old)
+    tx.commit()?;
+    Ok(Some(old))
+}
+
+fn record_unlinking(
+    conn: &mut Connection,
+    client: &str,
+    user_id: &str,
+    discord_user_id: &str,
+    progress: Option<&Unlinking>,
+) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (_, mut unlinking) = link_state(&tx, client, user_id)?;
+    if !unlinking.contains_key(discord_user_id) {
+        // Gone meanwhile (finished, or the account linked again): nothing to record.
+        return Ok(());
+    }
+    match progress {
+        Some(p) => unlinking.insert(discord_user_id.to_owned(), p.clone()),
+        None => unlinking.remove(discord_user_id),
+    };
+    tx.execute(
+        "UPDATE members SET unlinking = ?3 WHERE client = ?1 AND user_id = ?2",
+        params![client, user_id, unlinking_json(&unlinking)?],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn clear_pending(
+    conn: &Connection,
+    client: &str,
+    user_id: &str,
+    expected_version: i64,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let changed = conn.execute(
+        "UPDATE members SET pending = 0, updated_at = ?4
+         WHERE client = ?1 AND user_id = ?2 AND version = ?3",
+        params![client, user_id, expected_version, now],
+    )?;
+    Ok(changed == 1)
 }
 
 /// Reads the member's link for an update; `NotFound` without member or link.
@@ -365,13 +508,35 @@ fn set_tokens(
 
 /// Also bumps `version`: a mapping change is a change of the desired state, so a task that read
 /// the member before it must not clear `pending` afterwards.
-fn mark_all_linked_pending(conn: &Connection, client: &str, now: Timestamp) -> StoreResult<u64> {
-    let changed = conn.execute(
+fn mark_all_linked_pending(
+    conn: &mut Connection,
+    client: &str,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let changed = tx.execute(
         "UPDATE members SET pending = 1, version = version + 1, updated_at = ?2,
              link = json_remove(link, '$.refused')
-         WHERE client = ?1 AND link_status = ?3",
+         WHERE client = ?1 AND (link_status = ?3 OR unlinking IS NOT NULL)",
         params![client, now, status_key(LinkStatus::Active)],
     )?;
+    // Refused clean-ups may succeed now too.
+    let refused: Vec<(String, Unlinkings)> = tx
+        .prepare_cached(
+            "SELECT user_id, unlinking FROM members WHERE client = ?1 AND unlinking IS NOT NULL",
+        )?
+        .query_map(params![client], |r| Ok((r.get(0)?, from_json(r, 1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (user_id, mut unlinking) in refused {
+        if unlinking.values().any(|u| u.refused) {
+            unlinking.values_mut().for_each(|u| u.refused = false);
+            tx.execute(
+                "UPDATE members SET unlinking = ?3 WHERE client = ?1 AND user_id = ?2",
+                params![client, user_id, unlinking_json(&unlinking)?],
+            )?;
+        }
+    }
+    tx.commit()?;
     Ok(changed as u64)
 }
 
@@ -449,7 +614,7 @@ fn list_linked_by_discord(
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt
         .query_map(params![client, fetch, after], |r| {
-            Ok((member_from_row(client, r)?, r.get::<_, i64>(8)?))
+            Ok((member_from_row(client, r)?, r.get::<_, i64>(9)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let page = super::page(rows, limit, |(_, id)| id.to_string());

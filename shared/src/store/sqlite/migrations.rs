@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     V1_SCHEMA,
     V2_MEMBERS_BY_DISCORD_NUMBER,
     V3_WORK_AND_HANDOVER,
+    V4_UNLINKING,
 ];
 
 /// The version a fully migrated database has.
@@ -19,6 +20,12 @@ pub(crate) const LATEST: usize = MIGRATIONS.len();
 const V2_MEMBERS_BY_DISCORD_NUMBER: &str = r#"
 CREATE INDEX members_by_discord_number ON members (client, CAST(discord_user_id AS INTEGER))
     WHERE discord_user_id IS NOT NULL;
+"#;
+
+/// Former accounts of a member whose clean-up the guild's writer has still to do (JSON map by
+/// Discord id, NULL when there is none): written in the same statement as the link change.
+const V4_UNLINKING: &str = r#"
+ALTER TABLE members ADD COLUMN unlinking TEXT;
 "#;
 
 /// The work index the dispatcher reads instead of every client, and the guild writer's
