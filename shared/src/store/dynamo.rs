@@ -450,6 +450,31 @@ async fn put_if(
     }
 }
 
+/// An UpdateItem of `key` with `expr` under `condition`: `false` when the condition failed.
+async fn update_if(
+    store: &DynamoStore,
+    key: items::Item,
+    expr: &expr::Expr,
+    condition: String,
+) -> StoreResult<bool> {
+    let result = store
+        .client
+        .update_item()
+        .table_name(&store.table)
+        .set_key(Some(key))
+        .update_expression(expr.update_expression())
+        .condition_expression(condition)
+        .set_expression_attribute_names(expr.names())
+        .set_expression_attribute_values(expr.values())
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(backend("UpdateItem", &e)),
+    }
+}
+
 /// Whether an SDK error is a failed condition of a single-item write.
 fn is_condition_failed<E, R>(err: &SdkError<E, R>) -> bool
 where

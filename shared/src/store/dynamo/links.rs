@@ -13,7 +13,7 @@ use super::keys::{self, PK};
 use super::members::{
     account_holder, account_key, get, get_data, identify, member_key, set_pending,
 };
-use super::{backend, backoff, is_condition_failed, DynamoStore, Query, ATTEMPTS};
+use super::{backend, backoff, update_if, DynamoStore, Query, ATTEMPTS};
 use crate::clock::Timestamp;
 use crate::domain::{Link, LinkStatus, Member, UnlinkCleanup, Unlinking};
 use crate::store::{StoreError, StoreResult};
@@ -384,22 +384,7 @@ async fn rewrite_unlinking(
         expr.name(PK),
         unlinking_unchanged(&mut expr, read.unlinking_rev)
     );
-    let result = store
-        .client
-        .update_item()
-        .table_name(&store.table)
-        .set_key(Some(member_key(client, user_id)))
-        .update_expression(expr.update_expression())
-        .condition_expression(condition)
-        .set_expression_attribute_names(expr.names())
-        .set_expression_attribute_values(expr.values())
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if is_condition_failed(&e) => Ok(false),
-        Err(e) => Err(backend("UpdateItem", &e)),
-    }
+    update_if(store, member_key(client, user_id), &expr, condition).await
 }
 
 /// `unlinking` as a whole (removed when empty), with its revision bumped.

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use super::expr::{b, n, s, Expr};
 use super::items::{self, AccountData, Item, MemberData};
 use super::keys::{self, GSI1PK, GSI1SK};
-use super::{backend, is_condition_failed, links, DynamoStore, Query};
+use super::{backend, is_condition_failed, links, update_if, DynamoStore, Query};
 use crate::clock::Timestamp;
 use crate::domain::{Link, LinkStatus, Member, SiteUser, StoredTokens, UnlinkCleanup, Unlinking};
 use crate::store::{Cursor, MemberStore, Outcome, Page, StoreError, StoreResult};
@@ -367,21 +367,10 @@ async fn set_tokens(
     let mut expr = Expr::new();
     expr.set(&["link", "tokens"], items::value(&tokens, "tokens")?);
     let condition = format!("attribute_exists({})", expr.name("link"));
-    let result = store
-        .client
-        .update_item()
-        .table_name(&store.table)
-        .set_key(Some(member_key(client, user_id)))
-        .update_expression(expr.update_expression())
-        .condition_expression(condition)
-        .set_expression_attribute_names(expr.names())
-        .set_expression_attribute_values(expr.values())
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_condition_failed(&e) => Err(StoreError::NotFound),
-        Err(e) => Err(backend("UpdateItem", &e)),
+    if update_if(store, member_key(client, user_id), &expr, condition).await? {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
     }
 }
 
@@ -461,22 +450,7 @@ async fn clear_pending(
         expr.name("version"),
         expr.value(n(expected_version))
     );
-    let result = store
-        .client
-        .update_item()
-        .table_name(&store.table)
-        .set_key(Some(member_key(client, user_id)))
-        .update_expression(expr.update_expression())
-        .condition_expression(condition)
-        .set_expression_attribute_names(expr.names())
-        .set_expression_attribute_values(expr.values())
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if is_condition_failed(&e) => Ok(false),
-        Err(e) => Err(backend("UpdateItem", &e)),
-    }
+    update_if(store, member_key(client, user_id), &expr, condition).await
 }
 
 fn joined(done: Option<Result<StoreResult<u64>, tokio::task::JoinError>>) -> StoreResult<u64> {
