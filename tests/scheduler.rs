@@ -82,7 +82,7 @@ async fn the_five_minute_tick_continues_a_weekly_run_that_stopped_at_its_limit()
     assert_eq!(first["complete"], false, "{first}");
 
     // when the verify-groups tick comes (as EventBridge or the self-hosted scheduler sends it)
-    let summary = dispatch_tick(&h.app, TaskName::VerifyGroups, "tick-1")
+    let summary = dispatch_tick(&h.app.dispatch(), TaskName::VerifyGroups, "tick-1")
         .await
         .unwrap();
 

@@ -285,7 +285,7 @@ async fn a_run_killed_mid_scan_is_resumed_by_the_next_tick_from_its_checkpoint()
 
     // … and once the lease has expired the next tick resumes at the checkpoint and finishes
     h.clock.advance(LEASE_TTL_SECS + 1);
-    let summary = dispatch_tick(&h.app, TaskName::VerifyGroups, "after-the-crash")
+    let summary = dispatch_tick(&h.app.dispatch(), TaskName::VerifyGroups, "after-the-crash")
         .await
         .unwrap();
     assert!(summary.jobs >= 1);

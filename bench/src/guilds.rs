@@ -102,11 +102,12 @@ pub async fn run(opts: &Opts, latency: Duration, workers: usize) -> BenchResult<
     let limited_before = emu.rate_limited_count();
     let t0 = Instant::now();
     let ticker = (opts.tick_secs > 0).then(|| {
-        let (app, period) = (app.clone(), Duration::from_secs(opts.tick_secs));
+        let (dispatch, period) = (app.dispatch(), Duration::from_secs(opts.tick_secs));
         tokio::spawn(async move {
             for n in 1.. {
                 tokio::time::sleep(period).await;
-                let _ = dispatch_tick(&app, TaskName::VerifyGroups, &format!("bench-{n}")).await;
+                let _ =
+                    dispatch_tick(&dispatch, TaskName::VerifyGroups, &format!("bench-{n}")).await;
             }
         })
     });

@@ -122,7 +122,7 @@ async fn tick(
 ) -> BenchResult<Tick> {
     counting.reset();
     let t0 = Instant::now();
-    let summary = dispatch_tick(app, task, &format!("bench-tick-{n}")).await?;
+    let summary = dispatch_tick(&app.dispatch(), task, &format!("bench-tick-{n}")).await?;
     let wall = t0.elapsed();
     let jobs = queue.take().len();
     debug_assert_eq!(jobs, summary.jobs);

@@ -1,5 +1,6 @@
 //! The state every entry point builds once: ports, clock, Discord client factory, admin auth,
-//! the work queue.
+//! the work queue. A schedule's tick needs less: [`AppState::dispatch`] (the Lambda
+//! dispatchers build only that, see `aws::dispatch_state`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use crate::discord::{DiscordClient, DiscordConfig, RateLimiter};
 use crate::domain::Client;
 use crate::secrets::{ClientSecretKind, Secrets, SecretsError};
 use crate::store::Store;
+use crate::work::dispatch::Dispatch;
 use crate::work::JobQueue;
 
 /// Discord's global limit per bot token.
@@ -45,6 +47,18 @@ impl AppState {
             discord: Arc::new(DiscordHub::default()),
             admin: admin.map(Arc::new),
             queue,
+        }
+    }
+
+    /// What a schedule's tick uses of this state (the self-hosted scheduler, a test's tick).
+    pub fn dispatch(&self) -> Dispatch {
+        Dispatch {
+            clients: self.store.clone(),
+            runs: self.store.clone(),
+            leases: self.store.clone(),
+            work: self.store.clone(),
+            queue: self.queue.clone(),
+            clock: self.clock.clone(),
         }
     }
 

@@ -62,12 +62,13 @@ pub fn parse_rate(expr: &str) -> Result<Duration, ScheduleError> {
 /// `first_delay`, so work left pending before a restart is picked up; a weekly task that
 /// completed within its period before the restart is not dispatched again on that first tick.
 pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_delay: Duration) {
+    let dispatch = app.dispatch();
     let mut handles = Vec::new();
     for entry in entries {
         let Ok(period) = parse_rate(&entry.schedule) else {
             continue;
         };
-        let app = app.clone();
+        let dispatch = dispatch.clone();
         handles.push(tokio::spawn(async move {
             let mut ticker =
                 tokio::time::interval_at(tokio::time::Instant::now() + first_delay, period);
@@ -75,14 +76,16 @@ pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_del
             let mut first = true;
             loop {
                 ticker.tick().await;
-                let tick_id = format!("{}:{}", entry.task, app.clock.now());
+                let tick_id = format!("{}:{}", entry.task, dispatch.clock.now());
                 let skip_recent = first
                     .then_some(period)
                     .filter(|p| *p > Duration::from_secs(3600));
                 first = false;
                 let result = match skip_recent {
-                    Some(window) => dispatch_weekly(&app, entry.task, &tick_id, Some(window)).await,
-                    None => dispatch_tick(&app, entry.task, &tick_id)
+                    Some(window) => {
+                        dispatch_weekly(&dispatch, entry.task, &tick_id, Some(window)).await
+                    }
+                    None => dispatch_tick(&dispatch, entry.task, &tick_id)
                         .await
                         .map(|s| s.jobs),
                 };

@@ -1,9 +1,10 @@
 //! Lambda function `remote-sync-groups`: the remote-sync-groups schedule's dispatcher (weekly). The state is built once
 //! per cold start; `connector::aws::events` reads the event, skips a delivery already handled
 //! and enqueues one remote-sync-groups job per client with work on the work queue (the `worker` function
-//! runs them).
+//! runs them). It builds only what a tick uses (`connector::aws::dispatch_state`): the store's
+//! work index, client list, run log and leases, the queue and the clock.
 
-use connector::aws::{events, Entry, Invocation};
+use connector::aws::{events, Invocation};
 use connector::domain::TaskName;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -11,14 +12,14 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let state = connector::aws::state_for(Entry::Dispatcher).await?;
+    let dispatch = connector::aws::dispatch_state().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let state = state.clone();
+        let dispatch = dispatch.clone();
         async move {
             let invocation =
                 Invocation::from_lambda(&event.context.request_id, event.context.deadline);
             events::handle(
-                &state,
+                &dispatch,
                 TaskName::RemoteSyncGroups,
                 event.payload,
                 &invocation,

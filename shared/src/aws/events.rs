@@ -2,16 +2,17 @@
 //! schedule's event, skip a delivery already handled, and hand the tick to
 //! [`dispatch_tick`](crate::work::dispatch::dispatch_tick), which enqueues one job per client
 //! with work. The jobs run in the worker, not here: a dispatch takes well under a second.
+//! A dispatcher's state is a [`Dispatch`] (store ports, queue, clock): no secrets, no Discord
+//! client.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Invocation;
-use crate::app::AppState;
 use crate::domain::TaskName;
 use crate::service::ServiceError;
 use crate::store::StoreError;
-use crate::work::dispatch::{dispatch_tick, DispatchSummary};
+use crate::work::dispatch::{dispatch_tick, Dispatch, DispatchSummary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
@@ -166,7 +167,7 @@ pub struct TickSummary {
 /// The jobs' deduplication ids derive from the tick id, so SQS also drops a second enqueue of
 /// the same tick within its 5-minute window.
 pub async fn handle(
-    app: &AppState,
+    dispatch: &Dispatch,
     task: TaskName,
     event: Value,
     invocation: &Invocation,
@@ -183,9 +184,9 @@ pub async fn handle(
     let tick = tick_id(&event, invocation);
     let key = dedupe_key(&event, invocation);
     let holder = invocation.request_id.as_str();
-    let taken = app
-        .store
-        .acquire_lease(&key, holder, app.clock.now(), DELIVERY_TTL_SECS)
+    let Dispatch { leases, clock, .. } = dispatch;
+    let taken = leases
+        .acquire_lease(&key, holder, clock.now(), DELIVERY_TTL_SECS)
         .await?;
     if taken.is_none() {
         tracing::info!(task = %task, delivery = %key, "duplicate delivery skipped");
@@ -197,10 +198,10 @@ pub async fn handle(
         });
     }
 
-    let dispatched = match dispatch_tick(app, task, &tick).await {
+    let dispatched = match dispatch_tick(dispatch, task, &tick).await {
         Ok(summary) => summary,
         Err(e) => {
-            if let Err(release) = app.store.release_lease(&key, holder, None).await {
+            if let Err(release) = leases.release_lease(&key, holder, None).await {
                 tracing::warn!(task = %task, delivery = %key, error = %release,
                     "could not free the delivery after a failed dispatch");
             }
@@ -209,9 +210,9 @@ pub async fn handle(
     };
 
     let done = async {
-        app.store.release_lease(&key, holder, None).await?;
-        app.store
-            .acquire_lease(&key, DELIVERY_DONE, app.clock.now(), DELIVERY_TTL_SECS)
+        leases.release_lease(&key, holder, None).await?;
+        leases
+            .acquire_lease(&key, DELIVERY_DONE, clock.now(), DELIVERY_TTL_SECS)
             .await
     };
     if let Err(e) = done.await {
@@ -235,9 +236,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::clock::SystemClock;
-    use crate::secrets::cipher::SecretKey;
-    use crate::secrets::local::LocalSecrets;
+    use crate::clock::{Clock, SystemClock};
+    use crate::store::prelude::*;
     use crate::store::sqlite::SqliteStore;
     use crate::work::{Job, JobQueue, QueueError};
 
@@ -259,13 +259,13 @@ mod tests {
         }
     }
 
-    fn state(dir: &tempfile::TempDir) -> (AppState, Arc<Recorded>) {
+    /// A dispatcher's state on a fresh store (kept for the test's own reads and writes).
+    fn state(dir: &tempfile::TempDir) -> (Dispatch, Arc<SqliteStore>, Arc<Recorded>) {
         let db = dir.path().join("connector.db");
         let store = Arc::new(SqliteStore::open(&db).expect("store opens"));
-        let secrets = Arc::new(LocalSecrets::open(&db, SecretKey::generate()).expect("secrets"));
         let queue = Arc::new(Recorded::default());
-        let app = AppState::new(store, secrets, Arc::new(SystemClock), None, queue.clone());
-        (app, queue)
+        let dispatch = Dispatch::new(store.clone(), queue.clone(), Arc::new(SystemClock));
+        (dispatch, store, queue)
     }
 
     fn invocation(request_id: &str) -> Invocation {
@@ -402,18 +402,18 @@ mod tests {
     async fn a_tick_enqueues_a_job_for_each_client_with_work() {
         // given two clients, one with pending work
         let dir = tempfile::tempdir().unwrap();
-        let (app, queue) = state(&dir);
+        let (dispatch, store, queue) = state(&dir);
         for id in ["busy", "idle"] {
-            app.store.create_client(&client(id)).await.unwrap();
+            store.create_client(&client(id)).await.unwrap();
         }
-        app.store
-            .mark_work("busy", TaskName::VerifyGroups, app.clock.now())
+        store
+            .mark_work("busy", TaskName::VerifyGroups, SystemClock.now())
             .await
             .unwrap();
 
         // when the 5-minute schedule fires
         let summary = handle(
-            &app,
+            &dispatch,
             TaskName::VerifyGroups,
             json_of(RULE_EVENT),
             &invocation("r1"),
@@ -435,14 +435,14 @@ mod tests {
     async fn a_second_delivery_of_the_same_event_is_skipped() {
         // given a rule event dispatched once
         let dir = tempfile::tempdir().unwrap();
-        let (app, queue) = state(&dir);
-        app.store.create_client(&client("guild")).await.unwrap();
-        app.store
-            .mark_work("guild", TaskName::VerifyGroups, app.clock.now())
+        let (dispatch, store, queue) = state(&dir);
+        store.create_client(&client("guild")).await.unwrap();
+        store
+            .mark_work("guild", TaskName::VerifyGroups, SystemClock.now())
             .await
             .unwrap();
         let first = handle(
-            &app,
+            &dispatch,
             TaskName::VerifyGroups,
             json_of(RULE_EVENT),
             &invocation("r1"),
@@ -454,7 +454,7 @@ mod tests {
 
         // when EventBridge delivers it again (a new Lambda request)
         let second = handle(
-            &app,
+            &dispatch,
             TaskName::VerifyGroups,
             json_of(RULE_EVENT),
             &invocation("r2"),
@@ -467,17 +467,15 @@ mod tests {
         assert!(second.dispatch.is_none());
         assert_eq!(queue.0.lock().unwrap().len(), enqueued);
         let key = "event:53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa";
-        let now = app.clock.now();
-        assert!(app
-            .store
+        let now = SystemClock.now();
+        assert!(store
             .acquire_lease(key, "r3", now, 60)
             .await
             .unwrap()
             .is_none());
         // and forgotten once its time is up
         let later = now + DELIVERY_TTL_SECS + 1;
-        assert!(app
-            .store
+        assert!(store
             .acquire_lease(key, "r3", later, 60)
             .await
             .unwrap()
@@ -487,12 +485,12 @@ mod tests {
     #[tokio::test]
     async fn deliveries_without_an_id_are_told_apart_by_lambdas_request_id() {
         let dir = tempfile::tempdir().unwrap();
-        let (app, _) = state(&dir);
+        let (dispatch, _, _) = state(&dir);
         let run = |rid: &'static str| {
-            let app = app.clone();
+            let dispatch = dispatch.clone();
             async move {
                 handle(
-                    &app,
+                    &dispatch,
                     TaskName::VerifyGroups,
                     json_of(INPUT),
                     &invocation(rid),
@@ -510,9 +508,9 @@ mod tests {
     #[tokio::test]
     async fn an_event_for_another_task_fails_and_records_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let (app, queue) = state(&dir);
+        let (dispatch, _, queue) = state(&dir);
         let err = handle(
-            &app,
+            &dispatch,
             TaskName::VerifyGroups,
             json!({"task": "remote-sync-groups"}),
             &invocation("r1"),
@@ -521,9 +519,14 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, EventError::WrongTask { .. }), "{err}");
         assert!(queue.0.lock().unwrap().is_empty());
-        let next = handle(&app, TaskName::VerifyGroups, json!({}), &invocation("r1"))
-            .await
-            .unwrap();
+        let next = handle(
+            &dispatch,
+            TaskName::VerifyGroups,
+            json!({}),
+            &invocation("r1"),
+        )
+        .await
+        .unwrap();
         assert!(!next.duplicate, "nothing was recorded");
     }
 }

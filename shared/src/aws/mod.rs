@@ -2,8 +2,11 @@
 //! Lambda hands the functions.
 //!
 //! - [`state_for`] — the DynamoDB store, Secrets Manager secrets, the SQS work queue and, for
-//!   the admin API only, the admin token read from its secret. Entry points build only what they
-//!   use: the SSO callback, the dispatchers and the worker never read the admin token.
+//!   the admin API only, the admin token read from its secret: the state of the admin API, the
+//!   SSO callback and the worker. Only the admin API reads the admin token.
+//! - [`dispatch_state`] — what the scheduled dispatchers use, and all they build: the DynamoDB
+//!   store's client list, run log, leases and work index, the SQS work queue and the clock (no
+//!   Secrets Manager client, no Discord HTTP client).
 //! - [`events`] — the scheduled dispatchers: EventBridge payloads, delivery de-duplication,
 //!   `work::dispatch::dispatch_tick`.
 //! - [`worker`] — the queue worker: an SQS batch → `work::worker::run_job` per job → a partial
@@ -37,6 +40,7 @@ use crate::clock::SystemClock;
 use crate::secrets::aws::{AwsSecrets, AwsSecretsConfig};
 use crate::secrets::SecretsError;
 use crate::store::dynamo::DynamoStore;
+use crate::work::dispatch::Dispatch;
 use crate::work::sqs::SqsQueue;
 
 pub use invocation::Invocation;
@@ -180,6 +184,23 @@ pub async fn state_from(sdk: &SdkConfig, settings: AwsSettings) -> Result<AppSta
         admin,
         Arc::new(queue),
     ))
+}
+
+/// Reads the `CONNECTOR_*` variables (as [`Entry::Dispatcher`]) and the SDK's own configuration,
+/// then builds a scheduled dispatcher's state on the table and the queue they name. The
+/// dispatchers' `main` calls it once.
+pub async fn dispatch_state() -> Result<Dispatch, AwsSetupError> {
+    let settings = AwsSettings::from_env(Entry::Dispatcher)?;
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    Ok(dispatch_from(&sdk, settings))
+}
+
+/// A dispatcher's state on the given SDK configuration: the DynamoDB store (as the ports a tick
+/// uses), the SQS work queue and the system clock.
+pub fn dispatch_from(sdk: &SdkConfig, settings: AwsSettings) -> Dispatch {
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table);
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.queue_url);
+    Dispatch::new(Arc::new(store), Arc::new(queue), Arc::new(SystemClock))
 }
 
 /// An SDK error for logs and error values: the operation and what went wrong (the AWS error code,

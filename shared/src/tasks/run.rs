@@ -9,6 +9,7 @@ use crate::app::AppState;
 use crate::discord::DiscordError;
 use crate::domain::{RunReport, TaskName};
 use crate::service::{ClientContext, ServiceError};
+use crate::store::RunLog;
 use crate::work::dispatch::enqueue_wake;
 use crate::work::writer::GuildWriter;
 
@@ -256,13 +257,13 @@ impl<'a> Run<'a> {
 
 /// The newest stored (not dry) run of `task` for a client, looking back a bounded number of runs.
 pub async fn latest_run(
-    app: &AppState,
+    runs: &dyn RunLog,
     client_id: &str,
     task: TaskName,
 ) -> Result<Option<RunReport>, ServiceError> {
     let mut after = None;
     for _ in 0..RESUME_LOOKBACK_PAGES {
-        let page = app.store.list_runs(client_id, after.as_ref(), 100).await?;
+        let page = runs.list_runs(client_id, after.as_ref(), 100).await?;
         if let Some(last) = page
             .items
             .into_iter()
@@ -284,7 +285,7 @@ async fn resume_point(
     client_id: &str,
     task: TaskName,
 ) -> Result<Option<String>, ServiceError> {
-    Ok(latest_run(app, client_id, task)
+    Ok(latest_run(app.store.as_ref(), client_id, task)
         .await?
         .filter(|r| !r.complete)
         .and_then(|r| r.cursor))

@@ -4,23 +4,60 @@
 //!   pending members or an unfinished run — O(clients with work), never a scan of every client.
 //! - a weekly task: every client gets the task's work mark first (so a run that dies is
 //!   resumed by the next 5-minute tick), then a job.
+//!
+//! A tick needs only [`Dispatch`]: the store's client list, run log, leases and work index, the
+//! queue and the clock. The Lambda dispatchers build nothing more (no secrets, no Discord
+//! client); the self-hosted scheduler takes it from its state ([`AppState::dispatch`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::clock::Clock;
 use crate::domain::TaskName;
 use crate::service::ServiceError;
-use crate::store::Cursor;
+use crate::store::{ClientCatalog, Cursor, Leases, RunLog, WorkIndex};
 use crate::tasks::run::latest_run;
 
-use super::Job;
+use super::{Job, JobQueue};
 
 /// Work marks read per store page.
 const PAGE: usize = 500;
 /// Jobs handed to the queue per call.
 const ENQUEUE_BATCH: usize = 100;
+
+/// What a tick reads and writes: four of the store's ports, the queue and the clock.
+#[derive(Clone)]
+pub struct Dispatch {
+    /// Every client, for the weekly ticks.
+    pub clients: Arc<dyn ClientCatalog>,
+    /// The last runs, for the self-hosted scheduler's first weekly tick after a start.
+    pub runs: Arc<dyn RunLog>,
+    /// The Lambda dispatchers' delivery leases (`aws::events`).
+    pub leases: Arc<dyn Leases>,
+    pub work: Arc<dyn WorkIndex>,
+    pub queue: Arc<dyn JobQueue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Dispatch {
+    /// The ports of one store adapter (`DynamoStore`, `SqliteStore`).
+    pub fn new<S>(store: Arc<S>, queue: Arc<dyn JobQueue>, clock: Arc<dyn Clock>) -> Self
+    where
+        S: ClientCatalog + RunLog + Leases + WorkIndex + 'static,
+    {
+        Self {
+            clients: store.clone(),
+            runs: store.clone(),
+            leases: store.clone(),
+            work: store,
+            queue,
+            clock,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DispatchSummary {
@@ -31,17 +68,17 @@ pub struct DispatchSummary {
 /// Enqueues the jobs of one tick. `tick_id` identifies the tick (an EventBridge event id, the
 /// scheduler's tick time): a tick delivered twice enqueues the same deduplication ids.
 pub async fn dispatch_tick(
-    app: &AppState,
+    dispatch: &Dispatch,
     task: TaskName,
     tick_id: &str,
 ) -> Result<DispatchSummary, ServiceError> {
     let jobs = match task {
         TaskName::VerifyGroups => {
-            let jobs = marked_jobs(app, tick_id).await?;
-            enqueue_all(app, &jobs).await?;
+            let jobs = marked_jobs(dispatch.work.as_ref(), tick_id).await?;
+            enqueue_all(dispatch.queue.as_ref(), &jobs).await?;
             jobs.len()
         }
-        weekly => dispatch_weekly(app, weekly, tick_id, None).await?,
+        weekly => dispatch_weekly(dispatch, weekly, tick_id, None).await?,
     };
     Ok(DispatchSummary { task, jobs })
 }
@@ -51,36 +88,43 @@ pub async fn dispatch_tick(
 /// self-hosted scheduler's first tick after a start) a client whose last run of the task
 /// completed within that window is left out. Returns the jobs enqueued.
 pub async fn dispatch_weekly(
-    app: &AppState,
+    dispatch: &Dispatch,
     task: TaskName,
     tick_id: &str,
     skip_completed_within: Option<Duration>,
 ) -> Result<usize, ServiceError> {
+    let Dispatch {
+        clients,
+        runs,
+        work,
+        clock,
+        ..
+    } = dispatch;
     let mut jobs = Vec::new();
-    for client in app.store.list_clients().await? {
+    for client in clients.list_clients().await? {
         if let Some(window) = skip_completed_within {
-            let recent = latest_run(app, &client.id, task).await?.is_some_and(|r| {
-                r.complete && app.clock.now() - r.started_at < window.as_secs() as i64
-            });
+            let recent = latest_run(runs.as_ref(), &client.id, task)
+                .await?
+                .is_some_and(|r| {
+                    r.complete && clock.now() - r.started_at < window.as_secs() as i64
+                });
             if recent {
                 continue;
             }
         }
-        app.store
-            .mark_work(&client.id, task, app.clock.now())
-            .await?;
+        work.mark_work(&client.id, task, clock.now()).await?;
         jobs.push(Job::new(&client.id, task, "schedule", tick_id));
     }
-    enqueue_all(app, &jobs).await?;
+    enqueue_all(dispatch.queue.as_ref(), &jobs).await?;
     Ok(jobs.len())
 }
 
 /// One job per work mark: pending members, and weekly runs that did not finish.
-async fn marked_jobs(app: &AppState, tick_id: &str) -> Result<Vec<Job>, ServiceError> {
+async fn marked_jobs(work: &dyn WorkIndex, tick_id: &str) -> Result<Vec<Job>, ServiceError> {
     let mut jobs = Vec::new();
     let mut after: Option<Cursor> = None;
     loop {
-        let page = app.store.list_work(after.as_ref(), PAGE).await?;
+        let page = work.list_work(after.as_ref(), PAGE).await?;
         jobs.extend(
             page.items
                 .iter()
@@ -93,9 +137,9 @@ async fn marked_jobs(app: &AppState, tick_id: &str) -> Result<Vec<Job>, ServiceE
     }
 }
 
-async fn enqueue_all(app: &AppState, jobs: &[Job]) -> Result<(), ServiceError> {
+async fn enqueue_all(queue: &dyn JobQueue, jobs: &[Job]) -> Result<(), ServiceError> {
     for chunk in jobs.chunks(ENQUEUE_BATCH) {
-        app.queue.enqueue(chunk).await?;
+        queue.enqueue(chunk).await?;
     }
     Ok(())
 }
