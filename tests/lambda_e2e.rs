@@ -343,6 +343,8 @@ async fn the_lambda_functions_link_a_member_and_the_schedule_applies_pending_rol
     let mut watch = Watch::start(bin, &env, dir.path().join("watch.log"));
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // The member's browser in the link flow: the link is bound to it by a cookie.
+        .cookie_store(true)
         // The first request to a function waits for its debug build.
         .timeout(Duration::from_secs(20 * 60))
         .build()
@@ -420,11 +422,15 @@ async fn the_lambda_functions_link_a_member_and_the_schedule_applies_pending_rol
     emu.set_consent(Consent::Approve {
         user_id: emu.user_id("alice").expect("alice"),
     });
-    let consent = http
-        .get(session["url"].as_str().expect("authorize url"))
+    let link_url = session["url"].as_str().expect("link url");
+    assert!(link_url.starts_with(&callback_url), "{link_url}");
+    let opened = http
+        .get(link_url)
         .send()
         .await
-        .expect("authorize");
+        .expect("sso-callback opens the link");
+    assert_eq!(opened.status(), StatusCode::FOUND, "{}", watch.log_tail());
+    let consent = http.get(location(&opened)).send().await.expect("authorize");
     assert_eq!(consent.status(), StatusCode::FOUND);
     let back = location(&consent);
     assert!(back.starts_with(&callback_url), "{back}");

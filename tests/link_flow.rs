@@ -382,3 +382,91 @@ async fn fixing_the_hierarchy_and_syncing_roles_heals_a_refused_role() {
         serde_json::Value::Null
     );
 }
+
+#[tokio::test]
+async fn the_link_url_binds_the_flow_to_the_browser_that_opened_it() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.put_user("u-alice", &["members"]).await;
+    let url = h.link_session("u-alice").await;
+    assert!(
+        url.starts_with(&h.url("/discord/sso/callback?start=")),
+        "the site sends the member to the connector first: {url}"
+    );
+
+    // the member's browser opens it: a short-lived, HttpOnly, SameSite=Lax cookie, then Discord
+    let start = h.http.get(&url).send().await.unwrap();
+    assert_eq!(start.status(), StatusCode::FOUND);
+    let cookie = start
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(cookie.starts_with("dc_link_"), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    assert!(
+        location(&start).starts_with(&h.emu.authorize_url()),
+        "then on to Discord"
+    );
+
+    // and the link URL is single use
+    let again = h.http.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_callback_in_another_browser_links_nothing_and_revokes_the_grant() {
+    // given the victim opened their link URL (their browser holds the cookie) …
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.put_user("u-victim", &["members"]).await;
+    let url = h.link_session("u-victim").await;
+    let start = h.http.get(&url).send().await.unwrap();
+    let discord_url = location(&start);
+
+    // … when someone else gets hold of the Discord URL and approves with their own account
+    h.emu.set_consent(Consent::Approve {
+        user_id: h.discord_id("erin"),
+    });
+    let attacker = browser();
+    let consent = attacker.get(&discord_url).send().await.unwrap();
+    assert_eq!(consent.status(), StatusCode::FOUND);
+    let answer = attacker.get(location(&consent)).send().await.unwrap();
+
+    // then they land on the site with a reason, nothing is linked and the grant is revoked
+    assert_eq!(answer.status(), StatusCode::FOUND);
+    assert_eq!(
+        location(&answer),
+        format!("{SITE}/profile?discord=error&reason=session_mismatch")
+    );
+    assert_eq!(h.get_user("u-victim").await["linked"], false);
+    assert_eq!(h.roles_on_discord("erin"), None);
+    assert_eq!(h.emu.active_grants(&h.discord_id("erin")), 0);
+}
+
+#[tokio::test]
+async fn a_newer_link_session_of_the_same_user_replaces_the_older_one() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let older = h.link_session("u-bob").await;
+    let newer = h.link_session("u-bob").await;
+
+    let refused = h.http.get(&older).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("expired"));
+
+    let cb = h
+        .authorize(
+            &newer,
+            Consent::Approve {
+                user_id: h.discord_id("bob"),
+            },
+        )
+        .await;
+    let (status, loc, _) = h.callback(&cb).await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(loc, format!("{SITE}/profile?discord=linked"));
+}

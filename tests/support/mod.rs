@@ -102,10 +102,7 @@ impl Harness {
             emu,
             app: hosted.state,
             base,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("http client"),
+            http: browser(),
             admin_token: token,
             clock,
             database,
@@ -280,9 +277,17 @@ impl Harness {
         body["url"].as_str().expect("url").to_owned()
     }
 
-    /// Follows the authorize URL through the emulator (with the given consent) and returns the
-    /// callback URL Discord sends the member to.
-    pub async fn authorize(&self, authorize_url: &str, consent: Consent) -> String {
+    /// Opens the link URL in the harness's browser (the connector binds the flow to it with a
+    /// cookie and sends it on to Discord), follows the authorize URL through the emulator (with
+    /// the given consent) and returns the callback URL Discord sends the member to.
+    pub async fn authorize(&self, link_url: &str, consent: Consent) -> String {
+        let start = self.http.get(link_url).send().await.expect("link url");
+        assert_eq!(start.status(), StatusCode::FOUND, "the link url redirects");
+        self.authorize_at_discord(&location(&start), consent).await
+    }
+
+    /// Discord's part of the flow only: the authorize URL → the callback URL.
+    pub async fn authorize_at_discord(&self, authorize_url: &str, consent: Consent) -> String {
         self.emu.set_consent(consent);
         let resp = self
             .http
@@ -382,6 +387,15 @@ impl Harness {
     pub fn temp_dir(&self) -> &std::path::Path {
         self.dir.path()
     }
+}
+
+/// A browser for the link flow: keeps cookies, does not follow redirects (tests look at each).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .expect("http client")
 }
 
 /// Waits (up to 10 s) until `app`'s store has no work mark: a writer clears its mark only after

@@ -1,7 +1,7 @@
 //! Link sessions (admin API) and the SSO callback Discord redirects members to.
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,9 @@ pub struct LinkSessionInput {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkSessionView {
-    /// Send the member here (Discord's consent screen).
+    /// Send the member's browser here: the connector binds the link to that browser (a
+    /// short-lived HttpOnly cookie) and forwards it to Discord's consent screen. Valid 10
+    /// minutes, single use; a newer session of the same user replaces it.
     pub url: String,
     pub expires_at: i64,
 }
@@ -61,9 +63,23 @@ fn escape(s: &str) -> String {
 /// `GET /discord/sso/callback?code&state` (or `?error=access_denied&state`).
 pub async fn sso_callback(
     State(app): State<AppState>,
+    headers: HeaderMap,
     ApiQuery(params): ApiQuery<CallbackParams>,
 ) -> Response {
-    match linking::complete_link(&app, params).await {
+    let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+    let answer = linking::complete_link(&app, params, cookies).await;
+    let mut response = outcome_response(answer.outcome);
+    if let Some(cookie) = answer
+        .set_cookie
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn outcome_response(outcome: CallbackOutcome) -> Response {
+    match outcome {
         CallbackOutcome::Redirect(to) => (
             StatusCode::FOUND,
             [

@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use crate::app::{state_hash, AppState};
+use crate::app::{random_token, state_hash, AppState};
 use crate::discord::{AddMember, DiscordError, TokenSet};
 use crate::domain::plan::{desired_for, plan};
 use crate::domain::session::LINK_SESSION_TTL_SECS;
@@ -61,23 +61,145 @@ pub async fn start_link_session(
     let return_to = return_to
         .map(|r| check_return_to(r, &client.return_to_origins).map(String::from))
         .transpose()?;
-    let discord = app.discord_for(&client).await?;
-    let request = discord.authorization_request();
+    let token = random_token(32);
     let expires_at = app.clock.now() + LINK_SESSION_TTL_SECS;
+    // Replaces any earlier session of this user: one live link session per user.
     app.store
         .put_link_session(&LinkSession {
-            state_hash: state_hash(request.state.expose_secret()),
+            state_hash: state_hash(&token),
             client: client_id.to_owned(),
             user_id: user_id.to_owned(),
             return_to,
-            pkce_verifier: request.pkce_verifier.expose_secret().to_owned(),
+            pkce_verifier: String::new(),
             expires_at,
+            browser_hash: None,
         })
         .await?;
+    let mut url = Url::parse(&client.callback_url).map_err(|_| {
+        ServiceError::invalid("callback_url", "the client's callback_url is not a URL")
+    })?;
+    url.query_pairs_mut().append_pair(START_PARAM, &token);
     Ok(StartedLink {
-        url: request.url,
+        url: url.into(),
         expires_at,
     })
+}
+
+/// The query parameter of the link URL (the client's callback URL) that carries the start token.
+pub const START_PARAM: &str = "start";
+
+/// The browser-binding cookie of one flow: named after its state's hash, so two flows in one
+/// browser do not overwrite each other. `__Host-` (which requires `Secure`, `Path=/` and no
+/// domain) wherever the connector is served over https.
+fn cookie_name(state_hash: &str, secure: bool) -> String {
+    let short = &state_hash[..state_hash.len().min(16)];
+    if secure {
+        format!("__Host-dc_link_{short}")
+    } else {
+        format!("dc_link_{short}")
+    }
+}
+
+fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}")
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+    header?
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// Opening the link URL: consumes the session created by the API, binds a fresh one to this
+/// browser (a short-lived HttpOnly cookie) and sends the member on to Discord's consent screen.
+async fn open_link(app: &AppState, token: &str) -> CallbackResponse {
+    let session = match app
+        .store
+        .consume_link_session(&state_hash(token), app.clock.now())
+        .await
+    {
+        Ok(Some(ConsumedSession::Valid(s))) if !s.started() => s,
+        Ok(Some(ConsumedSession::Expired(s))) => return finish(&s, Err("expired")).into(),
+        // Unknown, used, or a started session's state passed as a start token.
+        Ok(_) => return invalid_link().into(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not read link session");
+            return unavailable().into();
+        }
+    };
+    let started = async {
+        let client = app
+            .store
+            .get_client(&session.client)
+            .await?
+            .ok_or(ServiceError::NotFound("client"))?;
+        let discord = app.discord_for(&client).await?;
+        let request = discord.authorization_request();
+        let browser = random_token(32);
+        let bound = LinkSession {
+            state_hash: state_hash(request.state.expose_secret()),
+            pkce_verifier: request.pkce_verifier.expose_secret().to_owned(),
+            browser_hash: Some(state_hash(&browser)),
+            ..session.clone()
+        };
+        app.store.put_link_session(&bound).await?;
+        let secure = client.callback_url.starts_with("https://");
+        let max_age = (bound.expires_at - app.clock.now()).max(0);
+        let cookie = set_cookie(
+            &cookie_name(&bound.state_hash, secure),
+            &browser,
+            max_age,
+            secure,
+        );
+        Ok::<_, ServiceError>((request.url, cookie))
+    }
+    .await;
+    match started {
+        Ok((to, cookie)) => CallbackResponse {
+            outcome: CallbackOutcome::Redirect(to),
+            set_cookie: Some(cookie),
+        },
+        Err(e) => {
+            tracing::warn!(client = %session.client, error = %e, "could not start a link");
+            finish(&session, Err(reason_of(&e))).into()
+        }
+    }
+}
+
+fn invalid_link() -> CallbackOutcome {
+    CallbackOutcome::Page {
+        status: 400,
+        title: "This link has expired".into(),
+        message: "The Discord link request is unknown, expired or was already used. Go back to the website and start again.".into(),
+    }
+}
+
+fn unavailable() -> CallbackOutcome {
+    CallbackOutcome::Page {
+        status: 500,
+        title: "Something went wrong".into(),
+        message: "Please try again in a moment.".into(),
+    }
+}
+
+/// What the callback answers: where the member goes, and the cookie to set or clear.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CallbackResponse {
+    pub outcome: CallbackOutcome,
+    pub set_cookie: Option<String>,
+}
+
+impl From<CallbackOutcome> for CallbackResponse {
+    fn from(outcome: CallbackOutcome) -> Self {
+        Self {
+            outcome,
+            set_cookie: None,
+        }
+    }
 }
 
 /// What the callback shows the member.
@@ -93,12 +215,14 @@ pub enum CallbackOutcome {
     },
 }
 
-/// Query of `GET /discord/sso/callback`.
+/// Query of `GET /discord/sso/callback`: Discord's redirect (`code`/`error` and `state`), or
+/// the link URL itself (`start`).
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,
     pub error: Option<String>,
+    pub start: Option<String>,
 }
 
 /// Where the member goes: `return_to` with `discord=linked` or `discord=error&reason=<code>`, or a
@@ -140,14 +264,18 @@ fn finish(session: &LinkSession, result: Result<String, &str>) -> CallbackOutcom
     CallbackOutcome::Redirect(url.into())
 }
 
-pub async fn complete_link(app: &AppState, params: CallbackParams) -> CallbackOutcome {
-    let invalid_state = CallbackOutcome::Page {
-        status: 400,
-        title: "This link has expired".into(),
-        message: "The Discord link request is unknown, expired or was already used. Go back to the website and start again.".into(),
-    };
+/// The callback: the link URL opened (`start`), or Discord's redirect. `cookies` is the
+/// request's `Cookie` header.
+pub async fn complete_link(
+    app: &AppState,
+    params: CallbackParams,
+    cookies: Option<&str>,
+) -> CallbackResponse {
+    if let Some(token) = params.start.as_deref().filter(|t| !t.is_empty()) {
+        return open_link(app, token).await;
+    }
     let Some(state) = params.state.as_deref().filter(|s| !s.is_empty()) else {
-        return invalid_state;
+        return invalid_link().into();
     };
     let session = match app
         .store
@@ -156,31 +284,70 @@ pub async fn complete_link(app: &AppState, params: CallbackParams) -> CallbackOu
     {
         Ok(Some(ConsumedSession::Valid(s))) => s,
         // Refused, but the member goes back to the site that sent them, which can offer a retry.
-        Ok(Some(ConsumedSession::Expired(s))) => return finish(&s, Err("expired")),
-        Ok(None) => return invalid_state,
+        Ok(Some(ConsumedSession::Expired(s))) => return finish(&s, Err("expired")).into(),
+        Ok(None) => return invalid_link().into(),
         Err(e) => {
             tracing::error!(error = %e, "could not read link session");
-            return CallbackOutcome::Page {
-                status: 500,
-                title: "Something went wrong".into(),
-                message: "Please try again in a moment.".into(),
-            };
+            return unavailable().into();
         }
     };
-    if let Some(error) = params.error.as_deref() {
+    // The flow must end in the browser that opened the link URL: a leaked authorize URL opened
+    // elsewhere would link someone else's Discord account to this site user.
+    let presented = [true, false].into_iter().find_map(|secure| {
+        let name = cookie_name(&session.state_hash, secure);
+        cookie_value(cookies, &name).map(|v| (name, v, secure))
+    });
+    let clear = presented
+        .as_ref()
+        .map(|(name, _, secure)| set_cookie(name, "", 0, *secure));
+    let bound = match (&session.browser_hash, &presented) {
+        (Some(expected), Some((_, value, _))) => {
+            use subtle::ConstantTimeEq;
+            bool::from(state_hash(value).as_bytes().ct_eq(expected.as_bytes()))
+        }
+        _ => false,
+    };
+    let outcome = if !bound {
+        tracing::warn!(client = %session.client, "link callback from another browser refused");
+        if let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) {
+            revoke_unused_grant(app, &session, code).await;
+        }
+        finish(&session, Err("session_mismatch"))
+    } else if let Some(error) = params.error.as_deref() {
         let reason = if error == "access_denied" {
             "access_denied"
         } else {
             "discord_error"
         };
-        return finish(&session, Err(reason));
-    }
-    let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) else {
-        return finish(&session, Err("invalid_request"));
+        finish(&session, Err(reason))
+    } else if let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) {
+        match link_account(app, &session, code).await {
+            Ok(name) => finish(&session, Ok(name)),
+            Err(reason) => finish(&session, Err(reason)),
+        }
+    } else {
+        finish(&session, Err("invalid_request"))
     };
-    match link_account(app, &session, code).await {
-        Ok(name) => finish(&session, Ok(name)),
-        Err(reason) => finish(&session, Err(reason)),
+    CallbackResponse {
+        outcome,
+        set_cookie: clear,
+    }
+}
+
+/// A grant made in a refused flow is revoked at once: nothing may keep it.
+async fn revoke_unused_grant(app: &AppState, session: &LinkSession, code: &str) {
+    let Ok(ctx) = ClientContext::load(app, &session.client).await else {
+        return;
+    };
+    let verifier = SecretString::from(session.pkce_verifier.clone());
+    if let Ok(tokens) = ctx.discord.exchange_code(code, &verifier).await {
+        let token = tokens
+            .refresh_token
+            .as_ref()
+            .unwrap_or(&tokens.access_token);
+        if let Err(e) = ctx.discord.revoke_token(token).await {
+            tracing::warn!(client = %ctx.client.id, error = %e, "revoking a refused grant failed");
+        }
     }
 }
 
@@ -434,4 +601,34 @@ async fn seal_open_access(ctx: &ClientContext, link: &Link) -> Result<SecretStri
     let pair: TokenPair = serde_json::from_str(plain.expose_secret())
         .map_err(|_| ServiceError::invalid("tokens", "stored tokens are unreadable"))?;
     Ok(SecretString::from(pair.access_token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_https_the_cookie_is_host_only_and_secure() {
+        let name = cookie_name(&"ab".repeat(32), true);
+        assert_eq!(name, format!("__Host-dc_link_{}", "ab".repeat(8)));
+        let cookie = set_cookie(&name, "v", 600, true);
+        assert_eq!(
+            cookie,
+            format!("{name}=v; Max-Age=600; Path=/; HttpOnly; SameSite=Lax; Secure")
+        );
+        let plain = set_cookie(&cookie_name("cd", false), "v", 0, false);
+        assert_eq!(
+            plain,
+            "dc_link_cd=v; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn a_cookie_is_found_by_its_exact_name() {
+        let header = Some("a=1; dc_link_x=secret;  dc_link_xy=other");
+        assert_eq!(cookie_value(header, "dc_link_x"), Some("secret"));
+        assert_eq!(cookie_value(header, "dc_link_xy"), Some("other"));
+        assert_eq!(cookie_value(header, "dc_link"), None);
+        assert_eq!(cookie_value(None, "a"), None);
+    }
 }

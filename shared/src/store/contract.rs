@@ -74,6 +74,7 @@ macro_rules! store_contract_tests {
             unlinking_progress_is_recorded_then_removed,
             clearing_pending_is_version_guarded,
             marking_pending_includes_unlinkings_and_forgets_their_refusals,
+            a_new_link_session_replaces_the_users_earlier_one,
         );
     };
     (@each $fresh:path; $($name:ident),+ $(,)?) => {
@@ -161,6 +162,7 @@ pub fn link_session(
         return_to: Some("https://example.test/profile".to_owned()),
         pkce_verifier: format!("verifier-{state_hash}"),
         expires_at,
+        browser_hash: Some(format!("browser-{state_hash}")),
     }
 }
 
@@ -1949,4 +1951,62 @@ pub async fn marking_pending_includes_unlinkings_and_forgets_their_refusals(stor
         "tried again after roles/sync"
     );
     assert_eq!(member.unlinking["d1"].roles, set(&["r1"]));
+}
+
+pub async fn a_new_link_session_replaces_the_users_earlier_one(store: &dyn Store) {
+    setup_client(store, "a").await;
+    setup_client(store, "b").await;
+    store
+        .put_link_session(&link_session("s1", "a", "u1", T0 + 600))
+        .await
+        .unwrap();
+    store
+        .put_link_session(&link_session("s-other-user", "a", "u2", T0 + 600))
+        .await
+        .unwrap();
+    store
+        .put_link_session(&link_session("s-other-client", "b", "u1", T0 + 600))
+        .await
+        .unwrap();
+
+    store
+        .put_link_session(&link_session("s2", "a", "u1", T0 + 600))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.consume_link_session("s1", T0).await.unwrap(),
+        None,
+        "the older session of the same user is gone"
+    );
+    for (hash, client, user) in [
+        ("s2", "a", "u1"),
+        ("s-other-user", "a", "u2"),
+        ("s-other-client", "b", "u1"),
+    ] {
+        assert_eq!(
+            store.consume_link_session(hash, T0).await.unwrap(),
+            Some(ConsumedSession::Valid(link_session(
+                hash,
+                client,
+                user,
+                T0 + 600
+            ))),
+            "{hash}"
+        );
+    }
+    // The same session stored again (no other) is kept.
+    store
+        .put_link_session(&link_session("s3", "a", "u1", T0 + 600))
+        .await
+        .unwrap();
+    store
+        .put_link_session(&link_session("s3", "a", "u1", T0 + 600))
+        .await
+        .unwrap();
+    assert!(store
+        .consume_link_session("s3", T0)
+        .await
+        .unwrap()
+        .is_some());
 }

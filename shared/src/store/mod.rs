@@ -316,6 +316,8 @@ pub trait MemberStore: Send + Sync {
 /// Single-use link sessions: created by the API, consumed by the SSO callback.
 #[async_trait]
 pub trait LinkSessions: Send + Sync {
+    /// Stores the session, replacing every other session of the same client and user: one live
+    /// link session per user, so an older link URL stops working once a newer one is made.
     async fn put_link_session(&self, session: &LinkSession) -> StoreResult<()>;
 
     /// Returns and deletes the session in one atomic step, so a state is used at most once:

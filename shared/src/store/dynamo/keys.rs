@@ -88,6 +88,11 @@ pub fn audit_sk(at: Timestamp, tiebreak: &str) -> String {
     format!("{AUDIT_PREFIX}{}#{tiebreak}", sortable(at))
 }
 
+/// The sort key, in the client's partition, of the pointer to a user's live link session.
+pub fn user_session_sk(user_id: &str) -> String {
+    format!("LINKSESSION#{user_id}")
+}
+
 pub fn session_pk(state_hash: &str) -> String {
     format!("SESSION#{state_hash}")
 }

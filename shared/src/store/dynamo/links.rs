@@ -174,7 +174,7 @@ fn release_account(
         .build())
 }
 
-fn update(
+pub(super) fn update(
     store: &DynamoStore,
     key: Item,
     expr: &Expr,
@@ -198,13 +198,16 @@ fn update(
 /// DynamoDB's cancellation reason for a failed condition.
 const CONDITION: &str = "ConditionalCheckFailed";
 
-enum Transacted {
+pub(super) enum Transacted {
     Done,
     /// Cancelled; the reason code of each operation, in order (`"None"` for those that passed).
     Refused(Vec<String>),
 }
 
-async fn transact(store: &DynamoStore, ops: Vec<TransactWriteItem>) -> StoreResult<Transacted> {
+pub(super) async fn transact(
+    store: &DynamoStore,
+    ops: Vec<TransactWriteItem>,
+) -> StoreResult<Transacted> {
     let result = store
         .client
         .transact_write_items()
@@ -229,7 +232,7 @@ async fn transact(store: &DynamoStore, ops: Vec<TransactWriteItem>) -> StoreResu
     }
 }
 
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+pub(super) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Backend(format!("cannot build a request: {e}"))
 }
 

@@ -26,8 +26,15 @@ impl LinkSessions for SqliteStore {
     }
 }
 
-fn put_link_session(conn: &Connection, session: &LinkSession) -> StoreResult<()> {
-    conn.execute(
+fn put_link_session(conn: &mut Connection, session: &LinkSession) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // A client's sessions are few (10 minutes each, pruned as they are consumed).
+    tx.execute(
+        "DELETE FROM link_sessions
+         WHERE client = ?1 AND json_extract(session, '$.user_id') = ?2 AND state_hash <> ?3",
+        params![session.client, session.user_id, session.state_hash],
+    )?;
+    tx.execute(
         "INSERT OR REPLACE INTO link_sessions (state_hash, client, expires_at, session)
          VALUES (?1, ?2, ?3, ?4)",
         params![
@@ -37,6 +44,7 @@ fn put_link_session(conn: &Connection, session: &LinkSession) -> StoreResult<()>
             to_json(session)?
         ],
     )?;
+    tx.commit()?;
     Ok(())
 }
 
