@@ -203,7 +203,12 @@ async fn deleting_a_client_with_more_than_25_items_removes_them_all_in_batches()
     store.append_audit(&entries).await.unwrap();
     for n in 0..3 {
         store
-            .put_link_session(&link_session(&format!("s{n}"), "big", "u00", T0 + 600))
+            .put_link_session(&link_session(
+                &format!("s{n}"),
+                "big",
+                &format!("u{n:02}"),
+                T0 + 600,
+            ))
             .await
             .unwrap();
     }
@@ -411,6 +416,7 @@ async fn every_item_names_its_entity() {
             "roles",
             "run",
             "setting",
+            "user_link_session",
             "work"
         ]
     );
