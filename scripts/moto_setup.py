@@ -70,6 +70,8 @@ def main():
         "CONNECTOR_TABLE": args.table, "CONNECTOR_QUEUE_URL": queue_url,
         "CONNECTOR_SECRETS_PREFIX": args.prefix,
         "CONNECTOR_ADMIN_TOKEN_SECRET": admin_arn, "CONNECTOR_TOKEN_KEY_SECRET": key_arn,
+        # Local clients talk to the Discord emulator.
+        "CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS": "true",
         "ADMIN_TOKEN": admin,
     }
     for k, v in env.items():

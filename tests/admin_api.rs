@@ -234,3 +234,277 @@ async fn the_openapi_document_describes_the_v1_routes() {
         assert!(paths.contains_key(p), "{p} missing from OpenAPI");
     }
 }
+
+/// A connector started like `serve` without `CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS`.
+async fn discord_only() -> Harness {
+    Harness::start_with(Options {
+        discord_urls: connector::domain::client::DiscordUrlPolicy::DiscordOnly,
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn discord_urls_other_than_discords_need_the_deployments_opt_in() {
+    // given a deployment that did not opt in
+    let h = discord_only().await;
+    // when a client points either URL at another server, then it is refused naming the field
+    for field in ["discord_api_base", "discord_authorize_url"] {
+        let mut body = h.client_body();
+        let other = if field == "discord_api_base" {
+            "discord_authorize_url"
+        } else {
+            "discord_api_base"
+        };
+        body.as_object_mut().unwrap().remove(other);
+        let (status, problem) = h.api(Method::POST, "/clients", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    for evil in [
+        "http://discord.com/api/v10",
+        "https://discord.com.evil.example/api/v10",
+        "https://evil.example/api/v10",
+        "https://discord.com/api/v10/../../evil",
+        "https://discord.com:8443/api/v10",
+        "https://user@discord.com/api/v10",
+    ] {
+        let mut body = h.client_body();
+        body["discord_api_base"] = json!(evil);
+        body.as_object_mut()
+            .unwrap()
+            .remove("discord_authorize_url");
+        let (status, problem) = h.api(Method::POST, "/clients", Some(body)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{evil}: {problem}"
+        );
+        assert_eq!(problem["field"], "discord_api_base");
+    }
+    // and Discord's own URLs (explicit, with a trailing slash, or left out) are accepted
+    let mut body = h.client_body();
+    for secret in ["bot_token", "client_secret"] {
+        // no secrets: nothing may call the real Discord from a test
+        body.as_object_mut().unwrap().remove(secret);
+    }
+    body["discord_api_base"] = json!("https://discord.com/api/v10/");
+    body.as_object_mut()
+        .unwrap()
+        .remove("discord_authorize_url");
+    let (status, client) = h.api(Method::POST, "/clients", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{client}");
+    assert_eq!(client["discord_api_base"], "https://discord.com/api/v10");
+    assert_eq!(
+        client["discord_authorize_url"],
+        "https://discord.com/oauth2/authorize"
+    );
+}
+
+#[tokio::test]
+async fn with_the_opt_in_the_emulator_urls_are_accepted() {
+    // given the tests' default: the deployment opted in
+    let h = Harness::start().await;
+    // when a client points at the emulator, then it is created and synced there
+    let (status, body) = h.api(Method::POST, "/clients", Some(h.client_body())).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["discord_api_base"], h.emu.api_base());
+    assert_eq!(body["roles_sync"]["status"], "synced", "{body}");
+}
+
+#[tokio::test]
+async fn changing_where_or_whose_secrets_go_needs_the_secrets_again() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let path = format!("/clients/{CLIENT}");
+    let elsewhere = format!("{}/", h.emu.api_base());
+    // when a URL or the application id changes without both secrets, then 422 names the missing one
+    for (patch, missing) in [
+        (json!({"discord_api_base": elsewhere}), "bot_token"),
+        (
+            json!({"discord_authorize_url": "http://127.0.0.1:9/authorize"}),
+            "bot_token",
+        ),
+        (json!({"client_id": "100000000000000099"}), "bot_token"),
+        (
+            json!({"discord_api_base": elsewhere, "bot_token": h.emu.bot_token()}),
+            "client_secret",
+        ),
+        (
+            json!({"discord_api_base": elsewhere, "client_secret": h.emu.client_secret()}),
+            "bot_token",
+        ),
+    ] {
+        let (status, problem) = h.api(Method::PATCH, &path, Some(patch.clone())).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{patch}: {problem}"
+        );
+        assert_eq!(problem["field"], missing, "{patch}: {problem}");
+    }
+    let (_, client) = h.api(Method::GET, &path, None).await;
+    assert_eq!(client["discord_api_base"], h.emu.api_base(), "unchanged");
+    // and an edit that keeps URLs and application id needs no secrets
+    let (status, body) = h
+        .api(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "Renamed", "discord_api_base": h.emu.api_base()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // when the URL changes with both secrets, then it is saved
+    let (status, body) = h
+        .api(
+            Method::PATCH,
+            &path,
+            Some(
+                json!({"discord_api_base": elsewhere, "bot_token": h.emu.bot_token(),
+                        "client_secret": h.emu.client_secret()}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["discord_api_base"], elsewhere);
+    assert_eq!(body["roles_sync"]["status"], "synced", "{body}");
+}
+
+#[tokio::test]
+async fn discord_ids_must_be_canonical_snowflakes() {
+    let h = Harness::start().await;
+    for (field, id) in [
+        ("guild_id", "0200000000000000001"),
+        ("guild_id", "18446744073709551616"),
+        ("guild_id", "0"),
+        ("client_id", "+100000000000000001"),
+        ("client_id", "１２３"),
+    ] {
+        let mut body = h.client_body();
+        body[field] = json!(id);
+        let (status, problem) = h.api(Method::POST, "/clients", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{id}: {problem}");
+        assert_eq!(problem["field"], field, "{id}: {problem}");
+    }
+    h.setup_client().await;
+    let member = h.role("Member");
+    for role in [format!("0{member}"), "18446744073709551616".to_owned()] {
+        let (status, problem) = h
+            .api(
+                Method::PUT,
+                &format!("/clients/{CLIENT}/roles/{role}"),
+                Some(json!({"groups": ["g"]})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{role}: {problem}"
+        );
+        assert_eq!(problem["field"], "role_id");
+    }
+    // the largest u64 is a valid id (unknown here)
+    let (status, problem) = h
+        .api(
+            Method::PUT,
+            &format!("/clients/{CLIENT}/roles/18446744073709551615"),
+            Some(json!({"groups": ["g"]})),
+        )
+        .await;
+    assert_ne!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+}
+
+#[tokio::test]
+async fn lists_and_attributes_are_capped() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let many: Vec<String> = (0..501).map(|i| format!("g{i}")).collect();
+    let member = h.role("Member");
+    let (status, problem) = h
+        .api(
+            Method::PUT,
+            &format!("/clients/{CLIENT}/roles/{member}"),
+            Some(json!({"groups": many})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["field"], "groups");
+    let user = format!("/clients/{CLIENT}/users/u1");
+    let attributes: serde_json::Map<String, Value> =
+        (0..51).map(|i| (format!("a{i}"), json!("v"))).collect();
+    for (body, field) in [
+        (json!({"groups": many}), "groups"),
+        (
+            json!({"groups": [], "attributes": attributes}),
+            "attributes",
+        ),
+        (
+            json!({"groups": [], "attributes": {"t": "x".repeat(257)}}),
+            "attributes.t",
+        ),
+        (
+            json!({"groups": [], "attributes": {"t": "a\nb"}}),
+            "attributes.t",
+        ),
+    ] {
+        let (status, problem) = h.api(Method::PUT, &user, Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_problem_with_allow() {
+    let h = Harness::start().await;
+    let resp = h
+        .http
+        .delete(h.url("/api/v1/clients"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let allow = resp.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["status"], 405);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("DELETE"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_path_is_a_problem_naming_the_parameter() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    for (path, field) in [
+        ("/api/v1/clients/%FF".to_owned(), "client"),
+        (format!("/api/v1/clients/{CLIENT}/users/%C3%28"), "user_id"),
+    ] {
+        let resp = h
+            .http
+            .get(h.url(&path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let problem: Value = resp.json().await.unwrap();
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    // a body over the size limit is a problem too, with its status
+    let resp = h
+        .http
+        .put(h.url(&format!("/api/v1/clients/{CLIENT}/users/u1")))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+}

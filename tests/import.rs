@@ -89,3 +89,67 @@ async fn a_malformed_import_is_refused_whole_naming_the_item_and_field() {
         .await;
     assert_eq!(users["items"], json!([]), "nothing written");
 }
+
+#[tokio::test]
+async fn import_items_follow_the_rules_of_put_user_and_the_request_is_capped() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let many: Vec<String> = (0..501).map(|i| format!("g{i}")).collect();
+    let attributes: serde_json::Map<String, serde_json::Value> =
+        (0..51).map(|i| (format!("a{i}"), json!("v"))).collect();
+    let ok = json!({"user_id": "a", "discord_user_id": "300000000000000001"});
+    for (item, field) in [
+        (
+            json!({"user_id": "b", "discord_user_id": "0300000000000000002"}),
+            "[1].discord_user_id",
+        ),
+        (
+            json!({"user_id": "b", "discord_user_id": "18446744073709551616"}),
+            "[1].discord_user_id",
+        ),
+        (
+            json!({"user_id": "b", "discord_user_id": "2", "groups": many}),
+            "[1].groups",
+        ),
+        (
+            json!({"user_id": "b", "discord_user_id": "2", "attributes": attributes}),
+            "[1].attributes",
+        ),
+        (
+            json!({"user_id": "b", "discord_user_id": "2", "attributes": {"t": "x".repeat(257)}}),
+            "[1].attributes.t",
+        ),
+    ] {
+        let (status, problem) = h
+            .api(
+                Method::POST,
+                &format!("/clients/{CLIENT}/users/import"),
+                Some(json!([ok, item])),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    // one request carries at most 250 users
+    let items: Vec<serde_json::Value> = (0..251)
+        .map(|i| json!({"user_id": format!("u{i}"), "discord_user_id": format!("{}", 400000000000000000u64 + i)}))
+        .collect();
+    let (status, problem) = h
+        .api(
+            Method::POST,
+            &format!("/clients/{CLIENT}/users/import"),
+            Some(json!(items)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["field"], "body");
+    let (status, report) = h
+        .api(
+            Method::POST,
+            &format!("/clients/{CLIENT}/users/import"),
+            Some(json!(items[..250])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["created"], 250);
+}

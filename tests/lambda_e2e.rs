@@ -338,6 +338,8 @@ async fn the_lambda_functions_link_a_member_and_the_schedule_applies_pending_rol
         ("CONNECTOR_ADMIN_TOKEN_SECRET", admin_secret),
         ("CONNECTOR_TOKEN_KEY_SECRET", key_secret),
         ("CONNECTOR_QUEUE_URL", queues.url.clone()),
+        // The clients of this test talk to the emulator.
+        ("CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS", "true".into()),
         ("RUST_LOG", "info".into()),
     ]);
     let mut watch = Watch::start(bin, &env, dir.path().join("watch.log"));

@@ -470,3 +470,89 @@ async fn a_newer_link_session_of_the_same_user_replaces_the_older_one() {
     assert_eq!(status, StatusCode::FOUND);
     assert_eq!(loc, format!("{SITE}/profile?discord=linked"));
 }
+
+#[tokio::test]
+async fn a_return_to_longer_than_2048_bytes_is_refused() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let long = format!("{SITE}/{}", "a".repeat(2049 - SITE.len()));
+    let (status, problem) = h
+        .api(
+            Method::POST,
+            &format!("/clients/{CLIENT}/link-sessions"),
+            Some(json!({"user_id": "ada", "return_to": long})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["field"], "return_to");
+    let fits = format!("{SITE}/{}", "a".repeat(2048 - SITE.len() - 1));
+    let (status, body) = h
+        .api(
+            Method::POST,
+            &format!("/clients/{CLIENT}/link-sessions"),
+            Some(json!({"user_id": "ada", "return_to": fits})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn a_malformed_state_is_refused_before_the_store_is_asked() {
+    // given a connector whose link-session table is gone: any lookup there fails (500 page)
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let url = h.link_session("ada").await;
+    let start = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "start")
+        .map(|(_, v)| v.into_owned())
+        .expect("start token in the link URL");
+    let opened = h.http.get(&url).send().await.unwrap();
+    let state = url::Url::parse(&location(&opened))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state in the authorize URL");
+    rusqlite::Connection::open(&h.database)
+        .unwrap()
+        .execute_batch("DROP TABLE link_sessions")
+        .unwrap();
+    let callback = |state: &str| {
+        h.url(&format!(
+            "/discord/sso/callback?code=c&state={}",
+            url::form_urlencoded::byte_serialize(state.as_bytes()).collect::<String>()
+        ))
+    };
+    // a state shaped like ours does reach the store
+    let (status, _, _) = h.callback(&callback(&"a".repeat(state.len()))).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    // when states we cannot have generated arrive, then the unknown-link page, store untouched
+    for bad in [
+        String::new(),
+        "short".to_owned(),
+        format!("{state}a"),
+        state[1..].to_owned(),
+        format!("{}!", &state[1..]),
+        format!("{}é", &state[2..]),
+        "a".repeat(4096),
+    ] {
+        let (status, _, page) = h.callback(&callback(&bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:.40}: {page}");
+        assert!(page.contains("expired"), "{page}");
+    }
+    // the same for the link URL's start token
+    let opening = |token: &str| {
+        h.url(&format!(
+            "/discord/sso/callback?start={}",
+            url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+        ))
+    };
+    let (status, _, _) = h.callback(&opening(&"a".repeat(start.len()))).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    for bad in [format!("{start}a"), start[1..].to_owned(), "x".repeat(4096)] {
+        let (status, _, page) = h.callback(&opening(&bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:.40}: {page}");
+    }
+}

@@ -183,14 +183,17 @@ async fn a_run_stopped_early_leaves_a_cursor_and_the_next_run_resumes_without_re
     let items: Vec<Value> = (0..2500u64)
         .map(|i| json!({"user_id": format!("site-{i:05}"), "discord_user_id": (first + i).to_string(), "groups": ["members"]}))
         .collect();
-    let (status, imported) = h
-        .api(
-            Method::POST,
-            &format!("/clients/{CLIENT}/users/import"),
-            Some(Value::Array(items)),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{imported}");
+    // at most 250 users per import request
+    for chunk in items.chunks(250) {
+        let (status, imported) = h
+            .api(
+                Method::POST,
+                &format!("/clients/{CLIENT}/users/import"),
+                Some(Value::Array(chunk.to_vec())),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{imported}");
+    }
     h.settle().await;
     for i in (0..2500u64).step_by(50) {
         h.emu

@@ -711,3 +711,58 @@ fn the_worker_reports_batch_item_failures_with_bounded_concurrency() {
             .all(|r| refers_to(r, "WorkQueue")));
     }
 }
+
+#[test]
+fn custom_discord_urls_are_off_unless_the_deployment_opts_in() {
+    let t = template();
+    let parameter = get(&t, &["Parameters", "AllowCustomDiscordUrls"]);
+    assert_eq!(parameter["Default"], "false");
+    let allowed: Vec<&str> = parameter["AllowedValues"]
+        .as_sequence()
+        .expect("AllowedValues")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(allowed, ["false", "true"]);
+    // Only the admin API configures clients: it alone gets the setting.
+    let var = "CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS";
+    for (id, f) in functions(&t) {
+        let value = &f["Properties"]["Environment"]["Variables"][var];
+        if binary(f) == "admin-api" {
+            assert!(
+                refers_to(value, "AllowCustomDiscordUrls"),
+                "{id}: {value:?}"
+            );
+        } else {
+            assert!(
+                value.is_null(),
+                "{id} does not configure clients: {value:?}"
+            );
+        }
+    }
+    let globals = &get(&t, &["Globals", "Function", "Environment", "Variables"])[var];
+    assert!(globals.is_null(), "not a global variable: {globals:?}");
+}
+
+#[test]
+fn every_http_route_is_throttled_by_api_gateway() {
+    let t = template();
+    let (_, api) = resources(&t)
+        .into_iter()
+        .find(|(_, r)| r["Type"] == "AWS::Serverless::HttpApi")
+        .expect("an HttpApi");
+    let settings = &api["Properties"]["DefaultRouteSettings"];
+    for (key, parameter) in [
+        ("ThrottlingBurstLimit", "ApiThrottlingBurstLimit"),
+        ("ThrottlingRateLimit", "ApiThrottlingRateLimit"),
+    ] {
+        assert!(refers_to(&settings[key], parameter), "{key}: {settings:?}");
+        let default = get(&t, &["Parameters", parameter, "Default"])
+            .as_u64()
+            .unwrap_or_else(|| panic!("{parameter} has a numeric default"));
+        assert!(
+            (1..=1000).contains(&default),
+            "{parameter}: a sane default, got {default}"
+        );
+    }
+}

@@ -38,6 +38,7 @@ async fn instance(database: &Path, clock: &ManualClock) -> Instance {
             database: database.to_owned(),
             secret_key: None,
             admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
+            discord_urls: connector::domain::client::DiscordUrlPolicy::AllowCustom,
         },
         Arc::new(clock.clone()),
     )
@@ -72,14 +73,17 @@ async fn imported_guild(h: &Harness, count: u64) {
     let items: Vec<Value> = (0..count)
         .map(|i| json!({"user_id": site_user(i), "discord_user_id": (FIRST + i).to_string(), "groups": ["members"]}))
         .collect();
-    let (status, body) = h
-        .api(
-            Method::POST,
-            &format!("/clients/{CLIENT}/users/import"),
-            Some(Value::Array(items)),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    // at most 250 users per import request
+    for chunk in items.chunks(250) {
+        let (status, body) = h
+            .api(
+                Method::POST,
+                &format!("/clients/{CLIENT}/users/import"),
+                Some(Value::Array(chunk.to_vec())),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
     let report = h.run_task("remote-sync-groups", false).await;
     assert_eq!(report["complete"], true, "{report}");
 }

@@ -59,6 +59,8 @@ pub async fn open_instance(database: &Path) -> BenchResult<SelfHosted> {
             database: database.to_owned(),
             secret_key: Some(SecretString::from(SECRET_KEY_HEX.to_owned())),
             admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
+            // The bench's clients talk to the emulator.
+            discord_urls: connector::domain::client::DiscordUrlPolicy::AllowCustom,
         },
         selfhost::system_clock(),
     )

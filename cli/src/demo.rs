@@ -52,6 +52,8 @@ pub async fn run(
             database: database.clone(),
             secret_key: env_secret("CONNECTOR_SECRET_KEY"),
             admin_token: env_secret("CONNECTOR_ADMIN_TOKEN"),
+            // The demo's clients talk to its emulator.
+            discord_urls: connector::domain::client::DiscordUrlPolicy::AllowCustom,
         },
         selfhost::system_clock(),
     )

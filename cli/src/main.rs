@@ -34,6 +34,11 @@ enum Command {
             default_value = "./discord-connector.db"
         )]
         database: PathBuf,
+        /// Let clients use Discord URLs other than Discord's (`discord_api_base`,
+        /// `discord_authorize_url`): an emulator or a test server. Off by default, since the
+        /// bot token and the client secret are sent there.
+        #[arg(long, env = "CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS")]
+        allow_custom_discord_urls: bool,
     },
     /// `serve` plus a seeded Discord emulator and a demo website: try everything offline.
     Demo {
@@ -82,7 +87,18 @@ fn init_tracing() {
 async fn main() -> std::process::ExitCode {
     init_tracing();
     let result = match Cli::parse().command {
-        Command::Serve { listen, database } => serve::run(listen, database).await,
+        Command::Serve {
+            listen,
+            database,
+            allow_custom_discord_urls,
+        } => {
+            let urls = if allow_custom_discord_urls {
+                connector::domain::client::DiscordUrlPolicy::AllowCustom
+            } else {
+                connector::domain::client::DiscordUrlPolicy::DiscordOnly
+            };
+            serve::run(listen, database, urls).await
+        }
         Command::Demo {
             listen,
             emulator_listen,

@@ -2,18 +2,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use connector::domain::client::DiscordUrlPolicy;
 use connector::selfhost::{self, SelfHostConfig};
 
 use crate::env_secret;
 
 pub type CliResult = Result<(), Box<dyn std::error::Error>>;
 
-pub async fn run(listen: SocketAddr, database: PathBuf) -> CliResult {
+pub async fn run(
+    listen: SocketAddr,
+    database: PathBuf,
+    discord_urls: DiscordUrlPolicy,
+) -> CliResult {
     let hosted = selfhost::open(
         SelfHostConfig {
             database: database.clone(),
             secret_key: env_secret("CONNECTOR_SECRET_KEY"),
             admin_token: env_secret("CONNECTOR_ADMIN_TOKEN"),
+            discord_urls,
         },
         selfhost::system_clock(),
     )

@@ -23,6 +23,8 @@ pub async fn run(
             admin_token: Some(connector::secrecy::SecretString::from(
                 "unused-by-task-runs".to_owned(),
             )),
+            // A task run configures no client.
+            discord_urls: Default::default(),
         },
         selfhost::system_clock(),
     )

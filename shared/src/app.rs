@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::discord::{DiscordClient, DiscordConfig, RateLimiter};
+use crate::domain::client::DiscordUrlPolicy;
 use crate::domain::Client;
 use crate::secrets::{ClientSecretKind, Secrets, SecretsError};
 use crate::store::Store;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub admin: Option<Arc<AdminAuth>>,
     /// Where work for the guild writers goes: the in-process pool, or SQS on AWS.
     pub queue: Arc<dyn JobQueue>,
+    /// Which Discord URLs a client may be configured with (Discord's own unless opted in).
+    pub discord_urls: DiscordUrlPolicy,
 }
 
 impl AppState {
@@ -47,6 +50,7 @@ impl AppState {
             discord: Arc::new(DiscordHub::default()),
             admin: admin.map(Arc::new),
             queue,
+            discord_urls: DiscordUrlPolicy::default(),
         }
     }
 
@@ -60,6 +64,12 @@ impl AppState {
             queue: self.queue.clone(),
             clock: self.clock.clone(),
         }
+    }
+
+    /// The same state, allowing (or not) clients to use Discord URLs other than Discord's.
+    pub fn with_discord_urls(mut self, policy: DiscordUrlPolicy) -> Self {
+        self.discord_urls = policy;
+        self
     }
 
     /// A Discord client for one configured client, for calls made outside a guild writer (the

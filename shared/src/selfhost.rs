@@ -7,6 +7,7 @@ use secrecy::SecretString;
 
 use crate::app::{random_token, AdminAuth, AppState};
 use crate::clock::{Clock, SystemClock};
+use crate::domain::client::DiscordUrlPolicy;
 use crate::secrets::cipher::SecretKey;
 use crate::secrets::local::LocalSecrets;
 use crate::store::sqlite::SqliteStore;
@@ -34,6 +35,9 @@ pub struct SelfHostConfig {
     pub secret_key: Option<SecretString>,
     /// `CONNECTOR_ADMIN_TOKEN`.
     pub admin_token: Option<SecretString>,
+    /// `CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS`: whether clients may use Discord URLs other than
+    /// Discord's (the emulator of the demo and the tests).
+    pub discord_urls: DiscordUrlPolicy,
 }
 
 pub struct SelfHosted {
@@ -81,7 +85,8 @@ pub async fn open(
         None => admin_from_store(store.as_ref()).await?,
     };
     let (queue, inbox) = crate::work::pool::local_queue();
-    let state = AppState::new(store, secrets, clock, Some(admin), queue);
+    let state = AppState::new(store, secrets, clock, Some(admin), queue)
+        .with_discord_urls(config.discord_urls);
     Ok(SelfHosted {
         state,
         workers: Some(inbox),

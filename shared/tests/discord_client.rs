@@ -539,3 +539,53 @@ fn client_futures_fit_axum_handlers() {
         .route("/{code}", axum::routing::get(handler))
         .with_state(client);
 }
+
+#[tokio::test]
+async fn an_oversized_answer_is_a_typed_error_not_read_whole() {
+    use connector::discord::client::MAX_RESPONSE_BYTES;
+    // given a member list page larger than any Discord sends (with its Content-Length)
+    let server = Server::start().await;
+    server.reply(Reply {
+        status: 200,
+        headers: vec![("content-type", "application/json".into())],
+        body: format!("[{}]", " ".repeat(MAX_RESPONSE_BYTES)),
+    });
+    // when the client reads it, then it stops with a typed error
+    match server.client().list_members("1", None, 1000).await {
+        Err(DiscordError::ResponseTooLarge { limit }) => assert_eq!(limit, MAX_RESPONSE_BYTES),
+        other => panic!("expected ResponseTooLarge, got {other:?}"),
+    }
+    assert_eq!(server.requests().len(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn an_endless_chunked_answer_is_cut_at_the_cap() {
+    use connector::discord::client::MAX_RESPONSE_BYTES;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // given a server that streams chunks without a Content-Length and never ends
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 4096];
+        let _ = socket.read(&mut request).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        if socket.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, " ".repeat(64 * 1024));
+        // up to twice the cap, so a client without one would read it all and fail to parse
+        for _ in 0..(2 * MAX_RESPONSE_BYTES / (64 * 1024)) {
+            if socket.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut config = Server::start().await.config();
+    config.api_base = format!("http://{addr}/api/v10");
+    let client = DiscordClient::new(config, Arc::new(RateLimiter::default()));
+    match client.list_members("1", None, 1000).await {
+        Err(DiscordError::ResponseTooLarge { .. }) => {}
+        other => panic!("expected ResponseTooLarge, got {other:?}"),
+    }
+}

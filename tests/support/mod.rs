@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use connector::app::AppState;
 use connector::clock::{Clock, ManualClock, SystemClock};
+use connector::domain::client::DiscordUrlPolicy;
 use connector::secrecy::SecretString;
 use connector::selfhost::{self, SelfHostConfig};
 use discord_emulator::{Consent, Emulator, RateLimits, Scenario};
@@ -31,6 +32,7 @@ pub struct Harness {
     pub clock: ManualClock,
     pub database: PathBuf,
     pub generated_admin_token: Option<String>,
+    discord_urls: DiscordUrlPolicy,
     dir: tempfile::TempDir,
     server: JoinHandle<()>,
 }
@@ -41,6 +43,9 @@ pub struct Options {
     pub rate_limits: RateLimits,
     /// `None`: let the connector generate and store one, like `serve` does.
     pub admin_token: Option<String>,
+    /// `AllowCustom` (the default here): clients may point at the emulator, as with
+    /// `CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS=true`.
+    pub discord_urls: DiscordUrlPolicy,
 }
 
 impl Default for Options {
@@ -49,6 +54,7 @@ impl Default for Options {
             scenario: Scenario::demo(),
             rate_limits: RateLimits::unlimited(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
+            discord_urls: DiscordUrlPolicy::AllowCustom,
         }
     }
 }
@@ -66,7 +72,15 @@ impl Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = dir.path().join("connector.db");
         let clock = ManualClock::new(SystemClock.now());
-        Self::boot(emu, dir, database, clock, options.admin_token).await
+        Self::boot(
+            emu,
+            dir,
+            database,
+            clock,
+            options.admin_token,
+            options.discord_urls,
+        )
+        .await
     }
 
     async fn boot(
@@ -75,12 +89,15 @@ impl Harness {
         database: PathBuf,
         clock: ManualClock,
         admin_token: Option<String>,
+        discord_urls: DiscordUrlPolicy,
     ) -> Self {
         let mut hosted = selfhost::open(
             SelfHostConfig {
                 database: database.clone(),
                 secret_key: None,
                 admin_token: admin_token.clone().map(SecretString::from),
+                // The tests' clients talk to the emulator.
+                discord_urls,
             },
             Arc::new(clock.clone()),
         )
@@ -107,6 +124,7 @@ impl Harness {
             clock,
             database,
             generated_admin_token: hosted.generated_admin_token,
+            discord_urls,
             dir,
             server,
         }
@@ -123,10 +141,11 @@ impl Harness {
             database,
             clock,
             app,
+            discord_urls,
             ..
         } = self;
         drop(app);
-        Self::boot(emu, dir, database, clock, admin_token).await
+        Self::boot(emu, dir, database, clock, admin_token, discord_urls).await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -21,6 +21,7 @@
 //! | `CONNECTOR_TOKEN_KEY_SECRET` | secret id of the users' token key (required) |
 //! | `CONNECTOR_ADMIN_TOKEN_SECRET` | secret id whose value is the admin bearer token (required by the admin API, ignored elsewhere) |
 //! | `CONNECTOR_SECRETS_CACHE_SECONDS` | how long client secrets are cached (default 300) |
+//! | `CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS` | `true`: clients may use Discord URLs other than Discord's (default `false`; template parameter `AllowCustomDiscordUrls`) |
 //!
 //! The SDK reads its own configuration the usual way (`AWS_REGION`, credentials, and
 //! `AWS_ENDPOINT_URL` — which points everything at an emulator such as moto without code changes).
@@ -37,6 +38,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 
 use crate::app::{AdminAuth, AppState};
 use crate::clock::SystemClock;
+use crate::domain::client::DiscordUrlPolicy;
 use crate::secrets::aws::{AwsSecrets, AwsSecretsConfig};
 use crate::secrets::SecretsError;
 use crate::store::dynamo::DynamoStore;
@@ -53,6 +55,7 @@ pub const SECRETS_PREFIX_VAR: &str = "CONNECTOR_SECRETS_PREFIX";
 pub const TOKEN_KEY_SECRET_VAR: &str = "CONNECTOR_TOKEN_KEY_SECRET";
 pub const ADMIN_TOKEN_SECRET_VAR: &str = "CONNECTOR_ADMIN_TOKEN_SECRET";
 pub const SECRETS_CACHE_SECONDS_VAR: &str = "CONNECTOR_SECRETS_CACHE_SECONDS";
+pub const ALLOW_CUSTOM_DISCORD_URLS_VAR: &str = "CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS";
 
 pub const DEFAULT_SECRETS_PREFIX: &str = "discord-connector/";
 pub const DEFAULT_SECRETS_CACHE_SECONDS: u64 = 300;
@@ -100,6 +103,8 @@ pub struct AwsSettings {
     /// Set for [`Entry::AdminApi`] only (required there); other functions never read it.
     pub admin_token_secret_id: Option<String>,
     pub secrets_cache: Duration,
+    /// Which Discord URLs clients may be configured with.
+    pub discord_urls: DiscordUrlPolicy,
 }
 
 impl AwsSettings {
@@ -141,6 +146,9 @@ impl AwsSettings {
                 None
             },
             secrets_cache: Duration::from_secs(secrets_cache),
+            discord_urls: DiscordUrlPolicy::from_setting(
+                get(ALLOW_CUSTOM_DISCORD_URLS_VAR).as_deref(),
+            ),
         })
     }
 }
@@ -183,7 +191,8 @@ pub async fn state_from(sdk: &SdkConfig, settings: AwsSettings) -> Result<AppSta
         Arc::new(SystemClock),
         admin,
         Arc::new(queue),
-    ))
+    )
+    .with_discord_urls(settings.discord_urls))
 }
 
 /// Reads the `CONNECTOR_*` variables (as [`Entry::Dispatcher`]) and the SDK's own configuration,
@@ -266,6 +275,7 @@ mod tests {
                 token_key_secret_id: "key-secret".into(),
                 admin_token_secret_id: Some("admin-secret".into()),
                 secrets_cache: Duration::from_secs(300),
+                discord_urls: DiscordUrlPolicy::DiscordOnly,
             }
         );
     }
@@ -361,5 +371,20 @@ mod tests {
         let settings = AwsSettings::from_lookup(Entry::Worker, vars(&pairs)).unwrap();
         assert_eq!(settings.secrets_cache, Duration::ZERO);
         assert_eq!(settings.secrets_prefix, "dc/");
+    }
+
+    #[test]
+    fn custom_discord_urls_need_an_explicit_true() {
+        for (value, policy) in [
+            (None, DiscordUrlPolicy::DiscordOnly),
+            (Some("false"), DiscordUrlPolicy::DiscordOnly),
+            (Some("nope"), DiscordUrlPolicy::DiscordOnly),
+            (Some("true"), DiscordUrlPolicy::AllowCustom),
+        ] {
+            let mut pairs = REQUIRED.to_vec();
+            pairs.extend(value.map(|v| (ALLOW_CUSTOM_DISCORD_URLS_VAR, v)));
+            let settings = AwsSettings::from_lookup(Entry::AdminApi, vars(&pairs)).unwrap();
+            assert_eq!(settings.discord_urls, policy, "{value:?}");
+        }
     }
 }

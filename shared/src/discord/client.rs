@@ -3,6 +3,9 @@
 //! `X-Audit-Log-Reason`, and answers become typed [`DiscordError`](super::DiscordError)s.
 
 mod oauth;
+
+pub use oauth::is_well_formed_state;
+pub use transport::MAX_RESPONSE_BYTES;
 mod transport;
 
 use std::collections::BTreeMap;

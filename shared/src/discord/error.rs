@@ -55,6 +55,10 @@ pub enum DiscordError {
     Transport(String),
     #[error("unexpected response from Discord: {0}")]
     Decode(String),
+    /// An answer larger than any Discord sends (the biggest, a page of 1,000 members, is about
+    /// 1.5 MiB at most): not read further.
+    #[error("Discord's answer is larger than {limit} bytes")]
+    ResponseTooLarge { limit: usize },
     #[error("the client has no {0} configured")]
     NotConfigured(&'static str),
 }
@@ -84,6 +88,7 @@ impl DiscordError {
             DiscordError::Server { .. } => "discord_unavailable",
             DiscordError::Transport(_) => "discord_unreachable",
             DiscordError::Decode(_) => "discord_bad_response",
+            DiscordError::ResponseTooLarge { .. } => "discord_response_too_large",
             DiscordError::NotConfigured(_) => "not_configured",
         }
     }

@@ -236,12 +236,12 @@ impl Observed {
         let limits = match (
             number("x-ratelimit-limit"),
             number("x-ratelimit-remaining"),
-            number("x-ratelimit-reset-after").and_then(seconds),
+            number("x-ratelimit-reset-after").map(seconds),
         ) {
             (Some(limit), Some(remaining), Some(reset_after)) => Some(BucketHeaders {
                 limit: limit.clamp(0.0, f64::from(u32::MAX)) as u32,
                 remaining: remaining.clamp(0.0, f64::from(u32::MAX)) as u32,
-                reset: number("x-ratelimit-reset"),
+                reset: number("x-ratelimit-reset").filter(|r| r.is_finite()),
                 reset_after,
             }),
             _ => None,
@@ -262,11 +262,11 @@ impl Observed {
     ) -> Self {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let retry_after = retry_after
-            .and_then(seconds)
+            .map(seconds)
             .or_else(|| {
                 text("retry-after")
                     .and_then(|v| v.trim().parse().ok())
-                    .and_then(seconds)
+                    .map(seconds)
             })
             .or_else(|| self.limits.as_ref().map(|l| l.reset_after))
             .unwrap_or(Duration::from_secs(1));
@@ -283,8 +283,19 @@ impl Observed {
     }
 }
 
-fn seconds(value: f64) -> Option<Duration> {
-    Duration::try_from_secs_f64(value).ok()
+/// The longest wait a header or a 429 body may impose. Discord's windows last seconds and its
+/// longest 429s minutes; a larger value is a broken or hostile answer, and unclamped it would
+/// overflow `Instant` arithmetic (a panic).
+pub(crate) const MAX_DISCORD_WAIT: Duration = Duration::from_secs(3600);
+
+/// Seconds from a Discord header or body as a wait: NaN and negatives count as 0, anything
+/// above [`MAX_DISCORD_WAIT`] (infinity included) as that maximum.
+pub(crate) fn seconds(value: f64) -> Duration {
+    if value.is_nan() || value <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(value.min(MAX_DISCORD_WAIT.as_secs_f64()))
+        .unwrap_or(MAX_DISCORD_WAIT)
 }
 
 /// A reserved slot for one request. Report the response with [`Permit::complete`]; dropping it

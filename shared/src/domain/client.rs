@@ -6,6 +6,28 @@ use crate::clock::Timestamp;
 pub const DEFAULT_API_BASE: &str = "https://discord.com/api/v10";
 pub const DEFAULT_AUTHORIZE_URL: &str = "https://discord.com/oauth2/authorize";
 
+/// Whether a client may point its Discord URLs anywhere but Discord (an emulator, tests, the
+/// demo). Off unless the deployment opts in: the bot token and the client secret go to these URLs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DiscordUrlPolicy {
+    /// Only `https://discord.com/api/v10` and `https://discord.com/oauth2/authorize`.
+    #[default]
+    DiscordOnly,
+    /// Any http(s) URL (`CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS=true`, `AllowCustomDiscordUrls` on AWS).
+    AllowCustom,
+}
+
+impl DiscordUrlPolicy {
+    /// From a `true`/`false` setting (`CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS`); anything but a
+    /// clear yes keeps Discord only.
+    pub fn from_setting(value: Option<&str>) -> Self {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            Some("true" | "1" | "yes") => Self::AllowCustom,
+            _ => Self::DiscordOnly,
+        }
+    }
+}
+
 /// What happens on Discord when a site user's link is removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -1,6 +1,6 @@
 //! `/clients`: client configuration. Secrets are write-only: views only say whether one is set.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use secrecy::SecretString;
@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::domain::client::{DEFAULT_API_BASE, DEFAULT_AUTHORIZE_URL};
+use crate::domain::client::{DiscordUrlPolicy, DEFAULT_API_BASE, DEFAULT_AUTHORIZE_URL};
 use crate::domain::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
 use crate::secrets::ClientSecretKind;
 use crate::service::clients::{self as svc, AutoRolesSync, ClientSecrets};
 
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use super::validate::{self, double_option};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -150,8 +150,9 @@ fn slug(name: &str) -> String {
     }
 }
 
-/// Checks every field of a client as it will be stored.
-fn check(c: &Client) -> Result<(), ApiError> {
+/// Checks every field of a client as it will be stored; the Discord URLs must be Discord's unless
+/// the deployment allows others (`policy`).
+fn check(c: &mut Client, policy: DiscordUrlPolicy) -> Result<(), ApiError> {
     validate::client_id_slug("id", &c.id)?;
     validate::text("name", &c.name, 100)?;
     validate::snowflake("guild_id", &c.guild_id)?;
@@ -163,8 +164,55 @@ fn check(c: &Client) -> Result<(), ApiError> {
     if let Some(t) = &c.nickname_template {
         validate::text("nickname_template", t, 200)?;
     }
-    validate::http_url("discord_api_base", &c.discord_api_base)?;
-    validate::http_url("discord_authorize_url", &c.discord_authorize_url)?;
+    c.discord_api_base = validate::discord_url(
+        "discord_api_base",
+        &c.discord_api_base,
+        DEFAULT_API_BASE,
+        policy,
+    )?;
+    c.discord_authorize_url = validate::discord_url(
+        "discord_authorize_url",
+        &c.discord_authorize_url,
+        DEFAULT_AUTHORIZE_URL,
+        policy,
+    )?;
+    Ok(())
+}
+
+/// A change of where the secrets go (a Discord URL) or of whose they are (`client_id`) must come
+/// with the secrets again: otherwise a caller who may only edit the configuration could send the
+/// stored bot token and client secret somewhere else.
+fn check_secrets_resent(
+    before: &Client,
+    after: &Client,
+    bot_token_sent: bool,
+    client_secret_sent: bool,
+) -> Result<(), ApiError> {
+    let changed = [
+        (
+            "discord_api_base",
+            before.discord_api_base != after.discord_api_base,
+        ),
+        (
+            "discord_authorize_url",
+            before.discord_authorize_url != after.discord_authorize_url,
+        ),
+        ("client_id", before.client_id != after.client_id),
+    ];
+    let Some((why, _)) = changed.iter().find(|(_, changed)| *changed) else {
+        return Ok(());
+    };
+    for (field, sent) in [
+        ("bot_token", bot_token_sent),
+        ("client_secret", client_secret_sent),
+    ] {
+        if !sent {
+            return Err(ApiError::invalid(
+                field,
+                format!("required when {why} changes: send bot_token and client_secret again"),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -198,7 +246,7 @@ pub async fn create_client(
     ApiJson(input): ApiJson<ClientInput>,
 ) -> ApiResult<(StatusCode, Json<ClientView>)> {
     let now = app.clock.now();
-    let client = Client {
+    let mut client = Client {
         id: input.id.clone().unwrap_or_else(|| slug(&input.name)),
         name: input.name,
         guild_id: input.guild_id,
@@ -219,7 +267,7 @@ pub async fn create_client(
         created_at: now,
         updated_at: now,
     };
-    check(&client)?;
+    check(&mut client, app.discord_urls)?;
     check_secrets(input.bot_token.as_ref(), input.client_secret.as_ref())?;
     let (client, sync) = svc::create_client(
         &app,
@@ -246,7 +294,7 @@ pub async fn list_clients(State(app): State<AppState>) -> ApiResult<Json<Vec<Cli
     params(("client" = String, Path)), responses((status = 200, body = ClientView), (status = 404, body = Problem)))]
 pub async fn get_client(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ClientView>> {
     let c = app
         .store
@@ -261,14 +309,15 @@ pub async fn get_client(
     responses((status = 200, body = ClientView), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn patch_client(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(p): ApiJson<ClientPatch>,
 ) -> ApiResult<Json<ClientView>> {
-    let mut c = app
+    let before = app
         .store
         .get_client(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("client"))?;
+    let mut c = before.clone();
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = p.$f { c.$f = v; } )* };
     }
@@ -288,7 +337,13 @@ pub async fn patch_client(
         c.return_to_origins = normalise_origins(o)?;
     }
     c.updated_at = app.clock.now();
-    check(&c)?;
+    check(&mut c, app.discord_urls)?;
+    check_secrets_resent(
+        &before,
+        &c,
+        p.bot_token.is_some(),
+        p.client_secret.is_some(),
+    )?;
     check_secrets(p.bot_token.as_ref(), p.client_secret.as_ref())?;
     let (c, sync) = svc::update_client(
         &app,
@@ -306,7 +361,7 @@ pub async fn patch_client(
     params(("client" = String, Path)), responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete_client(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     svc::delete_client(&app, &id).await?;
     Ok(StatusCode::NO_CONTENT)

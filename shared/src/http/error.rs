@@ -95,6 +95,54 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Router-wide safety net: a 4xx or 5xx that is not problem+json yet (axum's own answers — 405
+/// for a wrong method, 413, a rejection of an extractor we do not wrap) becomes one, keeping its
+/// status and headers (`Allow` on a 405). The SSO callback's HTML pages are for people in a
+/// browser and stay as they are.
+pub async fn problem_for_bare_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("application/problem+json") || content_type.starts_with("text/html")
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // axum's own error texts are short; anything longer is cut, never buffered whole.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let slug = title.to_ascii_lowercase().replace([' ', '\''], "-");
+    let detail = match (status, text.is_empty()) {
+        // axum adds `Allow` after this layer: point at it.
+        (StatusCode::METHOD_NOT_ALLOWED, _) => {
+            format!("{method} is not allowed here; the Allow header lists the methods that are")
+        }
+        (_, false) => text,
+        (_, true) => title.to_owned(),
+    };
+    let problem = ApiError::new(status, &slug, title, detail).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    Response::from_parts(parts, problem.into_body())
+}
+
 fn discord_problem(e: &DiscordError) -> ApiError {
     let (status, title) = match e {
         DiscordError::BotTokenRejected | DiscordError::InvalidClient => (
@@ -112,6 +160,10 @@ fn discord_problem(e: &DiscordError) -> ApiError {
         DiscordError::Transport(_) | DiscordError::Server { .. } | DiscordError::Overloaded => {
             (StatusCode::BAD_GATEWAY, "Discord is unreachable")
         }
+        DiscordError::ResponseTooLarge { .. } | DiscordError::Decode(_) => (
+            StatusCode::BAD_GATEWAY,
+            "Discord's answer could not be used",
+        ),
         DiscordError::NotConfigured(_) => {
             (StatusCode::CONFLICT, "The client is not fully configured")
         }

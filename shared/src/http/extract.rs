@@ -1,6 +1,6 @@
 //! Request extractors whose failures name the offending field.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -35,7 +35,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+            .map_err(|e| {
+                // Keeps the status (413 for a body over the limit, 400 for a broken stream).
+                let slug = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    "body-too-large"
+                } else {
+                    "bad-request"
+                };
+                let mut problem = ApiError::new(e.status(), slug, "Unreadable body", e.body_text());
+                problem.0.field = Some("body".into());
+                problem
+            })?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de)
             .map(ApiJson)
@@ -58,6 +68,51 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 };
                 ApiError::invalid(field, message)
             })
+    }
+}
+
+/// Path parameters whose errors (invalid UTF-8 once percent-decoded, a wrong type) become a 400
+/// problem naming the parameter, instead of axum's plain-text answer.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        let rejection = match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => return Ok(ApiPath(v)),
+            Err(rejection) => rejection,
+        };
+        let status = rejection.status();
+        let field = match &rejection {
+            PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key }
+                | ErrorKind::ParseErrorAtKey { key, .. }
+                | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let mut e = if status.is_client_error() {
+            ApiError::new(
+                status,
+                "invalid-path",
+                "Invalid path parameter",
+                rejection.body_text(),
+            )
+        } else {
+            // A handler that asks for the wrong parameters: our bug, not the caller's.
+            tracing::error!(error = %rejection.body_text(), "path extraction failed");
+            ApiError::new(status, "internal", "Internal error", "path parameters")
+        };
+        e.0.field = field;
+        Err(e)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Link sessions (admin API) and the SSO callback Discord redirects members to.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::discord::client::is_well_formed_state;
 use crate::service::linking::{self, CallbackOutcome, CallbackParams};
 
-use super::error::{ApiResult, Problem};
-use super::extract::{ApiJson, ApiQuery};
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::validate;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -22,6 +23,10 @@ pub struct LinkSessionInput {
     /// Its origin must be one of the client's `return_to_origins`.
     pub return_to: Option<String>,
 }
+
+/// Longest `return_to`: it comes back as the callback's `Location` header, and 2,048 bytes is
+/// what every browser and proxy handles.
+pub const MAX_RETURN_TO_BYTES: usize = 2048;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkSessionView {
@@ -37,10 +42,20 @@ pub struct LinkSessionView {
     responses((status = 201, body = LinkSessionView), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_link_session(
     State(app): State<AppState>,
-    Path(client): Path<String>,
+    ApiPath(client): ApiPath<String>,
     ApiJson(input): ApiJson<LinkSessionInput>,
 ) -> ApiResult<(StatusCode, Json<LinkSessionView>)> {
     validate::key("user_id", &input.user_id)?;
+    if input
+        .return_to
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_RETURN_TO_BYTES)
+    {
+        return Err(ApiError::invalid(
+            "return_to",
+            format!("must be at most {MAX_RETURN_TO_BYTES} bytes"),
+        ));
+    }
     let started =
         linking::start_link_session(&app, &client, &input.user_id, input.return_to.as_deref())
             .await?;
@@ -64,8 +79,19 @@ fn escape(s: &str) -> String {
 pub async fn sso_callback(
     State(app): State<AppState>,
     headers: HeaderMap,
-    ApiQuery(params): ApiQuery<CallbackParams>,
+    ApiQuery(mut params): ApiQuery<CallbackParams>,
 ) -> Response {
+    // A state or start token we cannot have generated is unknown: the store is not asked.
+    if !params.state.as_deref().is_some_and(is_well_formed_state) {
+        params.state = None;
+    }
+    if !params
+        .start
+        .as_deref()
+        .is_some_and(linking::is_well_formed_start)
+    {
+        params.start = None;
+    }
     let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
     let answer = linking::complete_link(&app, params, cookies).await;
     let mut response = outcome_response(answer.outcome);

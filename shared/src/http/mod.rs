@@ -84,6 +84,7 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/discord/sso/callback", get(link::sso_callback))
         .fallback(|| async { error::ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn(error::problem_for_bare_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,7 +13,7 @@ use crate::domain::Role;
 use crate::service::roles::{self as svc, RolesSyncReport};
 
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use super::validate;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,7 +69,7 @@ fn role_views(roles: &[Role], guild_id: &str, bot_top: Option<i64>) -> Vec<RoleV
     responses((status = 200, body = RolesSyncReport), (status = 404, body = Problem), (status = 502, body = Problem)))]
 pub async fn sync_roles(
     State(app): State<AppState>,
-    Path(client): Path<String>,
+    ApiPath(client): ApiPath<String>,
 ) -> ApiResult<Json<RolesSyncReport>> {
     Ok(Json(svc::sync_roles(&app, &client, "admin").await?))
 }
@@ -78,7 +78,7 @@ pub async fn sync_roles(
     params(("client" = String, Path)), responses((status = 200, body = [RoleView]), (status = 404, body = Problem)))]
 pub async fn list_roles(
     State(app): State<AppState>,
-    Path(client): Path<String>,
+    ApiPath(client): ApiPath<String>,
 ) -> ApiResult<Json<Vec<RoleView>>> {
     let c = app
         .store
@@ -98,13 +98,11 @@ pub async fn list_roles(
     responses((status = 200, body = RoleView), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn map_role(
     State(app): State<AppState>,
-    Path((client, role_id)): Path<(String, String)>,
+    ApiPath((client, role_id)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<RoleMappingInput>,
 ) -> ApiResult<Json<RoleView>> {
     validate::snowflake("role_id", &role_id)?;
-    for (i, g) in input.groups.iter().enumerate() {
-        validate::key(&format!("groups[{i}]"), g)?;
-    }
+    validate::groups("groups", &input.groups)?;
     let role = svc::map_role(
         &app,
         &client,

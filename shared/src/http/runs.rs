@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -12,7 +12,7 @@ use crate::domain::{AuditEntry, RunReport, TaskName};
 use crate::tasks::{self, TaskOptions};
 
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::ApiQuery;
+use super::extract::{ApiPath, ApiQuery};
 use super::users::page_args;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -53,7 +53,7 @@ pub struct AuditPage {
     responses((status = 200, body = RunReport), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn run_task(
     State(app): State<AppState>,
-    Path((client, task)): Path<(String, String)>,
+    ApiPath((client, task)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<RunQuery>,
 ) -> ApiResult<Json<RunReport>> {
     let task =
@@ -73,7 +73,7 @@ pub async fn run_task(
     params(("client" = String, Path), ListQuery), responses((status = 200, body = RunPage), (status = 404, body = Problem)))]
 pub async fn list_runs(
     State(app): State<AppState>,
-    Path(client): Path<String>,
+    ApiPath(client): ApiPath<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<RunPage>> {
     app.store
@@ -92,7 +92,7 @@ pub async fn list_runs(
     params(("client" = String, Path), ListQuery), responses((status = 200, body = AuditPage), (status = 404, body = Problem)))]
 pub async fn list_audit(
     State(app): State<AppState>,
-    Path(client): Path<String>,
+    ApiPath(client): ApiPath<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     app.store

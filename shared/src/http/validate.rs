@@ -1,14 +1,24 @@
 //! Field checks shared by the admin API handlers; each error names its field.
 
+use std::collections::BTreeMap;
+
 use url::Url;
+
+use crate::domain::client::DiscordUrlPolicy;
 
 use super::error::ApiError;
 
+/// A Discord id as Discord writes it: the decimal form of a non-zero u64, without leading zeros.
+/// Anything else (`0123`, `+123`, ids above 2^64−1) would be a second spelling of an account.
 pub fn snowflake(field: &str, v: &str) -> Result<(), ApiError> {
-    if v.is_empty() || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
+    let canonical = !v.is_empty()
+        && v.bytes().all(|b| b.is_ascii_digit())
+        && !v.starts_with('0')
+        && v.parse::<u64>().is_ok();
+    if !canonical {
         return Err(ApiError::invalid(
             field,
-            "must be a Discord id (a string of up to 20 digits)",
+            "must be a Discord id (a non-zero 64-bit number in decimal, without leading zeros)",
         ));
     }
     Ok(())
@@ -23,6 +33,31 @@ pub fn http_url(field: &str, v: &str) -> Result<Url, ApiError> {
         ));
     }
     Ok(url)
+}
+
+/// A client's `discord_api_base` / `discord_authorize_url`: `discord` is the only value allowed
+/// without the opt-in (a trailing `/` is tolerated); the answer is the value to store.
+pub fn discord_url(
+    field: &str,
+    v: &str,
+    discord: &str,
+    policy: DiscordUrlPolicy,
+) -> Result<String, ApiError> {
+    http_url(field, v)?;
+    if policy == DiscordUrlPolicy::AllowCustom {
+        return Ok(v.to_owned());
+    }
+    // Compared as written: no other host, scheme, port, user info, path or query gets through.
+    if v.trim_end_matches('/') == discord {
+        return Ok(discord.to_owned());
+    }
+    Err(ApiError::invalid(
+        field,
+        format!(
+            "must be {discord}: other URLs need the deployment's opt-in \
+             (CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS=true, or the AllowCustomDiscordUrls parameter on AWS)"
+        ),
+    ))
 }
 
 /// `scheme://host[:port]`, normalised.
@@ -59,6 +94,53 @@ pub fn text(field: &str, v: &str, max_chars: usize) -> Result<(), ApiError> {
 /// Site user ids and group names: what a website would use as keys.
 pub fn key(field: &str, v: &str) -> Result<(), ApiError> {
     text(field, v, 128)
+}
+
+/// Most groups one site user may carry, and most groups one role may be mapped from. With group
+/// names of at most 128 characters (512 bytes of UTF-8) either list stays under 256 KiB, so a
+/// user or a role always fits one DynamoDB item (400 KB) with room for the rest.
+pub const MAX_GROUPS: usize = 500;
+/// Most attributes (nickname template values) per site user, each value at most
+/// [`MAX_ATTRIBUTE_CHARS`]: at most ~77 KiB beside the groups.
+pub const MAX_ATTRIBUTES: usize = 50;
+pub const MAX_ATTRIBUTE_CHARS: usize = 256;
+
+/// A list of site groups at `field` (`groups`, `[3].groups`): at most [`MAX_GROUPS`] keys.
+pub fn groups(field: &str, groups: &[String]) -> Result<(), ApiError> {
+    if groups.len() > MAX_GROUPS {
+        return Err(ApiError::invalid(
+            field,
+            format!("at most {MAX_GROUPS} groups"),
+        ));
+    }
+    for (i, g) in groups.iter().enumerate() {
+        key(&format!("{field}[{i}]"), g)?;
+    }
+    Ok(())
+}
+
+/// A site user's attributes at `field` (`attributes`, `[3].attributes`).
+pub fn attributes(field: &str, attributes: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if attributes.len() > MAX_ATTRIBUTES {
+        return Err(ApiError::invalid(
+            field,
+            format!("at most {MAX_ATTRIBUTES} attributes"),
+        ));
+    }
+    for (k, v) in attributes {
+        key(field, k)?;
+        let at = format!("{field}.{k}");
+        if v.chars().count() > MAX_ATTRIBUTE_CHARS {
+            return Err(ApiError::invalid(
+                at,
+                format!("must be at most {MAX_ATTRIBUTE_CHARS} characters"),
+            ));
+        }
+        if v.chars().any(char::is_control) {
+            return Err(ApiError::invalid(at, "must not contain control characters"));
+        }
+    }
+    Ok(())
 }
 
 pub fn secret(field: &str, v: &str) -> Result<(), ApiError> {

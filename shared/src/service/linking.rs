@@ -61,7 +61,7 @@ pub async fn start_link_session(
     let return_to = return_to
         .map(|r| check_return_to(r, &client.return_to_origins).map(String::from))
         .transpose()?;
-    let token = random_token(32);
+    let token = random_token(START_BYTES);
     let expires_at = app.clock.now() + LINK_SESSION_TTL_SECS;
     // Replaces any earlier session of this user: one live link session per user.
     app.store
@@ -87,6 +87,17 @@ pub async fn start_link_session(
 
 /// The query parameter of the link URL (the client's callback URL) that carries the start token.
 pub const START_PARAM: &str = "start";
+
+/// Bytes of randomness in a start token (43 base64url characters).
+const START_BYTES: usize = 32;
+
+/// Whether `token` has the shape of the start tokens we generate.
+pub fn is_well_formed_start(token: &str) -> bool {
+    token.len() == (START_BYTES * 4).div_ceil(3)
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 /// The browser-binding cookie of one flow: named after its state's hash, so two flows in one
 /// browser do not overwrite each other. `__Host-` (which requires `Secure`, `Path=/` and no
@@ -621,6 +632,15 @@ mod tests {
             plain,
             "dc_link_cd=v; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
         );
+    }
+
+    #[test]
+    fn generated_start_tokens_are_well_formed() {
+        let token = random_token(START_BYTES);
+        assert_eq!(token.len(), 43);
+        assert!(is_well_formed_start(&token));
+        assert!(!is_well_formed_start(&token[1..]));
+        assert!(!is_well_formed_start(&format!("{}!", &token[1..])));
     }
 
     #[test]

@@ -27,12 +27,25 @@ const REVOKE_ROUTE: &str = "/oauth2/token/revoke";
 /// Discord's access-token lifetime, assumed when a token response leaves `expires_in` out.
 const DEFAULT_EXPIRES_IN: i64 = 604_800;
 
+/// Random bytes of an OAuth `state`: base64url without padding, [`STATE_CHARS`] characters.
+const STATE_BYTES: u32 = 16;
+pub(crate) const STATE_CHARS: usize = (STATE_BYTES as usize * 4).div_ceil(3);
+
+/// Whether `state` could be one we generated: exactly [`STATE_CHARS`] base64url characters.
+/// Anything else is refused before the store is asked.
+pub fn is_well_formed_state(state: &str) -> bool {
+    state.len() == STATE_CHARS
+        && state
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 type OAuthError = RequestTokenError<DiscordError, StandardErrorResponse<BasicErrorResponseType>>;
 
 impl DiscordClient {
     pub(super) fn build_authorization_request(&self) -> AuthorizationRequest {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let state = CsrfToken::new_random();
+        let state = CsrfToken::new_random_len(STATE_BYTES);
         let url = match (
             AuthUrl::new(self.config.authorize_url.clone()),
             RedirectUrl::new(self.config.redirect_uri.clone()),
@@ -303,6 +316,29 @@ fn request_error<T: ErrorResponse>(error: RequestTokenError<DiscordError, T>) ->
         RequestTokenError::Other(message) => DiscordError::Decode(message),
         RequestTokenError::ServerResponse(_) => {
             DiscordError::Decode("unexpected OAuth2 error response".to_owned())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_states_shaped_like_ours_are_well_formed() {
+        let generated = CsrfToken::new_random_len(STATE_BYTES);
+        assert!(is_well_formed_state(generated.secret()));
+        assert_eq!(generated.secret().len(), STATE_CHARS);
+        for bad in [
+            "",
+            "short",
+            &"a".repeat(STATE_CHARS + 1),
+            &"a".repeat(STATE_CHARS - 1),
+            &format!("{}=", "a".repeat(STATE_CHARS - 1)),
+            &format!("{}é", "a".repeat(STATE_CHARS - 2)),
+            &"a".repeat(1 << 20),
+        ] {
+            assert!(!is_well_formed_state(bad), "{bad:.40}");
         }
     }
 }

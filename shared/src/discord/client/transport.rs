@@ -24,6 +24,11 @@ const BACKOFF: [Duration; 3] = [
 const MAX_RATE_LIMIT_RETRIES: u32 = 3;
 /// A 429 asking for a longer wait is returned to the caller as `RateLimited`.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+/// Most bytes of one answer we read. Discord's largest answer is a page of 1,000 members: the
+/// emulator's members measure ≈ 340 bytes each (≈ 330 KiB a page); real ones with avatar,
+/// banner, decorations and dozens of roles stay under ≈ 1.5 KiB (≈ 1.5 MiB a page). 8 MiB is a
+/// wide margin, yet a broken or hostile server cannot exhaust a 128 MB Lambda's memory.
+pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
 
 /// Who a request acts as.
 #[derive(Clone, Copy)]
@@ -189,10 +194,9 @@ impl Transport {
         let mut pending = Some(response);
         if status == StatusCode::TOO_MANY_REQUESTS {
             if let Some(response) = pending.take() {
-                let body = response
-                    .bytes()
+                // Only `retry_after` is wanted: an unreadable or oversized body counts as none.
+                let body = read_capped(response, MAX_RESPONSE_BYTES)
                     .await
-                    .map(|b| b.to_vec())
                     .unwrap_or_default();
                 let parsed: Option<RateLimitBody> = serde_json::from_slice(&body).ok();
                 observed = observed.rate_limited(
@@ -207,9 +211,17 @@ impl Transport {
             permit.complete(&observed);
         }
         let body = match (pending, early_body) {
-            (Some(response), _) => match response.bytes().await {
-                Ok(body) => body.to_vec(),
-                Err(e) => return Ok(Attempt::Retry(Duration::ZERO, transport(e))),
+            (Some(response), _) => match read_capped(response, MAX_RESPONSE_BYTES).await {
+                Ok(body) => body,
+                Err(BodyError::TooLarge) => {
+                    tracing::warn!(route = %route_key, limit = MAX_RESPONSE_BYTES, "Discord answer too large: not read");
+                    return Err(DiscordError::ResponseTooLarge {
+                        limit: MAX_RESPONSE_BYTES,
+                    });
+                }
+                Err(BodyError::Transport(e)) => {
+                    return Ok(Attempt::Retry(Duration::ZERO, transport(e)))
+                }
             },
             (None, body) => body.unwrap_or_default(),
         };
@@ -290,6 +302,27 @@ impl Transport {
     pub(super) async fn send_empty(&self, call: &Call<'_>) -> DiscordResult<()> {
         self.send(call).await.map(drop)
     }
+}
+
+enum BodyError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// The body, chunk by chunk, refusing it as soon as it passes `limit` bytes (announced by
+/// `Content-Length` or not).
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 pub(super) fn decode<T: DeserializeOwned>(route: &str, body: &[u8]) -> DiscordResult<T> {

@@ -216,3 +216,79 @@ async fn a_slots_next_holder_counts_the_previous_holders_last_second() {
     assert!(!blocked(&fresh, ROUTE, "g6").await);
     new.import_global("garbage");
 }
+
+/// Headers carrying `value` (as Discord would write it, or as garbage) where seconds belong.
+fn hostile(value: &str) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, v) in [
+        ("x-ratelimit-bucket", "roles"),
+        ("x-ratelimit-limit", "5"),
+        ("x-ratelimit-remaining", "0"),
+        ("x-ratelimit-reset", value),
+        ("x-ratelimit-reset-after", value),
+        ("retry-after", value),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            map.insert(name, v);
+        }
+    }
+    map
+}
+
+/// Feeds one answer with `value` everywhere a duration goes (bucket headers, a 429's header and
+/// body) through a limiter; returns the 429's wait.
+fn feed(value: f64, text: &str) -> Duration {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let limiter = RateLimiter::new(50);
+        let ok = Observed::from_headers(&hostile(text));
+        limiter.acquire(ROUTE, "g1").await.complete(&ok);
+        let map = hostile(text);
+        let hit = Observed::from_headers(&map).rate_limited(&map, Some(value), Some(value > 0.0));
+        let wait = hit.hit.as_ref().expect("a 429").retry_after;
+        limiter.acquire(ROUTE, "g2").await.complete(&hit);
+        // the handover of what was learned survives it too
+        let handover = limiter.export_major("g1");
+        RateLimiter::new(50).import_major("g1", &handover);
+        RateLimiter::new(50).import_global(&limiter.export_global());
+        wait
+    })
+}
+
+#[test]
+fn a_hostile_reset_after_neither_panics_nor_blocks_for_more_than_an_hour() {
+    // 1.8e19 s fits a Duration but not an Instant: unclamped, `now + reset_after` panicked
+    for value in [1.8e19, f64::MAX, f64::INFINITY] {
+        assert_eq!(feed(value, &value.to_string()), MAX_DISCORD_WAIT);
+    }
+    for value in [f64::NAN, -1.0, f64::NEG_INFINITY, -0.0] {
+        assert_eq!(feed(value, &value.to_string()), Duration::ZERO, "{value}");
+    }
+    assert_eq!(feed(2.5, "2.5"), Duration::from_millis(2500));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn any_duration_from_discord_is_clamped_and_never_panics(
+        value in proptest::prop_oneof![
+            proptest::num::f64::ANY,
+            proptest::prelude::Just(f64::NAN),
+            proptest::prelude::Just(1.8e19),
+            -1e30..1e30f64,
+        ],
+        garbage in "[ -~]{0,24}",
+    ) {
+        let wait = seconds(value);
+        proptest::prop_assert!(wait <= MAX_DISCORD_WAIT);
+        if value.is_nan() || value <= 0.0 {
+            proptest::prop_assert_eq!(wait, Duration::ZERO);
+        }
+        proptest::prop_assert!(feed(value, &value.to_string()) <= MAX_DISCORD_WAIT);
+        proptest::prop_assert!(feed(value, &garbage) <= MAX_DISCORD_WAIT);
+    }
+}
