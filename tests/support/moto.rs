@@ -94,6 +94,7 @@ impl MotoServer {
     pub fn sdk_config(&self) -> SdkConfig {
         SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(connector::aws::https_client())
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)
             .credentials_provider(SharedCredentialsProvider::new(Credentials::new(

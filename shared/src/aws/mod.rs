@@ -24,7 +24,8 @@
 //! | `CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS` | `true`: clients may use Discord URLs other than Discord's (default `false`; template parameter `AllowCustomDiscordUrls`) |
 //!
 //! The SDK reads its own configuration the usual way (`AWS_REGION`, credentials, and
-//! `AWS_ENDPOINT_URL` — which points everything at an emulator such as moto without code changes).
+//! `AWS_ENDPOINT_URL` — which points everything at an emulator such as moto without code changes)
+//! ([`load_sdk_config`]); its HTTP client is [`https_client`].
 
 pub mod events;
 pub mod invocation;
@@ -34,7 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 use crate::app::{AdminAuth, AppState};
 use crate::clock::SystemClock;
@@ -153,11 +156,28 @@ impl AwsSettings {
     }
 }
 
+/// The HTTP client of every SDK client: the SDK's hyper + rustls client with ring, the crypto
+/// provider reqwest (the Discord client) already uses — the SDK's default client would link
+/// aws-lc-rs beside it. It trusts the system's root certificates, as the default client does.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// The SDK's configuration as `aws_config` loads it from the environment, on [`https_client`].
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
+}
+
 /// Reads the `CONNECTOR_*` variables and the SDK's own configuration, then builds the state
-/// `entry` needs. Every Lambda `main` calls it once.
+/// `entry` needs. The admin API's, the SSO callback's and the worker's `main` call it once.
 pub async fn state_for(entry: Entry) -> Result<AppState, AwsSetupError> {
     let settings = AwsSettings::from_env(entry)?;
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sdk = load_sdk_config().await;
     state_from(&sdk, settings).await
 }
 
@@ -200,7 +220,7 @@ pub async fn state_from(sdk: &SdkConfig, settings: AwsSettings) -> Result<AppSta
 /// dispatchers' `main` calls it once.
 pub async fn dispatch_state() -> Result<Dispatch, AwsSetupError> {
     let settings = AwsSettings::from_env(Entry::Dispatcher)?;
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sdk = load_sdk_config().await;
     Ok(dispatch_from(&sdk, settings))
 }
 
