@@ -326,7 +326,8 @@ async fn the_state_is_built_from_the_environment() {
     let sm = server.secrets_manager();
     let table = unique_name("state");
     DynamoStore::create_table(&dynamodb, &table).await.unwrap();
-    let admin_secret = create_secret(&sm, "admin-token-from-secret").await;
+    let admin_secret = create_secret(&sm, "admin-token-from-secret-0123456789abcdef").await;
+    let short_secret = create_secret(&sm, "31-characters-are-one-too-few-x").await;
     let key_secret = create_secret(&sm, "user token key").await;
     let prefix = format!("{}/", unique_name("env"));
 
@@ -351,6 +352,12 @@ async fn the_state_is_built_from_the_environment() {
         Err(other) => panic!("expected the admin secret variable to be named, got {other}"),
         Ok(_) => panic!("expected the admin secret variable to be named"),
     }
+    std::env::set_var(aws::ADMIN_TOKEN_SECRET_VAR, &short_secret);
+    match aws::state_for(Entry::AdminApi).await {
+        Err(AwsSetupError::AdminTokenTooShort { secret_id }) => assert_eq!(secret_id, short_secret),
+        Err(other) => panic!("expected a too-short admin token to be refused, got {other}"),
+        Ok(_) => panic!("expected a too-short admin token to be refused"),
+    }
     std::env::set_var(aws::ADMIN_TOKEN_SECRET_VAR, &admin_secret);
     std::env::set_var(aws::SECRETS_PREFIX_VAR, &prefix);
     std::env::set_var(aws::SECRETS_CACHE_SECONDS_VAR, "60");
@@ -361,7 +368,7 @@ async fn the_state_is_built_from_the_environment() {
         .admin
         .as_ref()
         .expect("the admin API gets the admin token");
-    assert!(admin.verify("admin-token-from-secret"));
+    assert!(admin.verify("admin-token-from-secret-0123456789abcdef"));
     assert!(!admin.verify("something else"));
     state.store.create_client(&client("acme")).await.unwrap();
     assert_eq!(

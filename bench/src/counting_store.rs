@@ -9,8 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use connector::clock::Timestamp;
 use connector::domain::{
-    AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser, StoredTokens,
-    TaskName, UnlinkCleanup, Unlinking,
+    ApiToken, AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser,
+    StoredTokens, TaskName, UnlinkCleanup, Unlinking,
 };
 use connector::store::prelude::*;
 use connector::store::{ConsumedSession, Cursor, LeaseGrant, Outcome, Page, StoreResult, WorkMark};
@@ -287,6 +287,25 @@ impl RunLog for CountingStore {
         limit: usize,
     ) -> StoreResult<Page<AuditEntry>> {
         self.read().list_audit(client, after, limit).await
+    }
+}
+
+#[async_trait]
+impl ApiTokens for CountingStore {
+    async fn put_api_token(&self, token: &ApiToken) -> StoreResult<()> {
+        self.write().put_api_token(token).await
+    }
+
+    async fn find_api_token(&self, token_sha256: &str) -> StoreResult<Option<ApiToken>> {
+        self.read().find_api_token(token_sha256).await
+    }
+
+    async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        self.read().list_api_tokens().await
+    }
+
+    async fn delete_api_token(&self, id: &str) -> StoreResult<bool> {
+        self.write().delete_api_token(id).await
     }
 }
 

@@ -23,7 +23,7 @@ pub const FIRST_MEMBER: u64 = 500_000_000_000_000_000;
 /// `CONNECTOR_SECRET_KEY` of every instance of a run (64 hex characters): they share one store,
 /// so they must share the key that seals its secrets.
 const SECRET_KEY_HEX: &str = "62656e63682d6f6e6c792d6b65792d6e6f742d7365637265742d2d2d2d2d2d2d";
-pub const ADMIN_TOKEN: &str = "bench-admin-token";
+pub const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdefghij";
 
 pub fn discord_like_limits() -> RateLimits {
     let l = |b: floor::Bucket| {

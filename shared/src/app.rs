@@ -149,6 +149,14 @@ pub fn bot_key(bot_token: Option<&SecretString>) -> String {
         .unwrap_or_default()
 }
 
+/// The shortest bootstrap (operator) token accepted: it guards everything.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// Whether a bootstrap token is long enough to be accepted.
+pub fn admin_token_long_enough(token: &SecretString) -> bool {
+    token.expose_secret().chars().count() >= MIN_ADMIN_TOKEN_CHARS
+}
+
 /// Verifies the admin bearer token against its SHA-256, in constant time.
 pub struct AdminAuth {
     token_sha256: [u8; 32],

@@ -26,6 +26,11 @@ pub enum SelfHostError {
     Secrets(#[from] crate::secrets::SecretsError),
     #[error("stored admin token hash is unreadable; delete the `{ADMIN_TOKEN_SETTING}` setting or set CONNECTOR_ADMIN_TOKEN")]
     AdminHash,
+    #[error(
+        "CONNECTOR_ADMIN_TOKEN must be at least {} characters: it is the operator token",
+        crate::app::MIN_ADMIN_TOKEN_CHARS
+    )]
+    AdminTokenTooShort,
 }
 
 /// Configuration of the embedded deployment (from flags and `CONNECTOR_*` variables).
@@ -81,6 +86,9 @@ pub async fn open(
     let secrets = Arc::new(LocalSecrets::open(&config.database, key)?);
 
     let (admin, generated) = match &config.admin_token {
+        Some(t) if !crate::app::admin_token_long_enough(t) => {
+            return Err(SelfHostError::AdminTokenTooShort)
+        }
         Some(t) => (AdminAuth::from_token(t), None),
         None => admin_from_store(store.as_ref()).await?,
     };

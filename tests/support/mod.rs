@@ -21,7 +21,7 @@ pub use discord_emulator;
 
 pub const CLIENT: &str = "guild";
 pub const SITE: &str = "https://site.example";
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghij";
 
 pub struct Harness {
     pub emu: Emulator,

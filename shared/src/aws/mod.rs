@@ -89,6 +89,8 @@ pub enum AwsSetupError {
     MissingVar(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     InvalidVar { name: &'static str, reason: String },
+    #[error("the admin token in secret {secret_id} must be at least {} characters: it is the operator token", crate::app::MIN_ADMIN_TOKEN_CHARS)]
+    AdminTokenTooShort { secret_id: String },
     #[error("cannot read the admin token from secret {secret_id}: {source}")]
     AdminToken {
         secret_id: String,
@@ -201,7 +203,13 @@ pub async fn state_from(sdk: &SdkConfig, settings: AwsSettings) -> Result<AppSta
             let token = secrets
                 .read_secret_string(&secret_id)
                 .await
-                .map_err(|source| AwsSetupError::AdminToken { secret_id, source })?;
+                .map_err(|source| AwsSetupError::AdminToken {
+                    secret_id: secret_id.clone(),
+                    source,
+                })?;
+            if !crate::app::admin_token_long_enough(&token) {
+                return Err(AwsSetupError::AdminTokenTooShort { secret_id });
+            }
             Some(AdminAuth::from_token(&token))
         }
     };

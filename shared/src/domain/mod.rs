@@ -8,6 +8,7 @@ pub mod plan;
 pub mod report;
 pub mod role;
 pub mod session;
+pub mod token;
 
 pub use audit::{AuditAction, AuditEntry};
 pub use client::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
@@ -19,3 +20,4 @@ pub use plan::{plan, Current, Desired, GuildView, Plan, PlanIssue};
 pub use report::{Count, GroupChange, GuildAudit, PlannedChange, RunError, RunReport, TaskName};
 pub use role::Role;
 pub use session::LinkSession;
+pub use token::{ApiToken, TokenScope};

@@ -3,11 +3,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-
-use crate::app::AppState;
 
 use super::error::ApiError;
 
@@ -133,22 +129,4 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
 fn form_urlencoded_parse(q: &str) -> url::form_urlencoded::Parse<'_> {
     url::form_urlencoded::parse(q.as_bytes())
-}
-
-/// Admin bearer-token check for every `/api/v1` route except the OpenAPI document.
-pub async fn require_admin(
-    axum::extract::State(app): axum::extract::State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(token) if app.admin.as_ref().is_some_and(|a| a.verify(token)) => next.run(req).await,
-        _ => ApiError::unauthorized().into_response(),
-    }
 }

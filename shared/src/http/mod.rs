@@ -1,12 +1,14 @@
 //! One axum Router: admin API (`/api/v1/…`) and SSO (`/discord/sso/…`), served the same way by
 //! the self-hosted binary and (later) by Lambda.
 
+pub mod auth;
 pub mod clients;
 pub mod error;
 pub mod extract;
 pub mod link;
 pub mod roles;
 pub mod runs;
+pub mod tokens;
 pub mod users;
 pub mod validate;
 
@@ -59,6 +61,8 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::run_task))
         .routes(routes!(runs::list_runs))
         .routes(routes!(runs::list_audit))
+        .routes(routes!(tokens::create_token, tokens::list_tokens))
+        .routes(routes!(tokens::delete_token))
 }
 
 /// The OpenAPI document, generated from the handlers so it cannot drift.
@@ -70,7 +74,7 @@ pub fn router(app: AppState) -> Router {
     let (admin, doc) = admin_routes().split_for_parts();
     let admin = admin.layer(axum::middleware::from_fn_with_state(
         app.clone(),
-        extract::require_admin,
+        auth::authenticate,
     ));
     Router::new()
         .nest("/api/v1", admin)

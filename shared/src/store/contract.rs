@@ -22,9 +22,9 @@ use super::{ConsumedSession, Cursor, Outcome, Page, Store, StoreError, StoreResu
 use crate::clock::Timestamp;
 use crate::domain::Count;
 use crate::domain::{
-    AuditEntry, Client, GuildFacts, LastError, Link, LinkSession, LinkStatus, Role, RunReport,
-    SiteUser, SourceOfTruth, StoredTokens, TaskName, UnlinkCleanup, UnlinkPolicy, UnlinkReason,
-    Unlinking,
+    ApiToken, AuditEntry, Client, GuildFacts, LastError, Link, LinkSession, LinkStatus, Role,
+    RunReport, SiteUser, SourceOfTruth, StoredTokens, TaskName, TokenScope, UnlinkCleanup,
+    UnlinkPolicy, UnlinkReason, Unlinking,
 };
 
 /// Runs every contract function against a fresh store from `$fresh`, one `#[tokio::test]` each.
@@ -75,6 +75,7 @@ macro_rules! store_contract_tests {
             clearing_pending_is_version_guarded,
             marking_pending_includes_unlinkings_and_forgets_their_refusals,
             a_new_link_session_replaces_the_users_earlier_one,
+            api_tokens_are_found_by_hash_listed_oldest_first_and_deleted_by_id,
         );
     };
     (@each $fresh:path; $($name:ident),+ $(,)?) => {
@@ -2009,4 +2010,39 @@ pub async fn a_new_link_session_replaces_the_users_earlier_one(store: &dyn Store
         .await
         .unwrap()
         .is_some());
+}
+
+fn api_token(id: &str, scope: TokenScope, clients: &[&str], created_at: Timestamp) -> ApiToken {
+    ApiToken {
+        id: id.to_owned(),
+        name: format!("token {id}"),
+        scope,
+        clients: clients.iter().map(|c| (*c).to_owned()).collect(),
+        token_sha256: format!("sha-{id}"),
+        prefix: format!("dct_{id}"),
+        created_at,
+    }
+}
+
+pub async fn api_tokens_are_found_by_hash_listed_oldest_first_and_deleted_by_id(store: &dyn Store) {
+    assert!(store.list_api_tokens().await.unwrap().is_empty());
+    let site = api_token("t2", TokenScope::Site, &["a", "b"], T0 + 1);
+    let operator = api_token("t1", TokenScope::Operator, &[], T0);
+    store.put_api_token(&site).await.unwrap();
+    store.put_api_token(&operator).await.unwrap();
+
+    assert_eq!(
+        store.find_api_token("sha-t2").await.unwrap(),
+        Some(site.clone())
+    );
+    assert_eq!(store.find_api_token("sha-none").await.unwrap(), None);
+    assert_eq!(
+        store.list_api_tokens().await.unwrap(),
+        vec![operator.clone(), site.clone()]
+    );
+
+    assert!(store.delete_api_token("t2").await.unwrap());
+    assert!(!store.delete_api_token("t2").await.unwrap());
+    assert_eq!(store.find_api_token("sha-t2").await.unwrap(), None);
+    assert_eq!(store.list_api_tokens().await.unwrap(), vec![operator]);
 }

@@ -26,6 +26,7 @@
 //! `links`), `sessions` (`LinkSessions`), `run_log` (`RunLog`: runs and audit), `settings`
 //! (`Settings`), `leases` (`Leases`), `work` (`WorkIndex`).
 
+mod api_tokens;
 mod catalog;
 mod expr;
 mod items;

@@ -1,5 +1,5 @@
 //! The store's ports, each narrow and named for its callers — [`ClientCatalog`], [`MemberStore`],
-//! [`LinkSessions`], [`RunLog`], [`Settings`], [`Leases`], [`WorkIndex`] — and [`Store`], all of
+//! [`LinkSessions`], [`RunLog`], [`Settings`], [`Leases`], [`WorkIndex`], [`ApiTokens`] — and [`Store`], all of
 //! them at once, which the embedded SQLite adapter and the DynamoDB adapter implement so the same
 //! callers run unchanged on either.
 
@@ -17,8 +17,8 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::domain::{
-    AuditEntry, Client, LastError, Link, LinkSession, LinkStatus, Member, Role, RunReport,
-    SiteUser, StoredTokens, TaskName, UnlinkCleanup, Unlinking,
+    ApiToken, AuditEntry, Client, LastError, Link, LinkSession, LinkStatus, Member, Role,
+    RunReport, SiteUser, StoredTokens, TaskName, UnlinkCleanup, Unlinking,
 };
 
 pub use cursor::Cursor;
@@ -26,7 +26,8 @@ pub use cursor::Cursor;
 /// Every port trait, for code that calls store methods through `dyn Store`.
 pub mod prelude {
     pub use super::{
-        ClientCatalog, Leases, LinkSessions, MemberStore, RunLog, Settings, Store, WorkIndex,
+        ApiTokens, ClientCatalog, Leases, LinkSessions, MemberStore, RunLog, Settings, Store,
+        WorkIndex,
     };
 }
 
@@ -364,6 +365,22 @@ pub trait Settings: Send + Sync {
     async fn put_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
 }
 
+/// Scoped API tokens, read on every admin API request (so a revoked token stops working at once,
+/// on every instance).
+#[async_trait]
+pub trait ApiTokens: Send + Sync {
+    /// Fails with `Backend` if the id or the hash is taken (both are random: never in practice).
+    async fn put_api_token(&self, token: &ApiToken) -> StoreResult<()>;
+
+    async fn find_api_token(&self, token_sha256: &str) -> StoreResult<Option<ApiToken>>;
+
+    /// Every token, oldest first.
+    async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+
+    /// Returns whether it existed.
+    async fn delete_api_token(&self, id: &str) -> StoreResult<bool>;
+}
+
 /// Named, expiring leases: the guild writer, bot writer slots, delivery de-duplication.
 #[async_trait]
 pub trait Leases: Send + Sync {
@@ -417,7 +434,7 @@ pub trait WorkIndex: Send + Sync {
 /// Every port at once: what an adapter implements and what `AppState` holds. Callers that need
 /// less take the narrow port (`&dyn MemberStore`, `Arc<dyn Leases>`, …).
 pub trait Store:
-    ClientCatalog + MemberStore + LinkSessions + RunLog + Settings + Leases + WorkIndex
+    ClientCatalog + MemberStore + LinkSessions + RunLog + Settings + Leases + WorkIndex + ApiTokens
 {
 }
 
@@ -429,6 +446,7 @@ impl<
             + Settings
             + Leases
             + WorkIndex
+            + ApiTokens
             + ?Sized,
     > Store for T
 {

@@ -10,6 +10,7 @@
 //! (`RunLog`: runs and audit), `settings` (`Settings`), `leases` (`Leases`), `work`
 //! (`WorkIndex`); `db` is the connection, `migrations` the schema.
 
+mod api_tokens;
 mod catalog;
 mod db;
 mod leases;

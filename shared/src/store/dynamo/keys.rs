@@ -12,6 +12,7 @@
 //! | setting         | `SETTING#<key>`     | `SETTING`                    |                                 |
 //! | lease           | `LEASE#<name>`      | `LEASE`                      |                                 |
 //! | work mark       | `WORK`              | `<client>#<task>`            |                                 |
+//! | API token       | `APITOKEN#<sha256>` | `APITOKEN`                   | `APITOKENS` / `<created>#<id>`  |
 //!
 //! Everything a client owns except its link sessions and work marks shares the client's partition,
 //! so deleting a client is one query plus batched deletes; sessions are found through
@@ -95,6 +96,13 @@ pub fn user_session_sk(user_id: &str) -> String {
 
 pub fn session_pk(state_hash: &str) -> String {
     format!("SESSION#{state_hash}")
+}
+
+pub const API_TOKEN: &str = "APITOKEN";
+pub const API_TOKENS: &str = "APITOKENS";
+
+pub fn api_token_pk(token_sha256: &str) -> String {
+    format!("APITOKEN#{token_sha256}")
 }
 
 pub fn setting_pk(key: &str) -> String {

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     V2_MEMBERS_BY_DISCORD_NUMBER,
     V3_WORK_AND_HANDOVER,
     V4_UNLINKING,
+    V5_API_TOKENS,
 ];
 
 /// The version a fully migrated database has.
@@ -20,6 +21,16 @@ pub(crate) const LATEST: usize = MIGRATIONS.len();
 const V2_MEMBERS_BY_DISCORD_NUMBER: &str = r#"
 CREATE INDEX members_by_discord_number ON members (client, CAST(discord_user_id AS INTEGER))
     WHERE discord_user_id IS NOT NULL;
+"#;
+
+/// Scoped API tokens, found by the SHA-256 of the bearer token on every request.
+const V5_API_TOKENS: &str = r#"
+CREATE TABLE api_tokens (
+    id              TEXT PRIMARY KEY NOT NULL,
+    token_sha256    TEXT NOT NULL UNIQUE,
+    created_at      INTEGER NOT NULL,
+    token           TEXT NOT NULL              -- JSON `ApiToken` (no secret: the hash only)
+) STRICT;
 "#;
 
 /// Former accounts of a member whose clean-up the guild's writer has still to do (JSON map by
