@@ -254,6 +254,12 @@ impl Emulator {
         self.shared.audit_log(guild)
     }
 
+    /// Every OAuth access and refresh token this emulator has issued, so a test can check that
+    /// none of them shows up where it must not (logs, API answers).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.shared.oauth).issued_tokens()
+    }
+
     /// Authorizations of this user that are not revoked.
     pub fn active_grants(&self, user: &str) -> usize {
         parse_id(user).map_or(0, |u| lock(&self.shared.oauth).active_grants(u))

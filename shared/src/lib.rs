@@ -17,7 +17,10 @@ pub mod selfhost;
 pub mod service;
 pub mod store;
 pub mod tasks;
+pub mod telemetry;
 pub mod work;
 
 /// Re-exported so entry points wrap secrets in the same type.
 pub use secrecy;
+/// Re-exported so tests build subscribers with the same version as [`telemetry`].
+pub use tracing_subscriber;

@@ -25,6 +25,8 @@ pub(crate) struct OAuthStore {
     access: HashMap<String, AccessToken>,
     refresh: HashMap<String, u64>,
     next_grant: u64,
+    /// Every token ever issued, revoked or not (tests look for leaks of any of them).
+    issued: Vec<String>,
 }
 
 /// What the user approved on the consent page.
@@ -172,6 +174,11 @@ impl OAuthStore {
         }
     }
 
+    /// Every access and refresh token ever issued (for tests that look for leaks).
+    pub(crate) fn issued_tokens(&self) -> Vec<String> {
+        self.issued.clone()
+    }
+
     pub(crate) fn active_grants(&self, user: u64) -> usize {
         self.grants
             .values()
@@ -207,6 +214,8 @@ impl OAuthStore {
             },
         );
         self.refresh.insert(refresh_token.clone(), grant);
+        self.issued.push(access_token.clone());
+        self.issued.push(refresh_token.clone());
         let scope = self
             .grants
             .get(&grant)

@@ -3,7 +3,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    connector::telemetry::init_lambda();
     let state = connector::aws::state_for(connector::aws::Entry::AdminApi).await?;
     lambda_http::run(connector::http::router(state)).await
 }

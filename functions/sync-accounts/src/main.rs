@@ -11,7 +11,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    connector::telemetry::init_lambda();
     let dispatch = connector::aws::dispatch_state().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let dispatch = dispatch.clone();

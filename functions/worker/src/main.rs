@@ -9,7 +9,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    connector::telemetry::init_lambda();
     let state = connector::aws::state_for(Entry::Worker).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let state = state.clone();

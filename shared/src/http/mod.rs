@@ -89,6 +89,13 @@ pub fn router(app: AppState) -> Router {
         .route("/discord/sso/callback", get(link::sso_callback))
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(axum::middleware::from_fn(error::problem_for_bare_errors))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                // Method and path only: query strings carry OAuth codes, states and start tokens.
+                |req: &axum::http::Request<_>| {
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                },
+            ),
+        )
         .with_state(app)
 }

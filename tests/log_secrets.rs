@@ -1,0 +1,125 @@
+//! No secret reaches the logs, even at TRACE: the whole link flow, a push, an unlink and a task
+//! run with every target at TRACE (except the crates `telemetry` pins to INFO), then the captured
+//! output is searched for every secret the flow handled.
+
+use std::sync::{Arc, Mutex};
+
+use connector::tracing_subscriber;
+use connector_e2e::discord_emulator::Consent;
+use connector_e2e::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+/// Collects everything the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn query_value(url: &str, key: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("{key} in {url}"))
+}
+
+#[tokio::test]
+async fn the_link_flow_at_trace_logs_no_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        // `cookie_store` is the test's browser (reqwest's cookie jar), not the connector.
+        .with_env_filter(connector::telemetry::filter("trace,cookie_store=off"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.put_user("u-alice", &["members", "pilots"]).await;
+    let (status, token) = h
+        .api(
+            Method::POST,
+            "/tokens",
+            Some(json!({"name": "site", "scope": "site", "clients": [CLIENT]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let site_token = token["token"].as_str().unwrap().to_owned();
+
+    // the link flow, by hand, keeping every secret it handles
+    let link_url = h.link_session("u-alice").await;
+    let start = query_value(&link_url, "start");
+    let opened = h.http.get(&link_url).send().await.unwrap();
+    let cookie = opened
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("the binding cookie");
+    let callback = h
+        .authorize_at_discord(
+            &location(&opened),
+            Consent::Approve {
+                user_id: h.discord_id("alice"),
+            },
+        )
+        .await;
+    let code = query_value(&callback, "code");
+    let state = query_value(&callback, "state");
+    let (status, landed, _) = h.callback(&callback).await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(landed, format!("{SITE}/profile?discord=linked"));
+    h.settle().await;
+    h.put_user("u-alice", &["members"]).await;
+    h.run_task("sync-accounts", false).await;
+    let (status, _) = h
+        .api(
+            Method::DELETE,
+            &format!("/clients/{CLIENT}/users/u-alice/link"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    h.settle().await;
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("TRACE") && log.contains("DEBUG") && log.len() > 2_000,
+        "the capture works: {} bytes",
+        log.len()
+    );
+    let mut secrets = vec![
+        ("admin token", ADMIN_TOKEN.to_owned()),
+        ("site token", site_token),
+        ("bot token", h.emu.bot_token().to_owned()),
+        ("client secret", h.emu.client_secret().to_owned()),
+        ("start token", start),
+        ("binding cookie", cookie),
+        ("OAuth code", code),
+        ("OAuth state", state),
+    ];
+    let issued = h.emu.issued_tokens();
+    assert!(
+        issued.len() >= 2,
+        "the flow got an access and a refresh token: {issued:?}"
+    );
+    secrets.extend(issued.into_iter().map(|t| ("OAuth token", t)));
+    for (what, secret) in secrets {
+        let line = log.lines().find(|l| l.contains(&secret));
+        assert!(line.is_none(), "the {what} is in the log: {line:?}");
+    }
+}
