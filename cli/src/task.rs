@@ -19,9 +19,10 @@ pub async fn run(
         SelfHostConfig {
             database,
             secret_key: env_secret("CONNECTOR_SECRET_KEY"),
-            // A one-off run serves no API: keep the stored admin token as it is.
+            // A one-off run serves no API: keep the stored admin token as it is (this random one
+            // is never stored nor shown, so nobody can use it).
             admin_token: Some(connector::secrecy::SecretString::from(
-                "unused-by-task-runs".to_owned(),
+                connector::app::random_token(32),
             )),
             // A task run configures no client.
             discord_urls: Default::default(),
