@@ -6,7 +6,7 @@ use connector::aws::aws_sdk_secretsmanager::Client;
 use connector::aws::{self, AwsSetupError, Entry};
 use connector::secrecy::{ExposeSecret, SecretString};
 use connector::secrets::aws::{AwsSecrets, AwsSecretsConfig};
-use connector::secrets::{ClientSecretKind, Secrets, SecretsError};
+use connector::secrets::{ClientSecretKind, Secrets, SecretsError, TokenOwner};
 use connector::store::contract::client;
 use connector::store::dynamo::DynamoStore;
 use connector_e2e::moto::{moto, unique_name};
@@ -18,6 +18,12 @@ const APP: ClientSecretKind = ClientSecretKind::ClientSecret;
 fn secret(v: &str) -> SecretString {
     SecretString::from(v)
 }
+
+const OWNER: TokenOwner<'static> = TokenOwner {
+    client: "acme",
+    user_id: "u1",
+    discord_user_id: "111",
+};
 
 fn exposed(v: Option<SecretString>) -> Option<String> {
     v.map(|s| s.expose_secret().to_owned())
@@ -242,17 +248,28 @@ async fn user_tokens_are_sealed_under_the_one_key_secret() {
     let before = sm.list_secrets().send().await.unwrap().secret_list().len();
 
     let sealed = secrets
-        .seal(&secret(r#"{"access_token":"at-1"}"#))
+        .seal(&secret(r#"{"access_token":"at-1"}"#), &OWNER)
         .await
         .unwrap();
-    assert!(sealed.starts_with("v1."));
+    assert!(sealed.starts_with("v2."));
     assert!(!sealed.contains("at-1"));
     assert_eq!(
-        secrets.open(&sealed).await.unwrap().expose_secret(),
+        secrets.open(&sealed, &OWNER).await.unwrap().expose_secret(),
         r#"{"access_token":"at-1"}"#
     );
+    let another_user = TokenOwner {
+        user_id: "u2",
+        ..OWNER
+    };
+    assert!(matches!(
+        secrets.open(&sealed, &another_user).await,
+        Err(SecretsError::Decrypt)
+    ));
     for n in 0..3 {
-        secrets.seal(&secret(&format!("user-{n}"))).await.unwrap();
+        secrets
+            .seal(&secret(&format!("user-{n}")), &OWNER)
+            .await
+            .unwrap();
     }
     assert_eq!(
         sm.list_secrets().send().await.unwrap().secret_list().len(),
@@ -263,7 +280,7 @@ async fn user_tokens_are_sealed_under_the_one_key_secret() {
     // Another instance (another Lambda) with the same key secret opens it.
     let other = AwsSecrets::new(sm.clone(), config.clone());
     assert_eq!(
-        other.open(&sealed).await.unwrap().expose_secret(),
+        other.open(&sealed, &OWNER).await.unwrap().expose_secret(),
         r#"{"access_token":"at-1"}"#
     );
     // A different key secret does not.
@@ -275,9 +292,76 @@ async fn user_tokens_are_sealed_under_the_one_key_secret() {
         },
     );
     assert!(matches!(
-        stranger.open(&sealed).await,
+        stranger.open(&sealed, &OWNER).await,
         Err(SecretsError::Decrypt)
     ));
+}
+
+#[tokio::test]
+async fn putting_a_new_token_key_value_rotates_the_key_and_the_previous_one_still_opens() {
+    // Given tokens sealed under the key secret's first value
+    let (secrets, sm, config) = adapter(Duration::ZERO).await;
+    let id = config.user_token_key_secret_id.clone();
+    let first = secrets.seal(&secret("under-first"), &OWNER).await.unwrap();
+
+    // When the operator puts a new value (Secrets Manager moves the old one to AWSPREVIOUS)
+    sm.put_secret_value()
+        .secret_id(&id)
+        .secret_string("second key material 0123456789")
+        .send()
+        .await
+        .unwrap();
+
+    // Then new values are sealed under another key id, and both open
+    let second = secrets.seal(&secret("under-second"), &OWNER).await.unwrap();
+    assert_ne!(
+        connector::secrets::cipher::sealed_kid(&first),
+        connector::secrets::cipher::sealed_kid(&second)
+    );
+    for (sealed, plain) in [(&first, "under-first"), (&second, "under-second")] {
+        assert_eq!(
+            secrets.open(sealed, &OWNER).await.unwrap().expose_secret(),
+            plain
+        );
+    }
+
+    // When it is rotated once more, then the first key is gone: only its values fail
+    sm.put_secret_value()
+        .secret_id(&id)
+        .secret_string("third key material 0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(
+        secrets.open(&first, &OWNER).await,
+        Err(SecretsError::Decrypt)
+    ));
+    assert_eq!(
+        secrets.open(&second, &OWNER).await.unwrap().expose_secret(),
+        "under-second"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_that_has_not_seen_a_rotation_opens_values_sealed_after_it() {
+    // Given an instance that read the key ring before the rotation (long cache)
+    let (stale, sm, config) = adapter(Duration::from_secs(3600)).await;
+    stale.seal(&secret("warm-up"), &OWNER).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    sm.put_secret_value()
+        .secret_id(&config.user_token_key_secret_id)
+        .secret_string("rotated key material 0123456789")
+        .send()
+        .await
+        .unwrap();
+    // When another instance seals under the new key
+    let fresh = AwsSecrets::new(sm.clone(), config.clone());
+    let sealed = fresh.seal(&secret("after"), &OWNER).await.unwrap();
+    // Then the stale instance reads the ring again for the unknown key id and opens it
+    assert_eq!(
+        stale.open(&sealed, &OWNER).await.unwrap().expose_secret(),
+        "after"
+    );
 }
 
 #[tokio::test]
@@ -312,7 +396,10 @@ async fn values_never_show_in_debug_output_or_errors() {
             ..config
         },
     );
-    let err = keyless.seal(&secret("hunter2-token")).await.unwrap_err();
+    let err = keyless
+        .seal(&secret("hunter2-token"), &OWNER)
+        .await
+        .unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("GetSecretValue"), "{shown}");
     assert!(!shown.contains("hunter2"), "{shown}");
@@ -386,9 +473,14 @@ async fn the_state_is_built_from_the_environment() {
         .send()
         .await
         .expect("the client secret lives under CONNECTOR_SECRETS_PREFIX");
-    let sealed = state.secrets.seal(&secret("tokens")).await.unwrap();
+    let sealed = state.secrets.seal(&secret("tokens"), &OWNER).await.unwrap();
     assert_eq!(
-        state.secrets.open(&sealed).await.unwrap().expose_secret(),
+        state
+            .secrets
+            .open(&sealed, &OWNER)
+            .await
+            .unwrap()
+            .expose_secret(),
         "tokens"
     );
 

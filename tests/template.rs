@@ -356,15 +356,25 @@ fn statements_of<'a>(t: &'a Value, f: &'a Value) -> Vec<&'a Value> {
         .as_sequence()
         .expect("every function lists its policies")
     {
-        if tag(policy).as_deref() == Some("!Ref") {
-            let id = untag(policy).as_str().expect("!Ref name");
-            let managed = get(t, &["Resources", id]);
-            assert_eq!(managed["Type"], "AWS::IAM::ManagedPolicy", "{id}");
-            out.extend(
-                get(managed, &["Properties", "PolicyDocument", "Statement"])
-                    .as_sequence()
-                    .expect("statements"),
-            );
+        // `!If [Cond, a, b]`: the managed policies of either branch.
+        let branches: Vec<&Value> = match tag(policy).as_deref() {
+            Some("!If") => untag(policy).as_sequence().expect("!If list")[1..]
+                .iter()
+                .filter(|b| untag(b) != "AWS::NoValue")
+                .collect(),
+            _ => vec![policy],
+        };
+        if branches.iter().all(|b| tag(b).as_deref() == Some("!Ref")) {
+            for branch in branches {
+                let id = untag(branch).as_str().expect("!Ref name");
+                let managed = get(t, &["Resources", id]);
+                assert_eq!(managed["Type"], "AWS::IAM::ManagedPolicy", "{id}");
+                out.extend(
+                    get(managed, &["Properties", "PolicyDocument", "Statement"])
+                        .as_sequence()
+                        .expect("statements"),
+                );
+            }
         } else if let Some(statements) = policy["Statement"].as_sequence() {
             out.extend(statements);
         } else {
@@ -411,7 +421,11 @@ fn actions(statement: &Value) -> Vec<&str> {
 fn no_function_may_act_on_every_resource() {
     let t = template();
     for (id, f) in functions(&t) {
-        for statement in statements_of(&t, f) {
+        // A Deny may cover everything: it only takes away.
+        for statement in statements_of(&t, f)
+            .into_iter()
+            .filter(|s| s["Effect"] != "Deny")
+        {
             for resource in resource_list(statement) {
                 let text = untag(resource).as_str().unwrap_or_default();
                 assert!(text != "*" && !text.ends_with(":*"), "{id}: {statement:?}");
@@ -763,6 +777,225 @@ fn every_http_route_is_throttled_by_api_gateway() {
         assert!(
             (1..=1000).contains(&default),
             "{parameter}: a sane default, got {default}"
+        );
+    }
+}
+
+/// Resources of the template that exist only with `StaticEgressIp=true`.
+fn conditional_on_static_egress(t: &Value) -> BTreeMap<String, &Value> {
+    resources(t)
+        .into_iter()
+        .filter(|(_, r)| r["Condition"] == "UseStaticEgressIp")
+        .collect()
+}
+
+fn of_type<'a>(resources: &BTreeMap<String, &'a Value>, ty: &str) -> Vec<(String, &'a Value)> {
+    resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == ty)
+        .map(|(id, r)| (id.clone(), *r))
+        .collect()
+}
+
+#[test]
+fn a_static_egress_ip_is_off_by_default_and_then_every_function_leaves_through_one_nat() {
+    let t = template();
+    // Off by default: "false" | "true", and the condition reads it.
+    let parameter = get(&t, &["Parameters", "StaticEgressIp"]);
+    assert_eq!(parameter["Default"], "false");
+    let allowed: Vec<&str> = parameter["AllowedValues"]
+        .as_sequence()
+        .expect("AllowedValues")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(allowed, ["false", "true"]);
+    let condition = get(&t, &["Conditions", "UseStaticEgressIp"]);
+    assert_eq!(tag(condition).as_deref(), Some("!Equals"));
+    assert!(refers_to(condition, "StaticEgressIp"), "{condition:?}");
+    assert_eq!(untag(condition)[1], "true");
+
+    // Every EC2 resource exists only with the option.
+    for (id, r) in resources(&t) {
+        if r["Type"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("AWS::EC2::")
+        {
+            assert_eq!(r["Condition"], "UseStaticEgressIp", "{id}");
+        }
+    }
+    let vpc = conditional_on_static_egress(&t);
+    let [(vpc_id, _)] = &of_type(&vpc, "AWS::EC2::VPC")[..] else {
+        panic!("one VPC")
+    };
+    let subnets = of_type(&vpc, "AWS::EC2::Subnet");
+    assert_eq!(subnets.len(), 3, "one public subnet and two private ones");
+    for (id, subnet) in &subnets {
+        assert!(refers_to(&subnet["Properties"]["VpcId"], vpc_id), "{id}");
+    }
+
+    // The public subnet routes to the internet gateway and holds the NAT with the Elastic IP.
+    let [(igw, _)] = &of_type(&vpc, "AWS::EC2::InternetGateway")[..] else {
+        panic!("one internet gateway")
+    };
+    assert!(of_type(&vpc, "AWS::EC2::VPCGatewayAttachment")
+        .iter()
+        .any(
+            |(_, a)| refers_to(&a["Properties"]["InternetGatewayId"], igw)
+                && refers_to(&a["Properties"]["VpcId"], vpc_id)
+        ));
+    let [(eip, _)] = &of_type(&vpc, "AWS::EC2::EIP")[..] else {
+        panic!("one Elastic IP")
+    };
+    let [(nat, nat_gateway)] = &of_type(&vpc, "AWS::EC2::NatGateway")[..] else {
+        panic!("one NAT gateway")
+    };
+    assert!(refers_to(&nat_gateway["Properties"]["AllocationId"], eip));
+    let public_subnet = subnets
+        .iter()
+        .find(|(id, _)| refers_to(&nat_gateway["Properties"]["SubnetId"], id))
+        .map(|(id, _)| id.clone())
+        .expect("the NAT gateway is in one of the subnets");
+
+    // Route tables: which subnet reaches the internet how.
+    let routes = of_type(&vpc, "AWS::EC2::Route");
+    let default_route_of = |table: &str| {
+        routes
+            .iter()
+            .find(|(_, r)| {
+                refers_to(&r["Properties"]["RouteTableId"], table)
+                    && r["Properties"]["DestinationCidrBlock"] == "0.0.0.0/0"
+            })
+            .map(|(_, r)| *r)
+    };
+    let table_of = |subnet: &str| {
+        of_type(&vpc, "AWS::EC2::SubnetRouteTableAssociation")
+            .into_iter()
+            .find(|(_, a)| refers_to(&a["Properties"]["SubnetId"], subnet))
+            .and_then(|(_, a)| {
+                let table = untag(&a["Properties"]["RouteTableId"]).as_str()?;
+                Some(table.to_owned())
+            })
+            .unwrap_or_else(|| panic!("{subnet} has a route table"))
+    };
+    let public_route = default_route_of(&table_of(&public_subnet)).expect("public default route");
+    assert!(refers_to(&public_route["Properties"]["GatewayId"], igw));
+    let private: Vec<&String> = subnets
+        .iter()
+        .map(|(id, _)| id)
+        .filter(|id| **id != public_subnet)
+        .collect();
+    let private_table = table_of(private[0]);
+    assert_eq!(table_of(private[1]), private_table);
+    let private_route = default_route_of(&private_table).expect("private default route");
+    assert!(
+        refers_to(&private_route["Properties"]["NatGatewayId"], nat),
+        "the private subnets leave through the NAT: {private_route:?}"
+    );
+    let az = |id: &str| format!("{:?}", vpc[id]["Properties"]["AvailabilityZone"]);
+    assert_ne!(az(private[0]), az(private[1]), "two availability zones");
+
+    // DynamoDB through a (free) gateway endpoint on the private route table.
+    let endpoints = of_type(&vpc, "AWS::EC2::VPCEndpoint");
+    assert!(
+        endpoints
+            .iter()
+            .any(|(_, e)| e["Properties"]["VpcEndpointType"] == "Gateway"
+                && format!("{:?}", e["Properties"]["ServiceName"]).contains(".dynamodb")
+                && refers_to(&e["Properties"]["RouteTableIds"], &private_table)),
+        "{endpoints:?}"
+    );
+
+    // The functions' security group lets nothing in and only HTTPS out.
+    let [(sg, group)] = &of_type(&vpc, "AWS::EC2::SecurityGroup")[..] else {
+        panic!("one security group")
+    };
+    assert!(group["Properties"]["SecurityGroupIngress"].is_null());
+    assert!(of_type(&vpc, "AWS::EC2::SecurityGroupIngress").is_empty());
+    for rule in group["Properties"]["SecurityGroupEgress"]
+        .as_sequence()
+        .expect("egress rules")
+    {
+        assert_eq!(
+            (&rule["FromPort"], &rule["ToPort"]),
+            (&443.into(), &443.into())
+        );
+    }
+
+    // Every function runs in the private subnets with that group, only with the option.
+    let config = get(&t, &["Globals", "Function", "VpcConfig"]);
+    assert_eq!(tag(config).as_deref(), Some("!If"));
+    let branches = untag(config).as_sequence().expect("!If list");
+    assert_eq!(branches[0], "UseStaticEgressIp");
+    assert_eq!(untag(&branches[2]), "AWS::NoValue");
+    assert!(refers_to(&branches[1]["SecurityGroupIds"], sg));
+    for subnet in &private {
+        assert!(refers_to(&branches[1]["SubnetIds"], subnet), "{subnet}");
+    }
+    assert!(!refers_to(&branches[1]["SubnetIds"], &public_subnet));
+    for (id, f) in functions(&t) {
+        assert!(
+            f["Properties"]["VpcConfig"].is_null(),
+            "{id} keeps the global VpcConfig"
+        );
+    }
+
+    // The address to give Discord (or to allow-list) is an output.
+    let output = get(&t, &["Outputs", "EgressIp"]);
+    assert_eq!(output["Condition"], "UseStaticEgressIp");
+    assert!(refers_to(&output["Value"], eip));
+}
+
+#[test]
+fn functions_may_manage_network_interfaces_only_with_the_static_egress_ip() {
+    // SAM attaches AWSLambdaVPCAccessExecutionRole to any function with a VpcConfig, even an
+    // !If that resolves to nothing: without the option, a conditional Deny takes it back.
+    let t = template();
+    let eni_actions = [
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+    ];
+    for (id, f) in functions(&t) {
+        let policies = get(f, &["Properties", "Policies"])
+            .as_sequence()
+            .expect("policies");
+        let deny = policies
+            .iter()
+            .find(|p| tag(p).as_deref() == Some("!If"))
+            .unwrap_or_else(|| panic!("{id}: a conditional policy"));
+        let branches = untag(deny).as_sequence().expect("!If list");
+        assert_eq!(branches[0], "UseStaticEgressIp", "{id}");
+        assert_eq!(
+            untag(&branches[1]),
+            "AWS::NoValue",
+            "{id}: nothing with the option"
+        );
+        let policy_id = untag(&branches[2]).as_str().expect("!Ref");
+        let policy = get(&t, &["Resources", policy_id]);
+        // It exists only without the option: `!Not [!Condition UseStaticEgressIp]`.
+        let condition = get(&t, &["Conditions", str_at(policy, &["Condition"])]);
+        assert_eq!(tag(condition).as_deref(), Some("!Not"), "{policy_id}");
+        let inner = &untag(condition).as_sequence().expect("!Not list")[0];
+        assert_eq!(tag(inner).as_deref(), Some("!Condition"), "{policy_id}");
+        assert_eq!(untag(inner), "UseStaticEgressIp", "{policy_id}");
+        let statements = get(policy, &["Properties", "PolicyDocument", "Statement"])
+            .as_sequence()
+            .expect("statements");
+        let denied: BTreeSet<&str> = statements
+            .iter()
+            .filter(|s| s["Effect"] == "Deny")
+            .flat_map(actions)
+            .collect();
+        for action in eni_actions {
+            assert!(denied.contains(action), "{policy_id} denies {action}");
+        }
+        assert!(
+            statements.iter().all(|s| s["Effect"] == "Deny"),
+            "{policy_id} only takes away"
         );
     }
 }

@@ -3,6 +3,7 @@
 
 mod demo;
 mod demo_site;
+mod rotate_key;
 mod serve;
 mod task;
 
@@ -69,6 +70,17 @@ enum Command {
         )]
         database: PathBuf,
     },
+    /// Re-seal every secret in the database under a new key (client secrets and users' OAuth
+    /// tokens, in one transaction), then replace the key file, keeping the old key as
+    /// `<database>.key.<kid>.bak`. Safe to run again after an interruption. Stop `serve` first.
+    RotateKey {
+        #[arg(
+            long,
+            env = "CONNECTOR_DATABASE",
+            default_value = "./discord-connector.db"
+        )]
+        database: PathBuf,
+    },
     /// Print the admin API's OpenAPI document.
     Openapi,
 }
@@ -105,6 +117,7 @@ async fn main() -> std::process::ExitCode {
             max_members,
             database,
         } => task::run(&name, &client, dry_run, max_members, database).await,
+        Command::RotateKey { database } => rotate_key::run(database),
         Command::Openapi => {
             println!(
                 "{}",

@@ -79,6 +79,7 @@ pub async fn open(
             (SecretKey::from_env_value(v.expose_secret())?, None)
         }
         None => {
+            crate::secrets::rotation::check_no_unfinished_rotation(&config.database)?;
             let path = key_file_for(&config.database);
             (SecretKey::load_or_create(&path)?, Some(path))
         }

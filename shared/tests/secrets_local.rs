@@ -4,7 +4,7 @@ use std::path::Path;
 
 use connector::secrets::cipher::{self, SecretKey};
 use connector::secrets::local::LocalSecrets;
-use connector::secrets::{ClientSecretKind, Secrets, SecretsError};
+use connector::secrets::{ClientSecretKind, Secrets, SecretsError, TokenOwner};
 use secrecy::{ExposeSecret, SecretString};
 
 const BOT_TOKEN: &str = "MTA5ODc2NTQzMjEwOTg3NjU0.GhIjKl.bot-token-that-must-not-leak";
@@ -17,6 +17,12 @@ fn key() -> SecretKey {
 fn secret(s: &str) -> SecretString {
     SecretString::from(s)
 }
+
+const OWNER: TokenOwner<'static> = TokenOwner {
+    client: "acme",
+    user_id: "u1",
+    discord_user_id: "111",
+};
 
 /// Every byte SQLite has on disk for `db`: the file and its write-ahead log.
 fn disk_bytes(db: &Path) -> Vec<u8> {
@@ -82,12 +88,96 @@ async fn client_secrets_round_trip_per_client_and_kind() {
 #[tokio::test]
 async fn user_tokens_are_sealed_and_opened() {
     let secrets = LocalSecrets::open_in_memory(key()).unwrap();
-    let sealed = secrets.seal(&secret("access+refresh")).await.unwrap();
-    assert!(sealed.starts_with("v1."));
+    let sealed = secrets
+        .seal(&secret("access+refresh"), &OWNER)
+        .await
+        .unwrap();
+    assert!(
+        sealed.starts_with(&format!("v2.{}.", key().kid())),
+        "{sealed}"
+    );
     assert!(!sealed.contains("access"));
     assert_eq!(
-        secrets.open(&sealed).await.unwrap().expose_secret(),
+        secrets.open(&sealed, &OWNER).await.unwrap().expose_secret(),
         "access+refresh"
+    );
+}
+
+#[tokio::test]
+async fn a_users_tokens_copied_onto_another_record_do_not_open() {
+    // Given tokens sealed for user u1 of acme, linked to Discord account 111
+    let secrets = LocalSecrets::open_in_memory(key()).unwrap();
+    let sealed = secrets.seal(&secret("tokens"), &OWNER).await.unwrap();
+    // When the sealed value is read as another member's, another account's, another client's
+    for other in [
+        TokenOwner {
+            user_id: "u2",
+            ..OWNER
+        },
+        TokenOwner {
+            discord_user_id: "222",
+            ..OWNER
+        },
+        TokenOwner {
+            client: "other",
+            ..OWNER
+        },
+        // The ids are length-prefixed: moving characters between them is another owner.
+        TokenOwner {
+            client: "acmeu",
+            user_id: "1",
+            ..OWNER
+        },
+    ] {
+        // Then it does not open
+        assert!(
+            matches!(
+                secrets.open(&sealed, &other).await,
+                Err(SecretsError::Decrypt)
+            ),
+            "{other:?}"
+        );
+    }
+    assert_eq!(
+        secrets.open(&sealed, &OWNER).await.unwrap().expose_secret(),
+        "tokens"
+    );
+}
+
+#[tokio::test]
+async fn values_sealed_before_key_ids_still_open() {
+    // Given a database written by the previous version: `v1.` values, no key id, the constant
+    // associated data for users' tokens
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let old_token = cipher::seal_v1(&key(), b"legacy tokens", b"user-token").unwrap();
+    let old_bot = cipher::seal_v1(&key(), BOT_TOKEN.as_bytes(), b"client:a:bot_token").unwrap();
+    drop(LocalSecrets::open(&db, key()).unwrap());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "INSERT INTO secrets (client, kind, sealed) VALUES ('a', 'bot_token', ?1)",
+        [&old_bot],
+    )
+    .unwrap();
+    drop(conn);
+    // When this version reads them, then they open
+    let secrets = LocalSecrets::open(&db, key()).unwrap();
+    assert_eq!(
+        secrets
+            .open(&old_token, &OWNER)
+            .await
+            .unwrap()
+            .expose_secret(),
+        "legacy tokens"
+    );
+    assert_eq!(
+        secrets
+            .get_client_secret("a", ClientSecretKind::BotToken)
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        BOT_TOKEN
     );
 }
 
@@ -140,7 +230,7 @@ async fn another_key_cannot_open_the_secrets() {
         .put_client_secret("a", ClientSecretKind::BotToken, &secret(BOT_TOKEN))
         .await
         .unwrap();
-    let sealed = secrets.seal(&secret("tokens")).await.unwrap();
+    let sealed = secrets.seal(&secret("tokens"), &OWNER).await.unwrap();
     drop(secrets);
 
     let wrong = LocalSecrets::open(&db, SecretKey::generate()).unwrap();
@@ -151,7 +241,7 @@ async fn another_key_cannot_open_the_secrets() {
         Err(SecretsError::Decrypt)
     ));
     assert!(matches!(
-        wrong.open(&sealed).await,
+        wrong.open(&sealed, &OWNER).await,
         Err(SecretsError::Decrypt)
     ));
 }
@@ -198,7 +288,7 @@ async fn a_tampered_or_misplaced_value_does_not_open() {
     // A user token sealed by the port is not a client secret.
     let secrets =
         LocalSecrets::open_in_memory(SecretKey::from_env_value(KEY_HEX).unwrap()).unwrap();
-    let user_token = secrets.seal(&secret("secret")).await.unwrap();
+    let user_token = secrets.seal(&secret("secret"), &OWNER).await.unwrap();
     assert!(matches!(
         cipher::open(&key, &user_token, b"client:a:bot_token"),
         Err(SecretsError::Decrypt)

@@ -20,7 +20,7 @@
 //! | `CONNECTOR_SECRETS_PREFIX` | prefix of the per-client secrets (default `discord-connector/`) |
 //! | `CONNECTOR_TOKEN_KEY_SECRET` | secret id of the users' token key (required) |
 //! | `CONNECTOR_ADMIN_TOKEN_SECRET` | secret id whose value is the admin bearer token (required by the admin API, ignored elsewhere) |
-//! | `CONNECTOR_SECRETS_CACHE_SECONDS` | how long client secrets are cached (default 300) |
+//! | `CONNECTOR_SECRETS_CACHE_SECONDS` | how long client secrets and the token key ring are cached (default 300) |
 //! | `CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS` | `true`: clients may use Discord URLs other than Discord's (default `false`; template parameter `AllowCustomDiscordUrls`) |
 //!
 //! The SDK reads its own configuration the usual way (`AWS_REGION`, credentials, and

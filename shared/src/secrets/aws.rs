@@ -12,7 +12,12 @@
 //!   secret scheduled for deletion reads as absent, and a later put for the same client id
 //!   restores it and overwrites it with only the new value.
 //! - Users' OAuth tokens are sealed locally (XChaCha20-Poly1305, [`cipher`]) under a key derived
-//!   as SHA-256 of the string value of ONE secret (`user_token_key_secret_id`), fetched once.
+//!   as SHA-256 of the string value of ONE secret (`user_token_key_secret_id`), bound to their
+//!   owner ([`TokenOwner`]). The key ring is that secret's `AWSCURRENT` version (seals and opens)
+//!   and its `AWSPREVIOUS` version when there is one (opens only): putting a new value rotates
+//!   the key, and values sealed under the previous one keep opening. The ring is read again after
+//!   `cache_ttl`, or at once when a value names a key id the ring does not know (another
+//!   instance saw the rotation first).
 //! - Secret values never appear in `Debug` output or errors; errors name the operation and the
 //!   AWS error code.
 
@@ -20,6 +25,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::cipher::{self, KeyRing, SecretKey};
+use super::{ClientSecretKind, Secrets, SecretsError, TokenOwner, LEGACY_USER_TOKEN_AAD};
+use crate::aws::sdk_error_message;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
@@ -27,14 +35,9 @@ use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
 
-use super::cipher::{self, SecretKey};
-use super::{ClientSecretKind, Secrets, SecretsError};
-use crate::aws::sdk_error_message;
-
-/// Associated data of users' OAuth tokens sealed for the store (as in the local adapter).
-const USER_TOKEN_AAD: &[u8] = b"user-token";
+/// A ring is read again for an unknown key id at most this often.
+const UNKNOWN_KID_REFRESH: Duration = Duration::from_secs(5);
 /// The shortest recovery window Secrets Manager allows.
 const RECOVERY_WINDOW_DAYS: i64 = 7;
 
@@ -52,7 +55,7 @@ pub struct AwsSecrets {
     client: SecretsManagerClient,
     config: AwsSecretsConfig,
     cache: Mutex<HashMap<String, Cached>>,
-    user_key: OnceCell<Arc<SecretKey>>,
+    user_keys: Mutex<Option<(Instant, Arc<KeyRing>)>>,
 }
 
 impl std::fmt::Debug for AwsSecrets {
@@ -126,7 +129,7 @@ impl AwsSecrets {
             client,
             config,
             cache: Mutex::new(HashMap::new()),
-            user_key: OnceCell::new(),
+            user_keys: Mutex::new(None),
         }
     }
 
@@ -232,25 +235,59 @@ impl AwsSecrets {
         Ok(())
     }
 
-    async fn user_key(&self) -> Result<Arc<SecretKey>, SecretsError> {
-        self.user_key
-            .get_or_try_init(|| async {
-                let value = self
-                    .read_secret_string(&self.config.user_token_key_secret_id)
-                    .await?;
-                if value.expose_secret().is_empty() {
-                    return Err(SecretsError::InvalidKey(
-                        "the user-token key secret is empty".into(),
-                    ));
-                }
-                let digest: Zeroizing<[u8; 32]> =
-                    Zeroizing::new(Sha256::digest(value.expose_secret().as_bytes()).into());
-                let hex = Zeroizing::new(hex::encode(*digest));
-                Ok(Arc::new(SecretKey::from_env_value(&hex)?))
-            })
-            .await
-            .cloned()
+    /// The token key ring, from memory while younger than `max_age`.
+    async fn user_keys(&self, max_age: Duration) -> Result<Arc<KeyRing>, SecretsError> {
+        if let Some((at, ring)) = self.lock_keys().as_ref() {
+            if at.elapsed() < max_age {
+                return Ok(Arc::clone(ring));
+            }
+        }
+        let id = &self.config.user_token_key_secret_id;
+        let current = derive_key(&self.read_secret_string(id).await?)?;
+        let mut ring = KeyRing::new(current);
+        if let Some(previous) = self.read_previous(id).await? {
+            ring = ring.with_previous(derive_key(&previous)?);
+        }
+        let ring = Arc::new(ring);
+        *self.lock_keys() = Some((Instant::now(), Arc::clone(&ring)));
+        Ok(ring)
     }
+
+    /// The `AWSPREVIOUS` version of a secret; `None` before its first rotation.
+    async fn read_previous(&self, secret_id: &str) -> Result<Option<SecretString>, SecretsError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .version_stage("AWSPREVIOUS")
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .secret_string
+                .filter(|v| !v.is_empty())
+                .map(SecretString::from)),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(backend("GetSecretValue (AWSPREVIOUS)", &e)),
+        }
+    }
+
+    fn lock_keys(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<KeyRing>)>> {
+        self.user_keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The token key: SHA-256 of the secret's string value (any length, e.g. `openssl rand -hex 32`).
+fn derive_key(value: &SecretString) -> Result<SecretKey, SecretsError> {
+    if value.expose_secret().is_empty() {
+        return Err(SecretsError::InvalidKey(
+            "the user-token key secret is empty".into(),
+        ));
+    }
+    let digest: Zeroizing<[u8; 32]> =
+        Zeroizing::new(Sha256::digest(value.expose_secret().as_bytes()).into());
+    let hex = Zeroizing::new(hex::encode(*digest));
+    SecretKey::from_env_value(&hex)
 }
 
 #[async_trait]
@@ -326,14 +363,26 @@ impl Secrets for AwsSecrets {
         }
     }
 
-    async fn seal(&self, plaintext: &SecretString) -> Result<String, SecretsError> {
-        let key = self.user_key().await?;
-        cipher::seal(&key, plaintext.expose_secret().as_bytes(), USER_TOKEN_AAD)
+    async fn seal(
+        &self,
+        plaintext: &SecretString,
+        owner: &TokenOwner<'_>,
+    ) -> Result<String, SecretsError> {
+        let keys = self.user_keys(self.config.cache_ttl).await?;
+        keys.seal(plaintext.expose_secret().as_bytes(), &owner.aad())
     }
 
-    async fn open(&self, sealed: &str) -> Result<SecretString, SecretsError> {
-        let key = self.user_key().await?;
-        let plain = cipher::open(&key, sealed, USER_TOKEN_AAD)?;
+    async fn open(
+        &self,
+        sealed: &str,
+        owner: &TokenOwner<'_>,
+    ) -> Result<SecretString, SecretsError> {
+        let mut keys = self.user_keys(self.config.cache_ttl).await?;
+        if cipher::sealed_kid(sealed).is_some_and(|kid| !keys.has_kid(kid)) {
+            // Sealed by an instance that saw a rotation this one has not seen yet.
+            keys = self.user_keys(UNKNOWN_KID_REFRESH).await?;
+        }
+        let plain = keys.open(sealed, &owner.aad(), LEGACY_USER_TOKEN_AAD)?;
         let text = std::str::from_utf8(&plain).map_err(|_| SecretsError::Decrypt)?;
         Ok(SecretString::from(text))
     }

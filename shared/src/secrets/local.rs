@@ -8,24 +8,23 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::cipher::{self, SecretKey};
-use super::{ClientSecretKind, Secrets, SecretsError};
+use super::cipher::{KeyRing, SecretKey};
+use super::{
+    client_secret_aad, ClientSecretKind, Secrets, SecretsError, TokenOwner, LEGACY_USER_TOKEN_AAD,
+};
 use crate::store::sqlite::Db;
 
-/// Associated data of users' OAuth tokens sealed for the store.
-const USER_TOKEN_AAD: &[u8] = b"user-token";
-
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS secrets (
+pub(crate) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS secrets (
     client  TEXT NOT NULL,
     kind    TEXT NOT NULL,
-    sealed  TEXT NOT NULL,      -- cipher::seal output, aad = client:<client>:<kind>
+    sealed  TEXT NOT NULL,      -- cipher::seal output, aad = client_secret_aad(client, kind)
     PRIMARY KEY (client, kind)
 ) STRICT";
 
 #[derive(Clone)]
 pub struct LocalSecrets {
     db: Db,
-    key: Arc<SecretKey>,
+    keys: Arc<KeyRing>,
 }
 
 impl std::fmt::Debug for LocalSecrets {
@@ -50,7 +49,7 @@ impl LocalSecrets {
             .map_err(|e| SecretsError::Backend(format!("cannot create secrets table: {e}")))?;
         Ok(Self {
             db,
-            key: Arc::new(key),
+            keys: Arc::new(KeyRing::new(key)),
         })
     }
 
@@ -68,10 +67,6 @@ impl LocalSecrets {
     }
 }
 
-fn client_aad(client: &str, kind: ClientSecretKind) -> Vec<u8> {
-    format!("client:{client}:{}", kind.as_str()).into_bytes()
-}
-
 /// UTF-8 plaintext as a `SecretString`, copied once into an exactly sized buffer (the decrypted
 /// bytes are zeroized when dropped).
 fn secret_string(bytes: &[u8]) -> Result<SecretString, SecretsError> {
@@ -87,10 +82,9 @@ impl Secrets for LocalSecrets {
         kind: ClientSecretKind,
         value: &SecretString,
     ) -> Result<(), SecretsError> {
-        let sealed = cipher::seal(
-            &self.key,
+        let sealed = self.keys.seal(
             value.expose_secret().as_bytes(),
-            &client_aad(client, kind),
+            &client_secret_aad(client, kind),
         )?;
         let client = client.to_owned();
         self.run(move |c| {
@@ -122,7 +116,9 @@ impl Secrets for LocalSecrets {
             .await?;
         sealed
             .map(|sealed| {
-                let plain = cipher::open(&self.key, &sealed, &client_aad(client, kind))?;
+                let aad = client_secret_aad(client, kind);
+                // `v1` values had the same associated data.
+                let plain = self.keys.open(&sealed, &aad, &aad)?;
                 secret_string(&plain)
             })
             .transpose()
@@ -135,15 +131,24 @@ impl Secrets for LocalSecrets {
         Ok(())
     }
 
-    async fn seal(&self, plaintext: &SecretString) -> Result<String, SecretsError> {
-        cipher::seal(
-            &self.key,
-            plaintext.expose_secret().as_bytes(),
-            USER_TOKEN_AAD,
-        )
+    async fn seal(
+        &self,
+        plaintext: &SecretString,
+        owner: &TokenOwner<'_>,
+    ) -> Result<String, SecretsError> {
+        self.keys
+            .seal(plaintext.expose_secret().as_bytes(), &owner.aad())
     }
 
-    async fn open(&self, sealed: &str) -> Result<SecretString, SecretsError> {
-        secret_string(&cipher::open(&self.key, sealed, USER_TOKEN_AAD)?)
+    async fn open(
+        &self,
+        sealed: &str,
+        owner: &TokenOwner<'_>,
+    ) -> Result<SecretString, SecretsError> {
+        secret_string(
+            &self
+                .keys
+                .open(sealed, &owner.aad(), LEGACY_USER_TOKEN_AAD)?,
+        )
     }
 }

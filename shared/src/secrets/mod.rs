@@ -6,6 +6,8 @@ pub mod aws;
 pub mod cipher;
 #[cfg(feature = "embedded")]
 pub mod local;
+#[cfg(feature = "embedded")]
+pub mod rotation;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -23,6 +25,42 @@ impl ClientSecretKind {
             ClientSecretKind::ClientSecret => "client_secret",
         }
     }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [ClientSecretKind::BotToken, ClientSecretKind::ClientSecret]
+            .into_iter()
+            .find(|kind| kind.as_str() == value)
+    }
+}
+
+/// Whose OAuth tokens a sealed value holds. The three ids are the value's associated data: a
+/// sealed value copied onto another member's record (or another client's) does not open there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenOwner<'a> {
+    pub client: &'a str,
+    pub user_id: &'a str,
+    pub discord_user_id: &'a str,
+}
+
+impl TokenOwner<'_> {
+    /// `user-token` and the three ids, each length-prefixed (so no two owners share a string).
+    pub fn aad(&self) -> Vec<u8> {
+        let mut out = b"user-token".to_vec();
+        for part in [self.client, self.user_id, self.discord_user_id] {
+            out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            out.extend_from_slice(part.as_bytes());
+        }
+        out
+    }
+}
+
+/// The associated data of users' tokens sealed before key ids (`v1`): the same for everyone.
+/// Such values still open (for any owner) until `rotate-key` or a token refresh re-seals them.
+pub const LEGACY_USER_TOKEN_AAD: &[u8] = b"user-token";
+
+/// The associated data of a client's secret in the local secrets table.
+pub fn client_secret_aad(client: &str, kind: ClientSecretKind) -> Vec<u8> {
+    format!("client:{client}:{}", kind.as_str()).into_bytes()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +87,17 @@ pub trait Secrets: Send + Sync {
         kind: ClientSecretKind,
     ) -> Result<Option<SecretString>, SecretsError>;
     async fn delete_client_secrets(&self, client: &str) -> Result<(), SecretsError>;
-    /// Encrypts a value (a user's OAuth tokens) for storage in the store.
-    async fn seal(&self, plaintext: &SecretString) -> Result<String, SecretsError>;
-    async fn open(&self, sealed: &str) -> Result<SecretString, SecretsError>;
+    /// Encrypts a user's OAuth tokens for storage in the store, bound to their owner.
+    async fn seal(
+        &self,
+        plaintext: &SecretString,
+        owner: &TokenOwner<'_>,
+    ) -> Result<String, SecretsError>;
+    /// Opens what [`Secrets::seal`] sealed for the same owner (under the current key or one it
+    /// still knows from before a rotation).
+    async fn open(
+        &self,
+        sealed: &str,
+        owner: &TokenOwner<'_>,
+    ) -> Result<SecretString, SecretsError>;
 }

@@ -14,6 +14,7 @@ use crate::domain::{
     Current, LastError, Link, LinkSession, LinkStatus, Member, StoredTokens, UnlinkCleanup,
     UnlinkReason,
 };
+use crate::secrets::TokenOwner;
 use crate::store::{ConsumedSession, Outcome, StoreError};
 
 use super::audit::AuditBatch;
@@ -407,7 +408,11 @@ async fn link_account(
     }
 }
 
-async fn seal_tokens(ctx: &ClientContext, tokens: &TokenSet) -> Result<StoredTokens, ServiceError> {
+async fn seal_tokens(
+    ctx: &ClientContext,
+    owner: &TokenOwner<'_>,
+    tokens: &TokenSet,
+) -> Result<StoredTokens, ServiceError> {
     let pair = TokenPair {
         access_token: tokens.access_token.expose_secret().to_owned(),
         refresh_token: tokens
@@ -417,7 +422,11 @@ async fn seal_tokens(ctx: &ClientContext, tokens: &TokenSet) -> Result<StoredTok
     };
     let json =
         serde_json::to_string(&pair).map_err(|e| ServiceError::invalid("tokens", e.to_string()))?;
-    let sealed = ctx.app.secrets.seal(&SecretString::from(json)).await?;
+    let sealed = ctx
+        .app
+        .secrets
+        .seal(&SecretString::from(json), owner)
+        .await?;
     Ok(StoredTokens {
         sealed,
         expires_at: ctx.now() + tokens.expires_in,
@@ -449,7 +458,18 @@ async fn join_and_store(
         nickname: None,
         status: LinkStatus::Active,
         applied_roles: Default::default(),
-        tokens: Some(seal_tokens(ctx, tokens).await?),
+        tokens: Some(
+            seal_tokens(
+                ctx,
+                &TokenOwner {
+                    client: client_id,
+                    user_id,
+                    discord_user_id: &me.id,
+                },
+                tokens,
+            )
+            .await?,
+        ),
         linked_at: ctx.now(),
         roles_known: true,
         refused: Default::default(),
@@ -529,7 +549,7 @@ async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceE
     let roles = ctx.live_roles();
     let join_plan = plan(&desired, &empty, &ctx.guild_view(&roles));
     let nick = join_plan.nickname.clone().flatten();
-    let access = seal_open_access(ctx, link).await?;
+    let access = open_access(ctx, &member.user.user_id, link).await?;
 
     let mut join_error: Option<DiscordError> = None;
     let mut added = ctx
@@ -603,12 +623,21 @@ async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceE
     Ok(())
 }
 
-async fn seal_open_access(ctx: &ClientContext, link: &Link) -> Result<SecretString, ServiceError> {
+async fn open_access(
+    ctx: &ClientContext,
+    user_id: &str,
+    link: &Link,
+) -> Result<SecretString, ServiceError> {
     let sealed = link
         .tokens
         .as_ref()
         .ok_or(ServiceError::NotFound("tokens"))?;
-    let plain = ctx.app.secrets.open(&sealed.sealed).await?;
+    let owner = TokenOwner {
+        client: &ctx.client.id,
+        user_id,
+        discord_user_id: &link.discord_user_id,
+    };
+    let plain = ctx.app.secrets.open(&sealed.sealed, &owner).await?;
     let pair: TokenPair = serde_json::from_str(plain.expose_secret())
         .map_err(|_| ServiceError::invalid("tokens", "stored tokens are unreadable"))?;
     Ok(SecretString::from(pair.access_token))

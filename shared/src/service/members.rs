@@ -194,8 +194,12 @@ pub(crate) struct TokenPair {
 }
 
 /// Best effort: an authorization we can't revoke now expires on its own.
-pub(crate) async fn revoke_sealed_tokens(ctx: &ClientContext, sealed: &str) {
-    let Ok(plain) = ctx.app.secrets.open(sealed).await else {
+pub(crate) async fn revoke_sealed_tokens(
+    ctx: &ClientContext,
+    owner: &crate::secrets::TokenOwner<'_>,
+    sealed: &str,
+) {
+    let Ok(plain) = ctx.app.secrets.open(sealed, owner).await else {
         tracing::warn!(client = %ctx.client.id, "stored OAuth tokens could not be decrypted; not revoked");
         return;
     };

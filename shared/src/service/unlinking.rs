@@ -105,7 +105,12 @@ async fn one(
         }
         Ended::Done => {
             if let Some(tokens) = &unlinking.tokens {
-                revoke_sealed_tokens(ctx, &tokens.sealed).await;
+                let owner = crate::secrets::TokenOwner {
+                    client: client_id,
+                    user_id,
+                    discord_user_id: discord_id,
+                };
+                revoke_sealed_tokens(ctx, &owner, &tokens.sealed).await;
             }
             store
                 .record_unlinking(client_id, user_id, discord_id, None)

@@ -58,6 +58,11 @@ impl SqliteStore {
         Self::migrated(Db::open_in_memory().map_err(StoreError::Backend)?)
     }
 
+    /// The connection (the key rotation re-seals values in the store's tables).
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
     fn migrated(db: Db) -> StoreResult<Self> {
         db.with_blocking(migrations::migrate)
             .map_err(StoreError::Backend)?;

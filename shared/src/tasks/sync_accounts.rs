@@ -10,6 +10,7 @@ use crate::app::AppState;
 use crate::discord::{DiscordError, GuildMember};
 use crate::domain::{AuditAction, Count};
 use crate::domain::{LinkStatus, Member, RunReport, StoredTokens, TaskName};
+use crate::secrets::TokenOwner;
 use crate::service::audit::AuditBatch;
 use crate::service::members::{apply_unlink_policy, TokenPair};
 use crate::service::reconcile::{reconcile_observed, run_error, Observed, Scope};
@@ -132,10 +133,15 @@ async fn refresh_one(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceEr
     if tokens.expires_at > ctx.now() + REFRESH_WINDOW_SECS {
         return Ok(());
     }
+    let owner = TokenOwner {
+        client: &ctx.client.id,
+        user_id: &member.user.user_id,
+        discord_user_id: &link.discord_user_id,
+    };
     let pair: Option<TokenPair> = ctx
         .app
         .secrets
-        .open(&tokens.sealed)
+        .open(&tokens.sealed, &owner)
         .await
         .ok()
         .and_then(|plain| serde_json::from_str(plain.expose_secret()).ok());
@@ -163,7 +169,11 @@ async fn refresh_one(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceEr
             };
             let json = serde_json::to_string(&pair)
                 .map_err(|e| ServiceError::invalid("tokens", e.to_string()))?;
-            let sealed = ctx.app.secrets.seal(&SecretString::from(json)).await?;
+            let sealed = ctx
+                .app
+                .secrets
+                .seal(&SecretString::from(json), &owner)
+                .await?;
             let stored = StoredTokens {
                 sealed,
                 expires_at: ctx.now() + fresh.expires_in,
