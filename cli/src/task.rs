@@ -19,9 +19,10 @@ pub async fn run(
         SelfHostConfig {
             database,
             secret_key: env_secret("CONNECTOR_SECRET_KEY"),
-            // A one-off run serves no API: keep the stored admin token as it is.
+            // A one-off run serves no API: keep the stored admin token as it is. (Any operator
+            // token must be 32 characters or more, this placeholder too.)
             admin_token: Some(connector::secrecy::SecretString::from(
-                "unused-by-task-runs".to_owned(),
+                "unused-by-task-runs-".repeat(2),
             )),
             // A task run configures no client.
             discord_urls: Default::default(),
