@@ -177,6 +177,7 @@ async fn tokens_are_listed_without_secrets_and_a_revoked_one_stops_at_once_on_ev
             secret_key: None,
             admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
             discord_urls: connector::domain::client::DiscordUrlPolicy::AllowCustom,
+            retention: Default::default(),
         },
         Arc::new(h.clock.clone()),
     )
@@ -249,6 +250,7 @@ async fn a_bootstrap_token_shorter_than_32_characters_is_refused_at_start() {
             secret_key: None,
             admin_token: Some(SecretString::from("x".repeat(31))),
             discord_urls: Default::default(),
+            retention: Default::default(),
         },
         Arc::new(connector::clock::SystemClock),
     )

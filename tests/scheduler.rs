@@ -108,3 +108,72 @@ async fn the_five_minute_tick_continues_a_weekly_run_that_stopped_at_its_limit()
         "{last_sync}"
     );
 }
+
+#[tokio::test]
+async fn the_scheduler_prunes_what_is_past_retention_when_it_starts() {
+    use connector::clock::Clock;
+    use connector::store::contract::{audit_entry, run_report};
+
+    // given a run report and an audit entry past the default retention (90 and 365 days), and
+    // recent ones
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let now = h.clock.now();
+    let day = 86_400;
+    let store = &h.app.store;
+    store
+        .put_run(&run_report(CLIENT, "old", now - 91 * day))
+        .await
+        .unwrap();
+    store
+        .put_run(&run_report(CLIENT, "recent", now - 89 * day))
+        .await
+        .unwrap();
+    store
+        .append_audit(&[
+            audit_entry(CLIENT, "old", now - 366 * day),
+            audit_entry(CLIENT, "recent", now - 364 * day),
+        ])
+        .await
+        .unwrap();
+
+    // when the default schedule starts
+    let scheduler = tokio::spawn(run_scheduler(
+        h.app.clone(),
+        default_schedule().unwrap(),
+        Duration::ZERO,
+    ));
+
+    // then its first prune removes the old ones and keeps the rest
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let mut pruned = false;
+    for _ in 0..100 {
+        let (_, runs) = h
+            .api(Method::GET, &format!("/clients/{CLIENT}/runs"), None)
+            .await;
+        if !ids(&runs).contains(&"old".to_owned()) {
+            pruned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    scheduler.abort();
+    assert!(pruned, "the run past retention was not pruned");
+    let (_, runs) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/runs"), None)
+        .await;
+    assert!(ids(&runs).contains(&"recent".to_owned()), "{runs}");
+    let (_, audit) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/audit"), None)
+        .await;
+    let audit_ids = ids(&audit);
+    assert!(audit_ids.contains(&"recent".to_owned()), "{audit}");
+    assert!(!audit_ids.contains(&"old".to_owned()), "{audit}");
+}

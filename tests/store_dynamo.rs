@@ -829,3 +829,77 @@ async fn refused_writes_round_trip_and_an_empty_set_leaves_no_attribute() {
     }
     assert!(!raw_link().await.contains_key("refused"));
 }
+
+// --- retention: the table's TTL ----------------------------------------------------------------------
+
+fn ttl_of(item: &Item) -> Option<i64> {
+    match item.get("ttl") {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn runs_audit_entries_sessions_and_leases_carry_their_retention_as_ttl() {
+    use connector::store::retention::{prune_all, DAY_SECS};
+    use connector::store::{Pruned, RetentionPolicy};
+
+    // given a store keeping runs 7 days and audit entries 30
+    let (dynamodb, table) = fresh_table().await;
+    let store = DynamoStore::new(dynamodb.clone(), &table).with_retention(RetentionPolicy {
+        runs_days: 7,
+        audit_days: 30,
+    });
+    store.create_client(&client("a")).await.unwrap();
+
+    // when a run, an audit entry, a link session and a lease are written
+    store.put_run(&run_report("a", "r1", T0)).await.unwrap();
+    store
+        .append_audit(&[audit_entry("a", "e1", T0 + 5)])
+        .await
+        .unwrap();
+    store
+        .put_link_session(&link_session("s1", "a", "u1", T0 + 600))
+        .await
+        .unwrap();
+    store.acquire_lease("g", "A", T0, 60).await.unwrap();
+
+    // then each carries the time it may go as `ttl`, and only those do
+    let items = scan(&dynamodb, &table).await;
+    let ttl_by_entity = |entity: &str| -> Vec<Option<i64>> {
+        items
+            .iter()
+            .filter(|i| i.get("entity") == Some(&s(entity)))
+            .map(ttl_of)
+            .collect()
+    };
+    assert_eq!(ttl_by_entity("run"), [Some(T0 + 7 * DAY_SECS)]);
+    assert_eq!(ttl_by_entity("audit"), [Some(T0 + 5 + 30 * DAY_SECS)]);
+    assert_eq!(ttl_by_entity("link_session"), [Some(T0 + 600)]);
+    assert_eq!(ttl_by_entity("user_link_session"), [Some(T0 + 600)]);
+    assert_eq!(ttl_by_entity("lease"), [Some(T0 + 60 + DAY_SECS)]);
+    assert_eq!(ttl_by_entity("client"), [None], "configuration stays");
+
+    // and the default retention is 90 days of runs, a year of audit entries
+    let default = DynamoStore::new(dynamodb.clone(), &table);
+    default.put_run(&run_report("a", "r2", T0)).await.unwrap();
+    default
+        .append_audit(&[audit_entry("a", "e2", T0)])
+        .await
+        .unwrap();
+    let items = scan(&dynamodb, &table).await;
+    let ttl_of_data = |entity: &str, id: &str| {
+        items
+            .iter()
+            .find(|i| i.get("entity") == Some(&s(entity)) && i.get("id") == Some(&s(id)))
+            .and_then(ttl_of)
+    };
+    assert_eq!(ttl_of_data("run", "r2"), Some(T0 + 90 * DAY_SECS));
+    assert_eq!(ttl_of_data("audit", "e2"), Some(T0 + 365 * DAY_SECS));
+
+    // and pruning is left to DynamoDB: it removes nothing itself
+    assert_eq!(
+        prune_all(&store, T0 + 1000 * DAY_SECS, 10).await.unwrap(),
+        Pruned::default()
+    );
+}

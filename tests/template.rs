@@ -999,3 +999,83 @@ fn functions_may_manage_network_interfaces_only_with_the_static_egress_ip() {
         );
     }
 }
+
+#[test]
+fn every_function_logs_to_its_own_log_group_with_a_retention() {
+    let t = template();
+    let parameter = get(&t, &["Parameters", "LogRetentionDays"]);
+    assert_eq!(parameter["Default"].as_u64(), Some(30));
+    // What CloudWatch Logs accepts as RetentionInDays.
+    let valid = [
+        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+        2922, 3288, 3653,
+    ];
+    let allowed: Vec<u64> = parameter["AllowedValues"]
+        .as_sequence()
+        .expect("AllowedValues")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert!(
+        !allowed.is_empty() && allowed.iter().all(|d| valid.contains(d)),
+        "{allowed:?}"
+    );
+    let logging = get(&t, &["Globals", "Function", "LoggingConfig"]);
+    assert_eq!(logging["LogFormat"], "JSON", "JSON logs for every function");
+    let mut groups = BTreeSet::new();
+    for (id, f) in functions(&t) {
+        let group = &f["Properties"]["LoggingConfig"]["LogGroup"];
+        assert_eq!(tag(group).as_deref(), Some("!Ref"), "{id}: {group:?}");
+        let group = untag(group).as_str().expect("a logical id").to_owned();
+        let resource = get(&t, &["Resources", &group]);
+        assert_eq!(resource["Type"], "AWS::Logs::LogGroup", "{id} → {group}");
+        assert!(
+            refers_to(
+                &resource["Properties"]["RetentionInDays"],
+                "LogRetentionDays"
+            ),
+            "{group}: {resource:?}"
+        );
+        let name = str_at(resource, &["Properties", "LogGroupName"]);
+        assert!(
+            name.ends_with(&format!("/{}", binary(f))),
+            "{group} is named for its function: {name}"
+        );
+        assert!(groups.insert(group.clone()), "{group} is shared");
+    }
+    assert_eq!(groups.len(), functions(&t).len());
+}
+
+#[test]
+fn functions_that_write_runs_and_audit_get_the_retention_parameters() {
+    use connector::store::retention::{
+        DEFAULT_RETAIN_AUDIT_DAYS, DEFAULT_RETAIN_RUNS_DAYS, RETAIN_AUDIT_DAYS_VAR,
+        RETAIN_RUNS_DAYS_VAR,
+    };
+    let t = template();
+    for (parameter, default) in [
+        ("RetainRunsDays", DEFAULT_RETAIN_RUNS_DAYS),
+        ("RetainAuditDays", DEFAULT_RETAIN_AUDIT_DAYS),
+    ] {
+        let p = get(&t, &["Parameters", parameter]);
+        assert_eq!(p["Type"], "Number", "{parameter}");
+        assert_eq!(
+            p["Default"].as_u64(),
+            Some(u64::from(default)),
+            "{parameter}"
+        );
+        assert_eq!(p["MinValue"].as_u64(), Some(1), "{parameter}");
+    }
+    // Run reports and audit entries are written by the functions that talk to Discord (the
+    // dispatchers only enqueue).
+    for bin in ["admin-api", "sso-callback", "worker"] {
+        let (id, f) = function(&t, bin);
+        let vars = &f["Properties"]["Environment"]["Variables"];
+        for (var, parameter) in [
+            (RETAIN_RUNS_DAYS_VAR, "RetainRunsDays"),
+            (RETAIN_AUDIT_DAYS_VAR, "RetainAuditDays"),
+        ] {
+            assert!(refers_to(&vars[var], parameter), "{id}.{var}: {vars:?}");
+        }
+    }
+}

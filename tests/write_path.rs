@@ -39,6 +39,7 @@ async fn instance(database: &Path, clock: &ManualClock) -> Instance {
             secret_key: None,
             admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
             discord_urls: connector::domain::client::DiscordUrlPolicy::AllowCustom,
+            retention: Default::default(),
         },
         Arc::new(clock.clone()),
     )

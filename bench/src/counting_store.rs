@@ -13,7 +13,9 @@ use connector::domain::{
     StoredTokens, TaskName, UnlinkCleanup, Unlinking,
 };
 use connector::store::prelude::*;
-use connector::store::{ConsumedSession, Cursor, LeaseGrant, Outcome, Page, StoreResult, WorkMark};
+use connector::store::{
+    ConsumedSession, Cursor, LeaseGrant, Outcome, Page, Pruned, StoreResult, WorkMark,
+};
 
 /// Operations counted since the last reset.
 #[derive(Debug, Clone, Copy, Default)]
@@ -359,6 +361,13 @@ impl Leases for CountingStore {
             .write()
             .release_lease(name, holder, handover)
             .await
+    }
+}
+
+#[async_trait]
+impl Pruning for CountingStore {
+    async fn prune_expired(&self, now: Timestamp, batch: usize) -> StoreResult<Pruned> {
+        self.write().prune_expired(now, batch).await
     }
 }
 

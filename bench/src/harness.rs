@@ -61,6 +61,7 @@ pub async fn open_instance(database: &Path) -> BenchResult<SelfHosted> {
             admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
             // The bench's clients talk to the emulator.
             discord_urls: connector::domain::client::DiscordUrlPolicy::AllowCustom,
+            retention: Default::default(),
         },
         selfhost::system_clock(),
     )

@@ -54,6 +54,7 @@ pub async fn run(
             admin_token: env_secret("CONNECTOR_ADMIN_TOKEN"),
             // The demo's clients talk to its emulator.
             discord_urls: connector::domain::client::DiscordUrlPolicy::AllowCustom,
+            retention: Default::default(),
         },
         selfhost::system_clock(),
     )

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use connector::store::retention;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +41,22 @@ enum Command {
         /// bot token and the client secret are sent there.
         #[arg(long, env = "CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS")]
         allow_custom_discord_urls: bool,
+        /// Days a run report is kept after it started (pruned daily).
+        #[arg(
+            long,
+            env = "CONNECTOR_RETAIN_RUNS_DAYS",
+            default_value_t = retention::DEFAULT_RETAIN_RUNS_DAYS,
+            value_parser = |v: &str| retention::parse_days(retention::RETAIN_RUNS_DAYS_VAR, v),
+        )]
+        retain_runs_days: u32,
+        /// Days an audit entry is kept (pruned daily).
+        #[arg(
+            long,
+            env = "CONNECTOR_RETAIN_AUDIT_DAYS",
+            default_value_t = retention::DEFAULT_RETAIN_AUDIT_DAYS,
+            value_parser = |v: &str| retention::parse_days(retention::RETAIN_AUDIT_DAYS_VAR, v),
+        )]
+        retain_audit_days: u32,
     },
     /// `serve` plus a seeded Discord emulator and a demo website: try everything offline.
     Demo {
@@ -97,13 +114,19 @@ async fn main() -> std::process::ExitCode {
             listen,
             database,
             allow_custom_discord_urls,
+            retain_runs_days,
+            retain_audit_days,
         } => {
             let urls = if allow_custom_discord_urls {
                 connector::domain::client::DiscordUrlPolicy::AllowCustom
             } else {
                 connector::domain::client::DiscordUrlPolicy::DiscordOnly
             };
-            serve::run(listen, database, urls).await
+            let retention = connector::store::RetentionPolicy {
+                runs_days: retain_runs_days,
+                audit_days: retain_audit_days,
+            };
+            serve::run(listen, database, urls, retention).await
         }
         Command::Demo {
             listen,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use connector::domain::client::DiscordUrlPolicy;
 use connector::selfhost::{self, SelfHostConfig};
+use connector::store::RetentionPolicy;
 
 use crate::env_secret;
 
@@ -13,6 +14,7 @@ pub async fn run(
     listen: SocketAddr,
     database: PathBuf,
     discord_urls: DiscordUrlPolicy,
+    retention: RetentionPolicy,
 ) -> CliResult {
     let hosted = selfhost::open(
         SelfHostConfig {
@@ -20,6 +22,7 @@ pub async fn run(
             secret_key: env_secret("CONNECTOR_SECRET_KEY"),
             admin_token: env_secret("CONNECTOR_ADMIN_TOKEN"),
             discord_urls,
+            retention,
         },
         selfhost::system_clock(),
     )

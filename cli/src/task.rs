@@ -26,6 +26,7 @@ pub async fn run(
             )),
             // A task run configures no client.
             discord_urls: Default::default(),
+            retention: Default::default(),
         },
         selfhost::system_clock(),
     )

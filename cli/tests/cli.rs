@@ -54,3 +54,25 @@ fn task_rejects_unknown_task_names() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2), "clap usage error");
 }
+
+#[test]
+fn serve_refuses_a_retention_that_is_not_a_positive_number_of_days_naming_the_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (var, value) in [
+        ("CONNECTOR_RETAIN_RUNS_DAYS", "0"),
+        ("CONNECTOR_RETAIN_AUDIT_DAYS", "a year"),
+        ("CONNECTOR_RETAIN_RUNS_DAYS", "-5"),
+    ] {
+        let out = bin()
+            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+            .arg(dir.path().join("c.db"))
+            .env(var, value)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: usage error");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(var), "{var}={value}: {stderr}");
+        assert!(stderr.contains("whole number of days"), "{stderr}");
+        assert!(!dir.path().join("c.db").exists(), "nothing started");
+    }
+}

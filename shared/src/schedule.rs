@@ -1,15 +1,23 @@
 //! The default schedule (read from `fixtures/schedule.json`, the single source shared with the
-//! AWS template) and the in-process scheduler of the self-hosted binary.
+//! AWS template) and the in-process scheduler of the self-hosted binary, which also prunes the
+//! embedded store ([`PRUNE_PERIOD`]; on AWS the table's TTL does that).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::clock::Clock;
 use crate::domain::TaskName;
+use crate::store::retention::{prune_all, PRUNE_BATCH};
+use crate::store::Pruning;
 use crate::work::dispatch::{dispatch_tick, dispatch_weekly};
 
 const DEFAULT_SCHEDULE: &str = include_str!("../../fixtures/schedule.json");
+
+/// How often the self-hosted scheduler removes what is past retention (and once at its start).
+pub const PRUNE_PERIOD: Duration = Duration::from_secs(86_400);
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ScheduleEntry {
@@ -61,9 +69,14 @@ pub fn parse_rate(expr: &str) -> Result<Duration, ScheduleError> {
 /// self-hosted), exactly as the EventBridge rules do on AWS. The first tick comes after
 /// `first_delay`, so work left pending before a restart is picked up; a weekly task that
 /// completed within its period before the restart is not dispatched again on that first tick.
+/// Beside the ticks, the store is pruned after `first_delay` and then every [`PRUNE_PERIOD`].
 pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_delay: Duration) {
     let dispatch = app.dispatch();
-    let mut handles = Vec::new();
+    let mut handles = vec![tokio::spawn(run_pruning(
+        app.store.clone(),
+        app.clock.clone(),
+        first_delay,
+    ))];
     for entry in entries {
         let Ok(period) = parse_rate(&entry.schedule) else {
             continue;
@@ -101,6 +114,32 @@ pub async fn run_scheduler(app: AppState, entries: Vec<ScheduleEntry>, first_del
     }
     for h in handles {
         let _ = h.await;
+    }
+}
+
+/// Prunes the store after `first_delay`, then every [`PRUNE_PERIOD`], in batches of
+/// [`PRUNE_BATCH`] (a short write each, so a large backlog never holds the database for long).
+async fn run_pruning<S: Pruning + ?Sized>(
+    store: Arc<S>,
+    clock: Arc<dyn Clock>,
+    first_delay: Duration,
+) {
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + first_delay, PRUNE_PERIOD);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        match prune_all(store.as_ref(), clock.now(), PRUNE_BATCH).await {
+            Ok(p) if p.total() > 0 => tracing::info!(
+                runs = p.runs,
+                audit = p.audit,
+                link_sessions = p.link_sessions,
+                leases = p.leases,
+                "pruned what is past retention"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "pruning failed"),
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::domain::client::DiscordUrlPolicy;
 use crate::secrets::cipher::SecretKey;
 use crate::secrets::local::LocalSecrets;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Settings, Store};
+use crate::store::{RetentionPolicy, Settings, Store};
 
 const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 
@@ -43,6 +43,9 @@ pub struct SelfHostConfig {
     /// `CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS`: whether clients may use Discord URLs other than
     /// Discord's (the emulator of the demo and the tests).
     pub discord_urls: DiscordUrlPolicy,
+    /// `CONNECTOR_RETAIN_RUNS_DAYS`, `CONNECTOR_RETAIN_AUDIT_DAYS`: what the scheduler's prune
+    /// step keeps.
+    pub retention: RetentionPolicy,
 }
 
 pub struct SelfHosted {
@@ -68,10 +71,12 @@ pub async fn open(
     config: SelfHostConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<SelfHosted, SelfHostError> {
-    let store = SqliteStore::open(&config.database).map_err(|source| SelfHostError::Store {
-        path: config.database.clone(),
-        source,
-    })?;
+    let store = SqliteStore::open(&config.database)
+        .map_err(|source| SelfHostError::Store {
+            path: config.database.clone(),
+            source,
+        })?
+        .with_retention(config.retention);
     let store: Arc<dyn Store> = Arc::new(store);
     let (key, key_file) = match &config.secret_key {
         Some(v) => {

@@ -41,6 +41,7 @@ fn fixture() -> &'static Fixture {
                     secret_key: None,
                     admin_token: Some(SecretString::from(ADMIN_TOKEN)),
                     discord_urls: DiscordUrlPolicy::AllowCustom,
+                    retention: Default::default(),
                 },
                 selfhost::system_clock(),
             )

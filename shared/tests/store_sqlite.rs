@@ -203,3 +203,194 @@ async fn an_in_memory_store_works_for_tests() {
     store.create_client(&client("a")).await.unwrap();
     assert_eq!(store.list_clients().await.unwrap(), vec![client("a")]);
 }
+
+// --- retention -----------------------------------------------------------------------------------
+
+const DAY: i64 = 86_400;
+
+#[tokio::test]
+async fn pruning_removes_what_is_past_retention_a_bounded_batch_at_a_time() {
+    use connector::domain::TaskName;
+    use connector::store::contract::{audit_entry, link_session, run_report};
+    use connector::store::retention::prune_all;
+    use connector::store::{ConsumedSession, Pruned, RetentionPolicy};
+
+    // given a store keeping runs 30 days and audit entries 60, with a backlog past both
+    let (_dir, path) = db_path();
+    let store = SqliteStore::open(&path)
+        .unwrap()
+        .with_retention(RetentionPolicy {
+            runs_days: 30,
+            audit_days: 60,
+        });
+    let now = T0 + 1000 * DAY;
+    store.create_client(&client("a")).await.unwrap();
+    for n in 0..5 {
+        let old = run_report("a", &format!("old{n}"), now - 30 * DAY - n);
+        store.put_run(&old).await.unwrap();
+    }
+    let kept_run = run_report("a", "kept", now - 30 * DAY + 1);
+    store.put_run(&kept_run).await.unwrap();
+    let mut entries: Vec<_> = (0..3)
+        .map(|n| audit_entry("a", &format!("old{n}"), now - 60 * DAY - n))
+        .collect();
+    let kept_entry = audit_entry("a", "kept", now - 60 * DAY + 1);
+    entries.push(kept_entry.clone());
+    store.append_audit(&entries).await.unwrap();
+    for n in 0..3 {
+        let expired = link_session(&format!("gone{n}"), "a", &format!("u{n}"), now - n);
+        store.put_link_session(&expired).await.unwrap();
+    }
+    store
+        .put_link_session(&link_session("live", "a", "u9", now + 1))
+        .await
+        .unwrap();
+    // a lease that expired more than a day ago, one released after its last renewal more than
+    // a day ago, and one released a moment ago
+    for (name, taken_at) in [
+        ("dead", now - 2 * DAY),
+        ("released", now - 2 * DAY),
+        ("recent", now - 5),
+    ] {
+        assert!(store
+            .acquire_lease(name, "A", taken_at, 60)
+            .await
+            .unwrap()
+            .is_some());
+    }
+    store
+        .release_lease("released", "A", Some("old"))
+        .await
+        .unwrap();
+    store
+        .release_lease("recent", "A", Some("fresh"))
+        .await
+        .unwrap();
+    store
+        .mark_work("a", TaskName::VerifyGroups, T0)
+        .await
+        .unwrap();
+
+    // when one batch of 2 is pruned, then at most 2 of each kind go
+    let first = store.prune_expired(now, 2).await.unwrap();
+    assert_eq!(
+        first,
+        Pruned {
+            runs: 2,
+            audit: 2,
+            link_sessions: 2,
+            leases: 2
+        }
+    );
+    // and pruning on removes the rest, and nothing else
+    let rest = prune_all(&store, now, 2).await.unwrap();
+    assert_eq!(
+        rest,
+        Pruned {
+            runs: 3,
+            audit: 1,
+            link_sessions: 1,
+            leases: 0
+        }
+    );
+    assert_eq!(
+        store.list_runs("a", None, 10).await.unwrap().items,
+        [kept_run]
+    );
+    assert_eq!(
+        store.list_audit("a", None, 10).await.unwrap().items,
+        [kept_entry]
+    );
+    assert!(store
+        .consume_link_session("gone2", now - 10)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        store.consume_link_session("live", now).await.unwrap(),
+        Some(ConsumedSession::Valid(_))
+    ));
+    let grant = |name: &'static str| {
+        let store = store.clone();
+        async move { store.acquire_lease(name, "B", now, 60).await.unwrap() }
+    };
+    assert_eq!(grant("dead").await.unwrap().handover, None, "pruned");
+    assert_eq!(grant("released").await.unwrap().handover, None, "pruned");
+    assert_eq!(
+        grant("recent").await.unwrap().handover.as_deref(),
+        Some("fresh")
+    );
+    assert!(store
+        .get_work("a", TaskName::VerifyGroups)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        prune_all(&store, now, 2).await.unwrap(),
+        Pruned::default(),
+        "nothing left to prune"
+    );
+}
+
+#[tokio::test]
+async fn pruning_reads_by_time_through_indexes() {
+    let (_dir, path) = db_path();
+    SqliteStore::open(&path).unwrap();
+    let conn = raw(&path);
+    for (sql, index) in [
+        (
+            "SELECT rowid FROM runs WHERE started_at <= ?1 ORDER BY started_at LIMIT ?2",
+            "runs_started",
+        ),
+        (
+            "SELECT seq FROM audit WHERE at <= ?1 ORDER BY at LIMIT ?2",
+            "audit_at",
+        ),
+        (
+            "SELECT rowid FROM leases WHERE keep_until <= ?1 ORDER BY keep_until LIMIT ?2",
+            "leases_keep_until",
+        ),
+    ] {
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params![T0, 10], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(plan.iter().any(|s| s.contains(index)), "{sql}: {plan:?}");
+        assert!(
+            !plan.iter().any(|s| s.contains("TEMP B-TREE")),
+            "no sort: {plan:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_lease_from_before_the_retention_migration_is_kept_a_day_past_its_expiry() {
+    // given a lease written by schema version 5 (no keep_until)
+    let (_dir, path) = db_path();
+    SqliteStore::open(&path).unwrap();
+    {
+        let conn = raw(&path);
+        conn.execute_batch(
+            "DROP INDEX leases_keep_until; DROP INDEX runs_started; DROP INDEX audit_at;
+             ALTER TABLE leases DROP COLUMN keep_until;
+             INSERT INTO leases (name, holder, expires_at, handover) VALUES ('g', 'A', 1000, 'h');
+             PRAGMA user_version = 5;",
+        )
+        .unwrap();
+    }
+    // when the store migrates it
+    let store = SqliteStore::open(&path).unwrap();
+    // then it is pruned only once a day has passed since its expiry
+    assert_eq!(
+        store
+            .prune_expired(1000 + DAY - 1, 10)
+            .await
+            .unwrap()
+            .leases,
+        0
+    );
+    assert_eq!(store.prune_expired(1000 + DAY, 10).await.unwrap().leases, 1);
+}

@@ -98,6 +98,7 @@ impl Harness {
                 admin_token: admin_token.clone().map(SecretString::from),
                 // The tests' clients talk to the emulator.
                 discord_urls,
+                retention: Default::default(),
             },
             Arc::new(clock.clone()),
         )

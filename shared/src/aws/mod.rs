@@ -21,6 +21,8 @@
 //! | `CONNECTOR_TOKEN_KEY_SECRET` | secret id of the users' token key (required) |
 //! | `CONNECTOR_ADMIN_TOKEN_SECRET` | secret id whose value is the admin bearer token (required by the admin API, ignored elsewhere) |
 //! | `CONNECTOR_SECRETS_CACHE_SECONDS` | how long client secrets and the token key ring are cached (default 300) |
+//! | `CONNECTOR_RETAIN_RUNS_DAYS` | days a run report is kept: its `ttl` (default 90; template parameter `RetainRunsDays`) |
+//! | `CONNECTOR_RETAIN_AUDIT_DAYS` | days an audit entry is kept: its `ttl` (default 365; template parameter `RetainAuditDays`) |
 //! | `CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS` | `true`: clients may use Discord URLs other than Discord's (default `false`; template parameter `AllowCustomDiscordUrls`) |
 //!
 //! The SDK reads its own configuration the usual way (`AWS_REGION`, credentials, and
@@ -45,6 +47,7 @@ use crate::domain::client::DiscordUrlPolicy;
 use crate::secrets::aws::{AwsSecrets, AwsSecretsConfig};
 use crate::secrets::SecretsError;
 use crate::store::dynamo::DynamoStore;
+use crate::store::RetentionPolicy;
 use crate::work::dispatch::Dispatch;
 use crate::work::sqs::SqsQueue;
 
@@ -110,6 +113,8 @@ pub struct AwsSettings {
     pub secrets_cache: Duration,
     /// Which Discord URLs clients may be configured with.
     pub discord_urls: DiscordUrlPolicy,
+    /// The `ttl` given to run reports and audit entries.
+    pub retention: RetentionPolicy,
 }
 
 impl AwsSettings {
@@ -131,6 +136,14 @@ impl AwsSettings {
                 reason: "expected a whole number of seconds".to_owned(),
             })?,
         };
+        let retention =
+            RetentionPolicy::from_lookup(get).map_err(|e| AwsSetupError::InvalidVar {
+                name: e.var,
+                reason: format!(
+                    "expected a whole number of days from 1 to {}",
+                    crate::store::retention::MAX_RETAIN_DAYS
+                ),
+            })?;
         let queue_url = required(QUEUE_URL_VAR)?;
         if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
             return Err(AwsSetupError::InvalidVar {
@@ -154,6 +167,7 @@ impl AwsSettings {
             discord_urls: DiscordUrlPolicy::from_setting(
                 get(ALLOW_CUSTOM_DISCORD_URLS_VAR).as_deref(),
             ),
+            retention,
         })
     }
 }
@@ -187,7 +201,8 @@ pub async fn state_for(entry: Entry) -> Result<AppState, AwsSetupError> {
 /// secrets and the token key are read when first used), the SQS work queue, the system clock,
 /// and the admin token read (once) from its secret when the settings name one.
 pub async fn state_from(sdk: &SdkConfig, settings: AwsSettings) -> Result<AppState, AwsSetupError> {
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table)
+        .with_retention(settings.retention);
     let secrets = AwsSecrets::new(
         aws_sdk_secretsmanager::Client::new(sdk),
         AwsSecretsConfig {
@@ -235,7 +250,8 @@ pub async fn dispatch_state() -> Result<Dispatch, AwsSetupError> {
 /// A dispatcher's state on the given SDK configuration: the DynamoDB store (as the ports a tick
 /// uses), the SQS work queue and the system clock.
 pub fn dispatch_from(sdk: &SdkConfig, settings: AwsSettings) -> Dispatch {
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table)
+        .with_retention(settings.retention);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.queue_url);
     Dispatch::new(Arc::new(store), Arc::new(queue), Arc::new(SystemClock))
 }
@@ -304,8 +320,33 @@ mod tests {
                 admin_token_secret_id: Some("admin-secret".into()),
                 secrets_cache: Duration::from_secs(300),
                 discord_urls: DiscordUrlPolicy::DiscordOnly,
+                retention: RetentionPolicy::default(),
             }
         );
+    }
+
+    #[test]
+    fn retention_is_read_and_a_bad_value_names_its_variable() {
+        use crate::store::retention::{RETAIN_AUDIT_DAYS_VAR, RETAIN_RUNS_DAYS_VAR};
+        let with = |runs: &'static str, audit: &'static str| {
+            let mut pairs = REQUIRED.to_vec();
+            pairs.extend([(RETAIN_RUNS_DAYS_VAR, runs), (RETAIN_AUDIT_DAYS_VAR, audit)]);
+            AwsSettings::from_lookup(Entry::Worker, vars(&pairs))
+        };
+        assert_eq!(
+            with("30", "730").unwrap().retention,
+            RetentionPolicy {
+                runs_days: 30,
+                audit_days: 730
+            }
+        );
+        match with("30", "0") {
+            Err(AwsSetupError::InvalidVar { name, reason }) => {
+                assert_eq!(name, RETAIN_AUDIT_DAYS_VAR);
+                assert!(reason.contains("from 1 to"), "{reason}");
+            }
+            other => panic!("expected an invalid variable, got {other:?}"),
+        }
     }
 
     #[test]

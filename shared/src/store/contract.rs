@@ -76,6 +76,7 @@ macro_rules! store_contract_tests {
             marking_pending_includes_unlinkings_and_forgets_their_refusals,
             a_new_link_session_replaces_the_users_earlier_one,
             api_tokens_are_found_by_hash_listed_oldest_first_and_deleted_by_id,
+            pruning_spares_what_is_within_retention_and_the_work_index,
         );
     };
     (@each $fresh:path; $($name:ident),+ $(,)?) => {
@@ -1466,6 +1467,70 @@ pub async fn a_lease_hands_over_what_its_last_holder_left(store: &dyn Store) {
     // a release by someone else changes nothing
     store.release_lease("g", "B", Some("stale")).await.unwrap();
     assert!(!take(store, "g", "D", T0 + 41, 15).await);
+}
+
+// --- retention -----------------------------------------------------------------------------------
+
+/// With the default retention, nothing a prune may take is touched while it is within it: runs
+/// under 90 days old, audit entries under 365, unexpired sessions, leases (and their handover) up
+/// to a day after their expiry, and work marks however old. (Past retention, the SQLite store
+/// deletes — `shared/tests/store_sqlite.rs` — and DynamoDB items carry their `ttl` —
+/// `tests/store_dynamo.rs`.)
+pub async fn pruning_spares_what_is_within_retention_and_the_work_index(store: &dyn Store) {
+    use super::retention::{prune_all, DAY_SECS};
+    let now = T0 + 400 * DAY_SECS;
+    setup_client(store, "a").await;
+    let run = run_report("a", "recent", now - 89 * DAY_SECS);
+    store.put_run(&run).await.unwrap();
+    let entry = audit_entry("a", "recent", now - 364 * DAY_SECS);
+    store
+        .append_audit(std::slice::from_ref(&entry))
+        .await
+        .unwrap();
+    store
+        .put_link_session(&link_session("live", "a", "u1", now + 60))
+        .await
+        .unwrap();
+    assert!(take(store, "held", "A", now - 10, 60).await);
+    assert!(take(store, "left", "A", now - 20 * 3600, 60).await);
+    store
+        .release_lease("left", "A", Some("window"))
+        .await
+        .unwrap();
+    let mark = store
+        .mark_work("a", TaskName::VerifyGroups, T0)
+        .await
+        .unwrap();
+
+    prune_all(store, now, 1).await.unwrap();
+
+    assert_eq!(store.list_runs("a", None, 10).await.unwrap().items, [run]);
+    assert_eq!(
+        store.list_audit("a", None, 10).await.unwrap().items,
+        [entry]
+    );
+    assert!(
+        !take(store, "held", "B", now, 60).await,
+        "a live lease stays"
+    );
+    let grant = store.acquire_lease("left", "B", now, 60).await.unwrap();
+    assert_eq!(
+        grant.and_then(|g| g.handover).as_deref(),
+        Some("window"),
+        "a lease released less than a day ago keeps its handover"
+    );
+    assert_eq!(
+        store
+            .get_work("a", TaskName::VerifyGroups)
+            .await
+            .unwrap()
+            .map(|m| m.seq),
+        Some(mark)
+    );
+    assert!(matches!(
+        store.consume_link_session("live", now).await.unwrap(),
+        Some(ConsumedSession::Valid(_))
+    ));
 }
 
 // --- the work index ------------------------------------------------------------------------------

@@ -17,6 +17,10 @@
 //!   cursor is the sort key of the last item returned.
 //! - `list_linked_by_discord` reads the client's `DISCORD#N#` items, whose sort keys are the
 //!   zero-padded ids, then the members they name (one `BatchGetItem` per 100).
+//! - Retention is the table's TTL: run reports, audit entries, link sessions and leases carry a
+//!   `ttl` from the adapter's [`RetentionPolicy`] (`Pruning` removes nothing here). The sweep may
+//!   come days late, so what must not outlive its expiry (sessions, leases) is checked on read;
+//!   run reports and audit entries may show a little past their retention.
 //! - Errors become `StoreError::Backend` naming the operation and the AWS error code, never an
 //!   item's contents.
 //!
@@ -24,7 +28,7 @@
 //! batches the ports share (with [`keys`], [`items`] and [`expr`]). Each port is implemented in
 //! its own module: `catalog` (`ClientCatalog`), `members` (`MemberStore`; linking and unlinking in
 //! `links`), `sessions` (`LinkSessions`), `run_log` (`RunLog`: runs and audit), `settings`
-//! (`Settings`), `leases` (`Leases`), `work` (`WorkIndex`).
+//! (`Settings`), `leases` (`Leases`), `work` (`WorkIndex`); `Pruning` is below.
 
 mod api_tokens;
 mod catalog;
@@ -50,7 +54,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client as DynamoClient;
 
-use super::{Cursor, Page, StoreError, StoreResult};
+use super::{Cursor, Page, Pruned, Pruning, RetentionPolicy, StoreError, StoreResult};
+use crate::clock::Timestamp;
 use expr::Expr;
 use items::Item;
 
@@ -69,6 +74,8 @@ const ATTEMPTS: u32 = 8;
 pub struct DynamoStore {
     client: DynamoClient,
     table: String,
+    /// Sets the `ttl` of run reports and audit entries.
+    retention: RetentionPolicy,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -85,7 +92,15 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            retention: RetentionPolicy::default(),
         }
+    }
+
+    /// The same store, giving run reports and audit entries the `ttl` of `policy` instead of the
+    /// default one.
+    pub fn with_retention(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = policy;
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -323,6 +338,14 @@ impl DynamoStore {
             }
         }
         Ok(())
+    }
+}
+
+/// DynamoDB removes what is past retention by itself: every such item carries a `ttl`.
+#[async_trait::async_trait]
+impl Pruning for DynamoStore {
+    async fn prune_expired(&self, _now: Timestamp, _batch: usize) -> StoreResult<Pruned> {
+        Ok(Pruned::default())
     }
 }
 

@@ -1,5 +1,6 @@
 //! The store's ports, each narrow and named for its callers — [`ClientCatalog`], [`MemberStore`],
-//! [`LinkSessions`], [`RunLog`], [`Settings`], [`Leases`], [`WorkIndex`], [`ApiTokens`] — and [`Store`], all of
+//! [`LinkSessions`], [`RunLog`], [`Settings`], [`Leases`], [`WorkIndex`], [`ApiTokens`],
+//! [`Pruning`] (retention, in [`retention`]) — and [`Store`], all of
 //! them at once, which the embedded SQLite adapter and the DynamoDB adapter implement so the same
 //! callers run unchanged on either.
 
@@ -8,6 +9,7 @@ pub mod contract;
 pub mod cursor;
 #[cfg(feature = "aws")]
 pub mod dynamo;
+pub mod retention;
 #[cfg(feature = "embedded")]
 pub mod sqlite;
 
@@ -22,12 +24,13 @@ use crate::domain::{
 };
 
 pub use cursor::Cursor;
+pub use retention::{Pruned, Pruning, RetentionPolicy};
 
 /// Every port trait, for code that calls store methods through `dyn Store`.
 pub mod prelude {
     pub use super::{
-        ApiTokens, ClientCatalog, Leases, LinkSessions, MemberStore, RunLog, Settings, Store,
-        WorkIndex,
+        ApiTokens, ClientCatalog, Leases, LinkSessions, MemberStore, Pruning, RunLog, Settings,
+        Store, WorkIndex,
     };
 }
 
@@ -434,7 +437,15 @@ pub trait WorkIndex: Send + Sync {
 /// Every port at once: what an adapter implements and what `AppState` holds. Callers that need
 /// less take the narrow port (`&dyn MemberStore`, `Arc<dyn Leases>`, …).
 pub trait Store:
-    ClientCatalog + MemberStore + LinkSessions + RunLog + Settings + Leases + WorkIndex + ApiTokens
+    ClientCatalog
+    + MemberStore
+    + LinkSessions
+    + RunLog
+    + Settings
+    + Leases
+    + WorkIndex
+    + ApiTokens
+    + Pruning
 {
 }
 
@@ -447,6 +458,7 @@ impl<
             + Leases
             + WorkIndex
             + ApiTokens
+            + Pruning
             + ?Sized,
     > Store for T
 {

@@ -8,7 +8,8 @@
 //! ports share. Each port is implemented in its own module, next to its SQL: `catalog`
 //! (`ClientCatalog`), `members` (`MemberStore`), `sessions` (`LinkSessions`), `run_log`
 //! (`RunLog`: runs and audit), `settings` (`Settings`), `leases` (`Leases`), `work`
-//! (`WorkIndex`); `db` is the connection, `migrations` the schema.
+//! (`WorkIndex`), `pruning` (`Pruning`: retention); `db` is the connection, `migrations` the
+//! schema.
 
 mod api_tokens;
 mod catalog;
@@ -16,6 +17,7 @@ mod db;
 mod leases;
 mod members;
 mod migrations;
+mod pruning;
 mod run_log;
 mod sessions;
 mod settings;
@@ -28,7 +30,7 @@ use rusqlite::{Connection, ErrorCode, Row};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{Cursor, Page, StoreError, StoreResult};
+use super::{Cursor, Page, RetentionPolicy, StoreError, StoreResult};
 
 pub(crate) use db::Db;
 
@@ -39,6 +41,8 @@ pub const SCHEMA_VERSION: usize = migrations::LATEST;
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Db,
+    /// What `Pruning` removes.
+    retention: RetentionPolicy,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -66,7 +70,17 @@ impl SqliteStore {
     fn migrated(db: Db) -> StoreResult<Self> {
         db.with_blocking(migrations::migrate)
             .map_err(StoreError::Backend)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            retention: RetentionPolicy::default(),
+        })
+    }
+
+    /// The same store, pruned (see [`Pruning`](crate::store::Pruning)) by `policy` instead of
+    /// the default one.
+    pub fn with_retention(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = policy;
+        self
     }
 
     /// Runs `f` with the connection off the async runtime.

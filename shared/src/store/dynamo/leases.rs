@@ -9,6 +9,7 @@ use super::items::{self, Item, LeaseData};
 use super::keys::{self, PK, TTL};
 use super::{backend, is_condition_failed, DynamoStore};
 use crate::clock::Timestamp;
+use crate::store::retention::lease_expiry;
 use crate::store::{LeaseGrant, Leases, StoreResult};
 
 #[async_trait]
@@ -43,10 +44,6 @@ impl Leases for DynamoStore {
         release_lease(self, name, holder, handover).await
     }
 }
-
-/// How long a lease item outlives its expiry before DynamoDB's TTL may drop it, so the handover
-/// still reaches a holder that comes a while after the last one stopped (or died).
-const LEASE_KEEP_SECS: i64 = 86_400;
 
 fn lease_key(name: &str) -> Item {
     items::key(keys::lease_pk(name), keys::LEASE)
@@ -95,7 +92,7 @@ async fn acquire_lease(
         .set(&["name"], s(name))
         .set(&["holder"], s(holder))
         .set(&["expires_at"], n(expires_at))
-        .set(&[TTL], n(expires_at.saturating_add(LEASE_KEEP_SECS)));
+        .set(&[TTL], n(lease_expiry(expires_at)));
     let condition = format!(
         "attribute_not_exists({}) OR {} = {} OR {} <= {}",
         expr.name(PK),
@@ -127,7 +124,7 @@ async fn renew_lease(
     let expires_at = now.saturating_add(ttl_secs);
     let mut expr = Expr::new();
     expr.set(&["expires_at"], n(expires_at))
-        .set(&[TTL], n(expires_at.saturating_add(LEASE_KEEP_SECS)));
+        .set(&[TTL], n(lease_expiry(expires_at)));
     if let Some(handover) = handover {
         expr.set(&["handover"], s(handover));
     }

@@ -45,7 +45,7 @@ impl RunLog for DynamoStore {
 // --- runs --------------------------------------------------------------------------------------
 
 /// Keyed by `(started_at, id)`: a report saved again as it progresses keeps its `started_at`, so
-/// the second put replaces the first.
+/// the second put replaces the first. Its `ttl` is `started_at` plus the runs' retention.
 async fn put_run(store: &DynamoStore, report: &RunReport) -> StoreResult<()> {
     let item = Keyed::new(
         keys::client_pk(&report.client),
@@ -53,6 +53,7 @@ async fn put_run(store: &DynamoStore, report: &RunReport) -> StoreResult<()> {
         items::RUN,
         report,
     )
+    .ttl(store.retention.run_expiry(report.started_at))
     .to_item()?;
     put(store, item).await
 }
@@ -88,6 +89,7 @@ fn audit_tiebreak(index: usize) -> String {
     format!("{nanos:032x}{index:08x}{count:08x}")
 }
 
+/// Each entry's `ttl` is its `at` plus the audit retention.
 async fn append_audit(store: &DynamoStore, entries: &[AuditEntry]) -> StoreResult<()> {
     let mut requests = Vec::with_capacity(entries.len());
     for (index, entry) in entries.iter().enumerate() {
@@ -97,6 +99,7 @@ async fn append_audit(store: &DynamoStore, entries: &[AuditEntry]) -> StoreResul
             items::AUDIT,
             entry,
         )
+        .ttl(store.retention.audit_expiry(entry.at))
         .to_item()?;
         let put = PutRequest::builder()
             .set_item(Some(item))

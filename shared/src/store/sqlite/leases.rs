@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::SqliteStore;
 use crate::clock::Timestamp;
+use crate::store::retention::lease_expiry;
 use crate::store::{LeaseGrant, Leases, StoreResult};
 
 #[async_trait]
@@ -57,12 +58,14 @@ fn acquire_lease(
     now: Timestamp,
     ttl_secs: i64,
 ) -> StoreResult<Option<LeaseGrant>> {
+    let expires_at = now.saturating_add(ttl_secs);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let taken = tx.execute(
-        "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+        "INSERT INTO leases (name, holder, expires_at, keep_until) VALUES (?1, ?2, ?3, ?5)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+             expires_at = excluded.expires_at, keep_until = excluded.keep_until
          WHERE leases.holder = excluded.holder OR leases.expires_at <= ?4",
-        params![name, holder, now.saturating_add(ttl_secs), now],
+        params![name, holder, expires_at, now, lease_expiry(expires_at)],
     )?;
     if taken != 1 {
         return Ok(None);
@@ -83,15 +86,24 @@ fn renew_lease(
     ttl_secs: i64,
     handover: Option<&str>,
 ) -> StoreResult<bool> {
+    let expires_at = now.saturating_add(ttl_secs);
     let renewed = conn.execute(
-        "UPDATE leases SET expires_at = ?3, handover = COALESCE(?5, handover)
+        "UPDATE leases SET expires_at = ?3, keep_until = ?6, handover = COALESCE(?5, handover)
          WHERE name = ?1 AND holder = ?2 AND expires_at > ?4",
-        params![name, holder, now.saturating_add(ttl_secs), now, handover],
+        params![
+            name,
+            holder,
+            expires_at,
+            now,
+            handover,
+            lease_expiry(expires_at)
+        ],
     )?;
     Ok(renewed == 1)
 }
 
-/// Frees the lease at once (expired) but keeps the row, so the handover reaches the next holder.
+/// Frees the lease at once (expired) but keeps the row — and its `keep_until` — so the handover
+/// reaches the next holder.
 fn release_lease(
     conn: &Connection,
     name: &str,

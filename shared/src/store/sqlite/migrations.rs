@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     V3_WORK_AND_HANDOVER,
     V4_UNLINKING,
     V5_API_TOKENS,
+    V6_RETENTION,
 ];
 
 /// The version a fully migrated database has.
@@ -21,6 +22,17 @@ pub(crate) const LATEST: usize = MIGRATIONS.len();
 const V2_MEMBERS_BY_DISCORD_NUMBER: &str = r#"
 CREATE INDEX members_by_discord_number ON members (client, CAST(discord_user_id AS INTEGER))
     WHERE discord_user_id IS NOT NULL;
+"#;
+
+/// Pruning (`Pruning`) deletes by time across clients: indexes on those times, and when a lease
+/// may go — a day (`retention::LEASE_KEEP_SECS`) after its last expiry, kept by a release (which
+/// sets `expires_at` to 0) so the handover still reaches the next holder.
+const V6_RETENTION: &str = r#"
+CREATE INDEX runs_started ON runs (started_at);
+CREATE INDEX audit_at ON audit (at);
+ALTER TABLE leases ADD COLUMN keep_until INTEGER NOT NULL DEFAULT 0;
+UPDATE leases SET keep_until = expires_at + 86400;
+CREATE INDEX leases_keep_until ON leases (keep_until);
 "#;
 
 /// Scoped API tokens, found by the SHA-256 of the bearer token on every request.
