@@ -38,12 +38,19 @@ fn query_value(url: &str, key: &str) -> String {
 async fn the_link_flow_at_trace_logs_no_secret() {
     let captured = Captured::default();
     let writer = captured.clone();
-    tracing_subscriber::fmt()
-        // `cookie_store` is the test's browser (reqwest's cookie jar), not the connector.
-        .with_env_filter(connector::telemetry::filter("trace,cookie_store=off"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(move || writer.clone())
+                    .with_ansi(false),
+            )
+            // `cookie_store` is the test's browser (reqwest's cookie jar), not the connector.
+            .with(connector::telemetry::filter("trace,cookie_store=off"))
+            .init();
+    }
 
     let h = Harness::start().await;
     h.setup_client().await;

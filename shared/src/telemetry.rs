@@ -2,8 +2,15 @@
 //! `AWS_LAMBDA_LOG_LEVEL`), the crates that log raw HTTP requests, Lambda events or credentials
 //! at DEBUG/TRACE stay at INFO: the Lambda runtime logs whole events (bearer tokens, bodies),
 //! HTTP clients log headers. Our own spans carry a request's method and path, never its query.
+//!
+//! The filter is `tracing_subscriber`'s `Targets` (`target=level` directives), not `EnvFilter`:
+//! the same syntax for what operators write, without a regex engine in every Lambda bootstrap.
 
-use tracing_subscriber::EnvFilter;
+use std::str::FromStr;
+
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Crates pinned to INFO.
 pub const PINNED_TO_INFO: &[&str] = &[
@@ -29,14 +36,35 @@ pub const PINNED_TO_INFO: &[&str] = &[
     "aws_sdk_sts",
 ];
 
-/// The filter for `requested` (an `EnvFilter` string such as `trace` or `info,connector=debug`)
-/// with [`PINNED_TO_INFO`] applied over it.
-pub fn filter(requested: &str) -> EnvFilter {
-    let mut filter = EnvFilter::builder().parse_lossy(requested);
-    for target in PINNED_TO_INFO {
-        if let Ok(directive) = format!("{target}=info").parse() {
-            filter = filter.add_directive(directive);
+/// The filter for `requested` (`trace`, `info,connector=debug`, …; unparsable parts are
+/// ignored, INFO when nothing is left) with [`PINNED_TO_INFO`] applied over it: those crates log
+/// at the requested default level, but never above INFO.
+pub fn filter(requested: &str) -> Targets {
+    let asked = requested
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && Targets::from_str(d).is_ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    if asked.is_empty() {
+        return filter("info");
+    }
+    let asked = Targets::from_str(&asked).unwrap_or_default();
+    let default = asked
+        .default_level()
+        .unwrap_or(if asked.iter().next().is_none() {
+            LevelFilter::INFO
+        } else {
+            LevelFilter::OFF
+        });
+    let mut filter = Targets::new().with_default(default);
+    for (target, level) in asked.iter() {
+        if !PINNED_TO_INFO.contains(&target) {
+            filter = filter.with_target(target.to_owned(), level);
         }
+    }
+    for target in PINNED_TO_INFO {
+        filter = filter.with_target(*target, default.min(LevelFilter::INFO));
     }
     filter
 }
@@ -44,9 +72,9 @@ pub fn filter(requested: &str) -> EnvFilter {
 /// The self-hosted binary: `RUST_LOG`, or `default`.
 pub fn init_cli(default: &str) {
     let requested = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_owned());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter(&requested))
-        .with_target(false)
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(filter(&requested))
         .init();
 }
 
@@ -58,20 +86,21 @@ pub fn init_lambda() {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_owned());
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter(&requested.to_lowercase()))
+    let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time();
+    let registry = tracing_subscriber::registry().with(filter(&requested.to_lowercase()));
     if json {
-        fmt.json().init();
+        registry.with(layer.json()).init();
     } else {
-        fmt.init();
+        registry.with(layer).init();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing::Level;
 
     #[test]
     fn pinned_crates_stay_at_info_whatever_is_asked() {
@@ -79,20 +108,36 @@ mod tests {
             "trace",
             "debug",
             "hyper=trace,trace",
-            "lambda_runtime=trace",
+            "lambda_runtime=trace,debug",
         ] {
-            let shown = filter(requested).to_string();
+            let f = filter(requested);
             for target in PINNED_TO_INFO {
                 assert!(
-                    shown.contains(&format!("{target}=info")),
-                    "{requested}: {shown}"
+                    f.would_enable(target, &Level::INFO),
+                    "{requested}: {target}"
                 );
                 assert!(
-                    !shown.contains(&format!("{target}=trace")),
-                    "{requested}: {shown}"
+                    !f.would_enable(target, &Level::DEBUG),
+                    "{requested}: {target}"
                 );
             }
         }
-        assert!(filter("trace").to_string().contains("trace"));
+        let f = filter("trace");
+        assert!(f.would_enable("connector::http", &Level::TRACE));
+    }
+
+    #[test]
+    fn an_operators_filter_is_kept_for_everything_else() {
+        let f = filter("warn,connector=debug,nonsense=loud");
+        assert!(f.would_enable("connector::work", &Level::DEBUG));
+        assert!(!f.would_enable("tower_http", &Level::INFO));
+        assert!(f.would_enable("tower_http", &Level::WARN));
+        let off = filter("off");
+        assert!(!off.would_enable("connector", &Level::ERROR));
+        assert!(
+            !off.would_enable("hyper", &Level::INFO),
+            "pinned crates follow a lower level"
+        );
+        assert!(filter("").would_enable("connector", &Level::INFO));
     }
 }
