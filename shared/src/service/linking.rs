@@ -11,14 +11,14 @@ use crate::domain::plan::{desired_for, plan};
 use crate::domain::session::LINK_SESSION_TTL_SECS;
 use crate::domain::AuditAction;
 use crate::domain::{
-    Current, LastError, Link, LinkSession, LinkStatus, Member, StoredTokens, UnlinkCleanup,
-    UnlinkReason,
+    Current, Link, LinkSession, LinkStatus, Member, StoredTokens, UnlinkCleanup, UnlinkReason,
 };
 use crate::secrets::TokenOwner;
 use crate::store::{ConsumedSession, Outcome, StoreError};
 
 use super::audit::AuditBatch;
 use super::members::TokenPair;
+use super::reconcile::last_error;
 use super::{ClientContext, ServiceError};
 use crate::work::dispatch::{mark_pending, wake};
 
@@ -353,13 +353,19 @@ async fn revoke_unused_grant(app: &AppState, session: &LinkSession, code: &str) 
     };
     let verifier = SecretString::from(session.pkce_verifier.clone());
     if let Ok(tokens) = ctx.discord.exchange_code(code, &verifier).await {
-        let token = tokens
-            .refresh_token
-            .as_ref()
-            .unwrap_or(&tokens.access_token);
-        if let Err(e) = ctx.discord.revoke_token(token).await {
-            tracing::warn!(client = %ctx.client.id, error = %e, "revoking a refused grant failed");
-        }
+        revoke_grant(&ctx, &tokens).await;
+    }
+}
+
+/// Revokes a fresh grant nothing will keep (best effort: it expires on its own otherwise). The
+/// refresh token ends the whole authorization; the access token when there is none.
+async fn revoke_grant(ctx: &ClientContext, tokens: &TokenSet) {
+    let token = tokens
+        .refresh_token
+        .as_ref()
+        .unwrap_or(&tokens.access_token);
+    if let Err(e) = ctx.discord.revoke_token(token).await {
+        tracing::warn!(client = %ctx.client.id, error = %e, "revoking an unused grant failed");
     }
 }
 
@@ -396,13 +402,7 @@ async fn link_account(
         Ok(name) => Ok(name),
         Err(e) => {
             tracing::warn!(client = %ctx.client.id, user = %session.user_id, error = %e, "link failed");
-            let revoke_with = tokens
-                .refresh_token
-                .as_ref()
-                .unwrap_or(&tokens.access_token);
-            if let Err(re) = ctx.discord.revoke_token(revoke_with).await {
-                tracing::warn!(client = %ctx.client.id, error = %re, "revoking the unused grant failed");
-            }
+            revoke_grant(&ctx, &tokens).await;
             Err(reason_of(&e))
         }
     }
@@ -601,12 +601,7 @@ async fn join_guild(ctx: &ClientContext, member: &Member) -> Result<(), ServiceE
         still_pending: true,
         refused: None,
         roles_observed: true,
-        last_error: join_error.as_ref().map(|e| LastError {
-            code: e.code().to_owned(),
-            message: e.to_string(),
-            discord_code: e.discord_code(),
-            at: ctx.now(),
-        }),
+        last_error: join_error.as_ref().map(|e| last_error(e, ctx.now())),
     };
     let store = ctx.app.store.as_ref();
     store

@@ -82,12 +82,36 @@ pub fn audit_reason(actor: &str, user_id: &str) -> String {
 }
 
 pub(crate) fn run_error(member: &Member, e: &DiscordError) -> RunError {
+    run_error_for(
+        &member.user.user_id,
+        member.link.as_ref().map(|l| l.discord_user_id.as_str()),
+        e,
+    )
+}
+
+/// A run error for a site user and a Discord account that need not be their current link (an
+/// unlinking's former account).
+pub(crate) fn run_error_for(
+    user_id: &str,
+    discord_user_id: Option<&str>,
+    e: &DiscordError,
+) -> RunError {
     RunError {
-        user_id: Some(member.user.user_id.clone()),
-        discord_user_id: member.link.as_ref().map(|l| l.discord_user_id.clone()),
+        user_id: Some(user_id.to_owned()),
+        discord_user_id: discord_user_id.map(str::to_owned),
         code: e.code().to_owned(),
         discord_code: e.discord_code(),
         message: e.to_string(),
+    }
+}
+
+/// What a member (or an unlinking) shows of a Discord failure.
+pub(crate) fn last_error(e: &DiscordError, at: crate::clock::Timestamp) -> LastError {
+    LastError {
+        code: e.code().to_owned(),
+        message: e.to_string(),
+        discord_code: e.discord_code(),
+        at,
     }
 }
 
@@ -534,12 +558,7 @@ async fn reconcile_with(
     result.still_pending = (stopped || failure.as_ref().is_some_and(is_transient)) && !result.left;
     let last_error = failure
         .as_ref()
-        .map(|e| LastError {
-            code: e.code().to_owned(),
-            message: e.to_string(),
-            discord_code: e.discord_code(),
-            at: ctx.now(),
-        })
+        .map(|e| last_error(e, ctx.now()))
         .or_else(|| {
             plan.issues.first().map(|i| LastError {
                 code: i.code().to_owned(),

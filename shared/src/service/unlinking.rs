@@ -9,11 +9,11 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use crate::discord::DiscordError;
-use crate::domain::{AuditAction, LastError, Member, PlannedChange, UnlinkPolicy, Unlinking};
+use crate::domain::{AuditAction, Member, PlannedChange, UnlinkPolicy, Unlinking};
 
 use super::audit::AuditBatch;
 use super::members::revoke_sealed_tokens;
-use super::reconcile::{audit_reason, is_transient};
+use super::reconcile::{audit_reason, is_transient, last_error, run_error_for};
 use super::{ClientContext, ServiceError};
 
 /// What working off a member's unlinkings did (or, in a dry run, would do).
@@ -117,22 +117,13 @@ async fn one(
                 .await?;
         }
         Ended::Failed(e) => {
-            result.errors.push(crate::domain::RunError {
-                user_id: Some(user_id.to_owned()),
-                discord_user_id: Some(discord_id.to_owned()),
-                code: e.code().to_owned(),
-                discord_code: e.discord_code(),
-                message: e.to_string(),
-            });
+            result
+                .errors
+                .push(run_error_for(user_id, Some(discord_id), &e));
             let transient = is_transient(&e);
             result.still_pending |= transient;
             progress.refused = !transient;
-            progress.last_error = Some(LastError {
-                code: e.code().to_owned(),
-                message: e.to_string(),
-                discord_code: e.discord_code(),
-                at: ctx.now(),
-            });
+            progress.last_error = Some(last_error(&e, ctx.now()));
             store
                 .record_unlinking(client_id, user_id, discord_id, Some(&progress))
                 .await?;

@@ -13,7 +13,7 @@ use crate::domain::{LinkStatus, Member, RunReport, StoredTokens, TaskName};
 use crate::secrets::TokenOwner;
 use crate::service::audit::AuditBatch;
 use crate::service::members::{apply_unlink_policy, TokenPair};
-use crate::service::reconcile::{reconcile_observed, run_error, Observed, Scope};
+use crate::service::reconcile::{last_error, reconcile_observed, run_error, Observed, Scope};
 use crate::service::ServiceError;
 use crate::store::{Cursor, Outcome};
 
@@ -214,12 +214,7 @@ async fn revoke(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceError> 
         still_pending: false,
         refused: None,
         roles_observed: false,
-        last_error: refused.as_ref().map(|e| crate::domain::LastError {
-            code: e.code().to_owned(),
-            message: e.to_string(),
-            discord_code: e.discord_code(),
-            at: ctx.now(),
-        }),
+        last_error: refused.as_ref().map(|e| last_error(e, ctx.now())),
     };
     let store = ctx.app.store.as_ref();
     store

@@ -341,26 +341,25 @@ pub(super) async fn mark_unlinkings_pending(
     let (found, _) = store.query(&query, None, None).await?;
     let mut marked = 0;
     for item in found {
-        let first: MemberData = items::decode(item, items::MEMBER)?;
-        let user_id = first.user_id.clone();
-        let mut member = Some(first);
+        let mut member: MemberData = items::decode(item, items::MEMBER)?;
         for attempt in 1..=ATTEMPTS {
-            let Some(current) = member.take() else {
-                break;
-            };
-            if current.unlinking.is_empty() {
+            if member.unlinking.is_empty() {
                 break;
             }
-            let mut unlinking = current.unlinking.clone();
+            let mut unlinking = member.unlinking.clone();
             unlinking.values_mut().for_each(|u| u.refused = false);
-            if rewrite_unlinking(store, client, &user_id, &current, &unlinking, Some(now)).await? {
-                if current.link_status != Some(LinkStatus::Active) {
+            let user_id = member.user_id.clone();
+            if rewrite_unlinking(store, client, &user_id, &member, &unlinking, Some(now)).await? {
+                if member.link_status != Some(LinkStatus::Active) {
                     marked += 1;
                 }
                 break;
             }
             backoff(attempt).await;
-            member = get_data(store, client, &user_id).await?;
+            match get_data(store, client, &user_id).await? {
+                Some(fresh) => member = fresh,
+                None => break,
+            }
         }
     }
     Ok(marked)
