@@ -56,6 +56,17 @@ pub struct GuildFacts {
     pub bot_top_position: Option<i64>,
     pub owner_id: Option<String>,
     pub synced_at: Option<Timestamp>,
+    /// Whether Discord accepted the bot token at the last check (roles sync, setup check, or a
+    /// 401 seen by a task); `None` before any.
+    #[serde(default)]
+    pub bot_token_ok: Option<bool>,
+    /// Whether the GUILD_MEMBERS privileged intent was enabled at the last setup check (the
+    /// member list answers 403 50001 without it).
+    #[serde(default)]
+    pub members_intent: Option<bool>,
+    /// When the console's setup check last ran.
+    #[serde(default)]
+    pub checked_at: Option<Timestamp>,
 }
 
 /// A Discord application + guild, configured by an operator. Secrets are not here: they live in

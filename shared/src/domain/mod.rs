@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod console;
 pub mod member;
 pub mod nickname;
 pub mod plan;
@@ -11,6 +12,10 @@ pub mod session;
 pub mod token;
 
 pub use audit::{AuditAction, AuditEntry};
+pub use console::{
+    AuditSearch, ConsoleSession, ConsoleSignIn, MemberCounts, MemberFilter, MemberSearch,
+    CONSOLE_SESSION_TTL_SECS,
+};
 pub use client::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
 pub use member::{
     refusal_key, LastError, Link, LinkStatus, Member, SiteUser, StoredTokens, UnlinkCleanup,

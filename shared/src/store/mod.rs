@@ -1,6 +1,6 @@
 //! The store's ports, each narrow and named for its callers — [`ClientCatalog`], [`MemberStore`],
 //! [`LinkSessions`], [`RunLog`], [`Settings`], [`Leases`], [`WorkIndex`], [`ApiTokens`],
-//! [`Pruning`] (retention, in [`retention`]) — and [`Store`], all of
+//! [`ConsoleSessions`], [`Pruning`] (retention, in [`retention`]) — and [`Store`], all of
 //! them at once, which the embedded SQLite adapter and the DynamoDB adapter implement so the same
 //! callers run unchanged on either.
 
@@ -19,8 +19,9 @@ use async_trait::async_trait;
 
 use crate::clock::Timestamp;
 use crate::domain::{
-    ApiToken, AuditEntry, Client, LastError, Link, LinkSession, LinkStatus, Member, Role,
-    RunReport, SiteUser, StoredTokens, TaskName, UnlinkCleanup, Unlinking,
+    ApiToken, AuditEntry, AuditSearch, Client, ConsoleSession, LastError, Link, LinkSession,
+    LinkStatus, Member, MemberCounts, MemberSearch, Role, RunReport, SiteUser, StoredTokens,
+    TaskName, UnlinkCleanup, Unlinking,
 };
 
 pub use cursor::Cursor;
@@ -29,8 +30,8 @@ pub use retention::{Pruned, Pruning, RetentionPolicy};
 /// Every port trait, for code that calls store methods through `dyn Store`.
 pub mod prelude {
     pub use super::{
-        ApiTokens, ClientCatalog, Leases, LinkSessions, MemberStore, Pruning, RunLog, Settings,
-        Store, WorkIndex,
+        ApiTokens, ClientCatalog, ConsoleSessions, Leases, LinkSessions, MemberStore, Pruning,
+        RunLog, Settings, Store, WorkIndex,
     };
 }
 
@@ -275,6 +276,52 @@ pub trait MemberStore: Send + Sync {
         limit: usize,
     ) -> StoreResult<Page<Member>>;
 
+    /// The console's member search: members matching `search`, by user id, starting after
+    /// `after`. Answers once it has `limit` matches (a few more when the last page read held
+    /// them), or after examining [`SEARCH_BUDGET`] members — then with fewer, even none, and a
+    /// `next` cursor — so a request never reads a 100,000-member guild at once. The default
+    /// walks [`MemberStore::list_members`] a page at a time; adapters override it with an
+    /// indexed read where they have one.
+    async fn search_members(
+        &self,
+        client: &str,
+        search: &MemberSearch,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        let limit = limit.clamp(1, 500);
+        let mut items = Vec::new();
+        let mut cursor = after.cloned();
+        let mut examined = 0usize;
+        loop {
+            let page = self.list_members(client, cursor.as_ref(), limit).await?;
+            examined += page.items.len();
+            items.extend(page.items.into_iter().filter(|m| search.matches(m)));
+            if items.len() >= limit || examined >= SEARCH_BUDGET || page.next.is_none() {
+                return Ok(Page {
+                    items,
+                    next: page.next,
+                });
+            }
+            cursor = page.next;
+        }
+    }
+
+    /// How the client's members stand. O(members) by default; adapters answer from an index or
+    /// a counting query where they can.
+    async fn count_members(&self, client: &str) -> StoreResult<MemberCounts> {
+        let mut counts = MemberCounts::default();
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let page = self.list_members(client, cursor.as_ref(), 500).await?;
+            page.items.iter().for_each(|m| counts.add(m));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(counts),
+            }
+        }
+    }
+
     /// Members with a link (any status), ordered by Discord user id as a NUMBER — the order of
     /// Discord's member list — starting after `after_discord_id`, so a task can walk both lists
     /// side by side with flat memory and resume from a Discord id. `next` is set when more may
@@ -357,7 +404,78 @@ pub trait RunLog: Send + Sync {
         after: Option<&Cursor>,
         limit: usize,
     ) -> StoreResult<Page<AuditEntry>>;
+
+    /// One run report by id. The default walks [`RunLog::list_runs`]; adapters read it directly.
+    async fn get_run(&self, client: &str, run_id: &str) -> StoreResult<Option<RunReport>> {
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let page = self.list_runs(client, cursor.as_ref(), 100).await?;
+            if let Some(run) = page.items.into_iter().find(|r| r.id == run_id) {
+                return Ok(Some(run));
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The console's audit search, newest first, with the same paging rule as
+    /// [`MemberStore::search_members`].
+    async fn search_audit(
+        &self,
+        client: &str,
+        search: &AuditSearch,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<AuditEntry>> {
+        let limit = limit.clamp(1, 500);
+        let mut items = Vec::new();
+        let mut cursor = after.cloned();
+        let mut examined = 0usize;
+        loop {
+            let page = self.list_audit(client, cursor.as_ref(), limit).await?;
+            examined += page.items.len();
+            // Newest first: once an entry is older than `since`, nothing further can match.
+            let past_since = page
+                .items
+                .last()
+                .is_some_and(|e| search.since.is_some_and(|s| e.at < s));
+            items.extend(page.items.into_iter().filter(|e| search.matches(e)));
+            if past_since {
+                return Ok(Page { items, next: None });
+            }
+            if items.len() >= limit || examined >= SEARCH_BUDGET || page.next.is_none() {
+                return Ok(Page {
+                    items,
+                    next: page.next,
+                });
+            }
+            cursor = page.next;
+        }
+    }
 }
+
+/// Operator console sign-ins (see `domain::console`). Expired sessions are never returned and
+/// are removed by retention (DynamoDB TTL, or [`Pruning`]).
+#[async_trait]
+pub trait ConsoleSessions: Send + Sync {
+    async fn put_console_session(&self, session: &ConsoleSession) -> StoreResult<()>;
+
+    /// The session stored under this id hash, unless unknown or expired at `now`.
+    async fn get_console_session(
+        &self,
+        id_sha256: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<ConsoleSession>>;
+
+    /// Sign-out; deleting an unknown session is not an error.
+    async fn delete_console_session(&self, id_sha256: &str) -> StoreResult<()>;
+}
+
+/// Items a console search examines per request before it answers with what it found and a
+/// cursor to continue.
+pub const SEARCH_BUDGET: usize = 5_000;
 
 /// Deployment-wide settings (the generated admin token's hash).
 #[async_trait]
@@ -445,6 +563,7 @@ pub trait Store:
     + Leases
     + WorkIndex
     + ApiTokens
+    + ConsoleSessions
     + Pruning
 {
 }
@@ -458,6 +577,7 @@ impl<
             + Leases
             + WorkIndex
             + ApiTokens
+            + ConsoleSessions
             + Pruning
             + ?Sized,
     > Store for T
