@@ -269,6 +269,8 @@ fn http_routes_reach_the_right_functions() {
         ("GET", "/discord/sso/callback", "sso-callback"),
         ("ANY", "/api/v1/{proxy+}", "admin-api"),
         ("GET", "/healthz", "admin-api"),
+        ("GET", "/admin", "admin-api"),
+        ("ANY", "/admin/{proxy+}", "admin-api"),
     ]
     .into_iter()
     .map(|(m, p, b)| (m.into(), p.into(), b.into()))

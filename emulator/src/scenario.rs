@@ -55,6 +55,9 @@ pub struct ScenarioRole {
     pub managed: bool,
     #[serde(default = "zero_permissions")]
     pub permissions: String,
+    /// RGB, 0 for none (Discord's `color`).
+    #[serde(default)]
+    pub color: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +111,7 @@ impl ScenarioRole {
             position,
             managed: false,
             permissions: zero_permissions(),
+            color: 0,
         }
     }
 }

@@ -181,6 +181,13 @@ impl AdminAuth {
         hex::encode(Sha256::digest(token.expose_secret().as_bytes()))
     }
 
+    /// Whether `hash` (hex SHA-256) is this token's: a console session made with an earlier
+    /// bootstrap token stops working once the token is rotated.
+    pub fn has_hash(&self, hash: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        hex::decode(hash).is_ok_and(|h| h.ct_eq(&self.token_sha256).into())
+    }
+
     pub fn verify(&self, presented: &str) -> bool {
         use subtle::ConstantTimeEq;
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();

@@ -16,6 +16,7 @@ pub(crate) struct Role {
     pub(crate) position: i64,
     pub(crate) managed: bool,
     pub(crate) permissions: String,
+    pub(crate) color: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +62,7 @@ impl Guild {
             position: 0,
             managed: false,
             permissions: "0".to_owned(),
+            color: 0,
         });
         for m in &seed.members {
             let user = parse_id(&m.user_id).ok_or_else(|| format!("member {:?}", m.user_id))?;
@@ -86,6 +88,7 @@ impl Guild {
             position: role.position,
             managed: role.managed,
             permissions: role.permissions.clone(),
+            color: role.color,
         };
         self.roles.insert(id, entry);
         Ok(())
@@ -185,6 +188,7 @@ impl Guild {
                 position: r.position,
                 managed: r.managed,
                 permissions: r.permissions.clone(),
+                color: r.color,
             })
             .collect();
         roles.sort_by(|a, b| b.position.cmp(&a.position).then_with(|| a.id.cmp(&b.id)));

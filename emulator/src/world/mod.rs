@@ -108,7 +108,7 @@ impl World {
             .map(|r| {
                 json!({
                     "id": r.id, "name": r.name, "position": r.position, "managed": r.managed,
-                    "permissions": r.permissions, "color": 0, "hoist": false, "mentionable": false,
+                    "permissions": r.permissions, "color": r.color, "hoist": false, "mentionable": false,
                     "icon": null, "unicode_emoji": null, "flags": 0,
                 })
             })

@@ -1,4 +1,5 @@
-//! Lambda function `admin-api`: the admin API (`/api/v1/…`) and `/healthz`. The state is built
+//! Lambda function `admin-api`: the admin API (`/api/v1/…`), the operator console (`/admin`)
+//! and `/healthz`. The state is built
 //! once per cold start; the shared router does the rest.
 
 #[tokio::main]

@@ -48,6 +48,8 @@ pub struct GuildRole {
     pub managed: bool,
     #[serde(default)]
     pub permissions: String,
+    #[serde(default)]
+    pub color: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,6 +26,10 @@ impl DiscordUrlPolicy {
             _ => Self::DiscordOnly,
         }
     }
+
+    pub fn allows_custom(self) -> bool {
+        self == Self::AllowCustom
+    }
 }
 
 /// What happens on Discord when a site user's link is removed.

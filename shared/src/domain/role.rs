@@ -12,6 +12,9 @@ pub struct Role {
     pub position: i64,
     /// Discord's `managed` flag (bot, booster, integration roles): never assignable by a bot.
     pub managed: bool,
+    /// RGB as Discord gives it; 0 for none.
+    #[serde(default)]
+    pub color: u32,
     pub groups: BTreeSet<String>,
 }
 

@@ -93,7 +93,7 @@ pub struct ClientView {
     pub roles_sync: Option<AutoRolesSync>,
 }
 
-async fn view(
+pub(crate) async fn view(
     app: &AppState,
     c: Client,
     roles_sync: Option<AutoRolesSync>,
@@ -245,6 +245,14 @@ pub async fn create_client(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<ClientInput>,
 ) -> ApiResult<(StatusCode, Json<ClientView>)> {
+    let (client, secrets) = new_client(&app, input)?;
+    let (client, sync) = svc::create_client(&app, client, secrets).await?;
+    Ok((StatusCode::CREATED, Json(view(&app, client, sync).await?)))
+}
+
+/// A new client from its input, every field checked as the API checks it (the console's
+/// guided setup uses this too).
+pub fn new_client(app: &AppState, input: ClientInput) -> Result<(Client, ClientSecrets), ApiError> {
     let now = app.clock.now();
     let mut client = Client {
         id: input.id.clone().unwrap_or_else(|| slug(&input.name)),
@@ -269,16 +277,13 @@ pub async fn create_client(
     };
     check(&mut client, app.discord_urls)?;
     check_secrets(input.bot_token.as_ref(), input.client_secret.as_ref())?;
-    let (client, sync) = svc::create_client(
-        &app,
+    Ok((
         client,
         ClientSecrets {
             bot_token: input.bot_token,
             client_secret: input.client_secret,
         },
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(view(&app, client, sync).await?)))
+    ))
 }
 
 #[utoipa::path(get, path = "/clients", tag = "clients", responses((status = 200, body = [ClientView])))]
@@ -317,6 +322,18 @@ pub async fn patch_client(
         .get_client(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("client"))?;
+    let (c, secrets) = patched_client(&app, &before, p)?;
+    let (c, sync) = svc::update_client(&app, c, secrets).await?;
+    Ok(Json(view(&app, c, sync).await?))
+}
+
+/// `before` with a patch applied, checked as a new client is; a change of where or whose the
+/// secrets are must come with the secrets again.
+pub fn patched_client(
+    app: &AppState,
+    before: &Client,
+    p: ClientPatch,
+) -> Result<(Client, ClientSecrets), ApiError> {
     let mut c = before.clone();
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = p.$f { c.$f = v; } )* };
@@ -339,22 +356,19 @@ pub async fn patch_client(
     c.updated_at = app.clock.now();
     check(&mut c, app.discord_urls)?;
     check_secrets_resent(
-        &before,
+        before,
         &c,
         p.bot_token.is_some(),
         p.client_secret.is_some(),
     )?;
     check_secrets(p.bot_token.as_ref(), p.client_secret.as_ref())?;
-    let (c, sync) = svc::update_client(
-        &app,
+    Ok((
         c,
         ClientSecrets {
             bot_token: p.bot_token,
             client_secret: p.client_secret,
         },
-    )
-    .await?;
-    Ok(Json(view(&app, c, sync).await?))
+    ))
 }
 
 #[utoipa::path(delete, path = "/clients/{client}", tag = "clients",

@@ -1,8 +1,10 @@
-//! One axum Router: admin API (`/api/v1/…`) and SSO (`/discord/sso/…`), served the same way by
-//! the self-hosted binary and (later) by Lambda.
+//! One axum Router: admin API (`/api/v1/…`), the operator console (`/admin`) and SSO
+//! (`/discord/sso/…`), served the same way by the self-hosted binary and by the `admin-api`
+//! Lambda; the `sso-callback` Lambda serves [`sso_router`], the callback alone.
 
 pub mod auth;
 pub mod clients;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod link;
@@ -76,12 +78,24 @@ pub fn router(app: AppState) -> Router {
         app.clone(),
         auth::authenticate,
     ));
-    Router::new()
+    let routes = Router::new()
         .nest("/api/v1", admin)
         .route(
             "/api/v1/openapi.json",
             get(move || async move { Json(doc) }),
         )
+        .merge(console::routes(app.clone()));
+    finish(routes, app)
+}
+
+/// The SSO callback and `/healthz` only: what the `sso-callback` function serves.
+pub fn sso_router(app: AppState) -> Router {
+    finish(Router::new(), app)
+}
+
+/// The routes every entry point serves, the problem+json safety net and the request span.
+fn finish(routes: Router<AppState>, app: AppState) -> Router {
+    routes
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),

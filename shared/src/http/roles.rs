@@ -1,67 +1,23 @@
 //! `/clients/{client}/roles`: the mirrored guild roles and their group mapping.
 
-use std::collections::BTreeSet;
-
 use axum::extract::State;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::domain::plan::{plan, Current, Desired};
-use crate::domain::Role;
-use crate::service::roles::{self as svc, RolesSyncReport};
+pub use crate::service::roles::RoleView;
+use crate::service::roles::{self as svc, role_views, RolesSyncReport};
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath};
 use super::validate;
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RoleView {
-    #[serde(flatten)]
-    pub role: Role,
-    /// Whether the bot can grant and remove this role.
-    pub assignable: bool,
-    /// Why not, when it can't.
-    pub blocked_by: Option<String>,
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleMappingInput {
     /// Site groups whose members get this role; empty to stop managing it.
     pub groups: Vec<String>,
-}
-
-fn role_views(roles: &[Role], guild_id: &str, bot_top: Option<i64>) -> Vec<RoleView> {
-    roles
-        .iter()
-        .map(|r| {
-            // Ask the planner, so the API says exactly what the tasks will do.
-            let probe = [Role {
-                groups: BTreeSet::from(["probe".to_owned()]),
-                ..r.clone()
-            }];
-            let p = plan(
-                &Desired {
-                    roles: BTreeSet::from([r.id.clone()]),
-                    nickname: None,
-                },
-                &Current::default(),
-                &crate::domain::GuildView {
-                    guild_id,
-                    roles: &probe,
-                    bot_top_position: bot_top,
-                    owner_id: None,
-                },
-            );
-            RoleView {
-                role: r.clone(),
-                assignable: p.issues.is_empty(),
-                blocked_by: p.issues.first().map(|i| i.code().to_owned()),
-            }
-        })
-        .collect()
 }
 
 #[utoipa::path(post, path = "/clients/{client}/roles/sync", tag = "roles",

@@ -118,7 +118,7 @@ fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String {
 }
 
 /// The value of cookie `name` in a `Cookie` header.
-fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
     header?
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))

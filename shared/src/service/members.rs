@@ -80,6 +80,22 @@ pub async fn save_user(
     Ok(member)
 }
 
+/// Re-checks a linked member now: marks them pending (bumping their version, so a writer in
+/// the middle of an older plan leaves them pending) and wakes the guild's writer, which plans
+/// from their groups and applies what differs. Writes Discord refused stay refused until a roles
+/// sync or a mapping change.
+pub async fn recheck(app: &AppState, client_id: &str, user_id: &str) -> Result<(), ServiceError> {
+    mark_pending(app, client_id).await?;
+    if !app
+        .store
+        .mark_member_pending(client_id, user_id, app.clock.now())
+        .await?
+    {
+        return Err(ServiceError::NotFound("member"));
+    }
+    wake(app, client_id).await
+}
+
 /// Removes a user's link at once — the Discord account is free to link again — and leaves the
 /// Discord side (the client's unlink policy, then revoking our grant) to the guild's writer,
 /// recorded in the same store write as the removal. The member stays pending until the writer

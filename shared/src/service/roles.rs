@@ -7,12 +7,55 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::domain::plan::{plan, Current, Desired};
 use crate::domain::AuditAction;
 use crate::domain::Role;
 use crate::work::dispatch::{mark_pending, wake};
 
 use super::audit::AuditBatch;
 use super::{ClientContext, ServiceError};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleView {
+    #[serde(flatten)]
+    pub role: Role,
+    /// Whether the bot can grant and remove this role.
+    pub assignable: bool,
+    /// Why not, when it can't.
+    pub blocked_by: Option<String>,
+}
+
+/// Each role with whether the bot can grant and remove it, decided by the planner itself so the
+/// API and the console say exactly what the tasks will do.
+pub fn role_views(roles: &[Role], guild_id: &str, bot_top: Option<i64>) -> Vec<RoleView> {
+    roles
+        .iter()
+        .map(|r| {
+            let probe = [Role {
+                groups: BTreeSet::from(["probe".to_owned()]),
+                ..r.clone()
+            }];
+            let p = plan(
+                &Desired {
+                    roles: BTreeSet::from([r.id.clone()]),
+                    nickname: None,
+                },
+                &Current::default(),
+                &crate::domain::GuildView {
+                    guild_id,
+                    roles: &probe,
+                    bot_top_position: bot_top,
+                    owner_id: None,
+                },
+            );
+            RoleView {
+                role: r.clone(),
+                assignable: p.issues.is_empty(),
+                blocked_by: p.issues.first().map(|i| i.code().to_owned()),
+            }
+        })
+        .collect()
+}
 
 /// What `roles/sync` found.
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,6 +94,7 @@ pub async fn sync_roles(
             name: r.name.clone(),
             position: r.position,
             managed: r.managed,
+            color: r.color,
             groups: ctx
                 .roles
                 .iter()
@@ -73,6 +117,8 @@ pub async fn sync_roles(
     client.guild.bot_top_position = Some(bot_top);
     client.guild.owner_id = Some(guild.owner_id);
     client.guild.synced_at = Some(app.clock.now());
+    // The calls above prove the token (a refused one stops them with a 401).
+    client.guild.bot_token_ok = Some(true);
     client.updated_at = app.clock.now();
     app.store.update_client(&client).await?;
     // A sync usually follows a fix in Discord (the bot's role moved up, a role moved down): every

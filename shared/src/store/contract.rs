@@ -121,6 +121,7 @@ pub fn role(id: &str, position: i64, groups: &[&str]) -> Role {
         name: format!("role {id}"),
         position,
         managed: false,
+        color: 0,
         groups: set(groups),
     }
 }

@@ -260,6 +260,16 @@ pub trait MemberStore: Send + Sync {
     /// Returns how many.
     async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64>;
 
+    /// Marks one member pending and bumps their version (an operator's "apply now"); `false`
+    /// when there is no such member. Only `pending`, `version` and `updated_at` change, so a
+    /// concurrent push is never overwritten.
+    async fn mark_member_pending(
+        &self,
+        client: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
     /// Pending members only, by user id; costs O(pending), not O(members).
     async fn list_pending(
         &self,

@@ -12,6 +12,7 @@ fn role(id: &str, position: i64, managed: bool, groups: &[&str]) -> Role {
         name: format!("role {id}"),
         position,
         managed,
+        color: 0,
         groups: groups.iter().map(|g| g.to_string()).collect(),
     }
 }
@@ -136,6 +137,7 @@ fn arb_roles() -> impl Strategy<Value = Vec<Role>> {
                 },
                 name: format!("r{i}"),
                 position: if i == 0 { 0 } else { position },
+                color: 0,
                 managed,
                 groups,
             })

@@ -115,8 +115,8 @@ fn replace_roles(conn: &mut Connection, client: &str, roles: &[Role]) -> StoreRe
     tx.execute("DELETE FROM roles WHERE client = ?1", [client])?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO roles (client, role_id, name, position, managed, groups)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO roles (client, role_id, name, position, managed, groups, color)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for role in roles {
             insert.execute(params![
@@ -125,7 +125,8 @@ fn replace_roles(conn: &mut Connection, client: &str, roles: &[Role]) -> StoreRe
                 role.name,
                 role.position,
                 role.managed,
-                to_json(&role.groups)?
+                to_json(&role.groups)?,
+                role.color
             ])?;
         }
     }
@@ -135,7 +136,7 @@ fn replace_roles(conn: &mut Connection, client: &str, roles: &[Role]) -> StoreRe
 
 fn list_roles(conn: &Connection, client: &str) -> StoreResult<Vec<Role>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT role_id, name, position, managed, groups FROM roles
+        "SELECT role_id, name, position, managed, groups, color FROM roles
          WHERE client = ?1 ORDER BY position DESC, role_id",
     )?;
     let roles = stmt
@@ -146,6 +147,7 @@ fn list_roles(conn: &Connection, client: &str) -> StoreResult<Vec<Role>> {
                 position: r.get(2)?,
                 managed: r.get(3)?,
                 groups: from_json(r, 4)?,
+                color: r.get(5)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

@@ -127,6 +127,23 @@ impl MemberStore for SqliteStore {
             .await
     }
 
+    async fn mark_member_pending(
+        &self,
+        client: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (client, user_id) = (client.to_owned(), user_id.to_owned());
+        self.run(move |c| {
+            Ok(c.execute(
+                "UPDATE members SET pending = 1, version = version + 1, updated_at = ?3
+                 WHERE client = ?1 AND user_id = ?2",
+                params![client, user_id, now],
+            )? == 1)
+        })
+        .await
+    }
+
     async fn list_pending(
         &self,
         client: &str,

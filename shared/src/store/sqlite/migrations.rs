@@ -13,12 +13,18 @@ const MIGRATIONS: &[&str] = &[
     V4_UNLINKING,
     V5_API_TOKENS,
     V6_RETENTION,
+    V7_ROLE_COLOURS,
 ];
 
 /// The version a fully migrated database has.
 pub(crate) const LATEST: usize = MIGRATIONS.len();
 
 /// The weekly tasks walk our links in the order of Discord's member list: numeric user ids.
+/// Roles keep Discord's colour (shown by the console).
+const V7_ROLE_COLOURS: &str = r#"
+ALTER TABLE roles ADD COLUMN color INTEGER NOT NULL DEFAULT 0;
+"#;
+
 const V2_MEMBERS_BY_DISCORD_NUMBER: &str = r#"
 CREATE INDEX members_by_discord_number ON members (client, CAST(discord_user_id AS INTEGER))
     WHERE discord_user_id IS NOT NULL;

@@ -1,0 +1,245 @@
+//! The operator console in a real browser (headless Chromium over WebDriver) against `serve`'s
+//! router and the Discord emulator: an operator who never read the API sets up a client and
+//! manages members. Every page is checked with axe-core (no serious or critical violation) and
+//! for secret values; the README's screenshots are taken here (`UPDATE_SCREENSHOTS=1`).
+
+use connector_e2e::browser::{Browser, Until, WAIT};
+use connector_e2e::{Harness, ADMIN_TOKEN, CLIENT, SITE};
+
+/// Every page visited, so the test can say no secret value was ever in one.
+struct Visits {
+    sources: Vec<(String, String)>,
+}
+
+impl Visits {
+    /// Checks the page the browser is on: accessible, recorded, optionally photographed.
+    async fn check(&mut self, b: &Browser, label: &str, screenshot: Option<&str>) {
+        b.assert_accessible(label).await;
+        self.sources.push((label.to_owned(), b.source().await));
+        if let Some(name) = screenshot {
+            b.screenshot(name).await;
+        }
+    }
+
+    fn assert_no_secret(&self, secrets: &[&str]) {
+        for (label, source) in &self.sources {
+            for secret in secrets {
+                assert!(
+                    !source.contains(secret),
+                    "page {label} shows a secret value"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
+    let h = Harness::start().await;
+    let b = Browser::new().await;
+    let mut visits = Visits {
+        sources: Vec::new(),
+    };
+    let admin = h.url("/admin");
+
+    // Given nobody is signed in, the console sends the browser to the sign-in page.
+    b.goto(&admin).await;
+    b.wait_for(Until::Path("/admin/login"), WAIT).await;
+    visits.check(&b, "sign-in", Some("sign-in")).await;
+
+    // A wrong token is refused in words.
+    b.fill("Operator token", "not-the-token-not-the-token-not-the-token").await;
+    b.click_button("Sign in").await;
+    b.wait_for(Until::Text("That token was not accepted"), WAIT).await;
+
+    // When the operator signs in with the admin token,
+    b.fill("Operator token", ADMIN_TOKEN).await;
+    b.click_button("Sign in").await;
+    b.wait_for(Until::Path("/admin"), WAIT).await;
+    // then the session cookie is HttpOnly and SameSite=Strict, and the dashboard is empty.
+    let cookie = b.cookie("dc_console").await.expect("session cookie");
+    assert!(cookie.http_only, "{cookie:?}");
+    assert_eq!(cookie.same_site.as_deref(), Some("Strict"), "{cookie:?}");
+    b.wait_for(Until::Text("No client yet"), WAIT).await;
+    visits.check(&b, "dashboard (empty)", None).await;
+
+    // Guided setup: the callback URL to copy is this connector's.
+    b.click_link("Set up your first client").await;
+    b.wait_for(Until::Path("/admin/clients/new"), WAIT).await;
+    let callback = b
+        .find("#f-callback_url")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default();
+    assert_eq!(callback, h.url("/discord/sso/callback"));
+    // Forgetting the bot token names the field and keeps what was typed (but no secret).
+    b.fill("Application ID", h.emu.application_id()).await;
+    b.fill("Client Secret", h.emu.client_secret()).await;
+    b.fill("Name", "Test guild").await;
+    b.fill("Client id (optional)", CLIENT).await;
+    b.fill("Discord server (guild) ID", h.emu.guild_id()).await;
+    b.fill("Website origins members may return to", SITE).await;
+    b.click("details summary").await;
+    b.fill("Discord API base", &h.emu.api_base()).await;
+    b.fill("Discord authorize URL", &h.emu.authorize_url()).await;
+    visits.check(&b, "new client", Some("setup-new-client")).await;
+    b.click_button("Create client").await;
+    b.wait_for(Until::Css("#f-bot_token[aria-invalid=true]"), WAIT)
+        .await;
+    assert!(b.text().await.contains("paste the bot's token"));
+    visits.check(&b, "new client (refused)", None).await;
+    assert!(
+        !b.source().await.contains(h.emu.client_secret()),
+        "the client secret is never echoed"
+    );
+    b.fill("Client Secret", h.emu.client_secret()).await;
+    b.fill("Bot token", h.emu.bot_token()).await;
+    b.click_button("Create client").await;
+
+    // Then the setup page says the token works, the roles were synced, and shows the invite.
+    b.wait_for(Until::Text("Client created"), WAIT).await;
+    assert_eq!(b.url().await.path(), format!("/admin/clients/{CLIENT}/setup"));
+    let invite = b
+        .find("a[href*='scope=bot']")
+        .await
+        .attr("href")
+        .await
+        .expect("href")
+        .expect("invite link");
+    assert!(invite.contains(&format!("guild_id={}", h.emu.guild_id())), "{invite}");
+    assert!(invite.contains("permissions=402653185"), "{invite}");
+    // The members intent is off in Discord: the check says so, and passes once it is on.
+    h.emu.set_members_intent(h.emu.guild_id(), false);
+    b.click_button("Check again with Discord").await;
+    b.wait_for(Until::Text("turn on Server Members Intent"), WAIT)
+        .await;
+    h.emu.set_members_intent(h.emu.guild_id(), true);
+    b.click_button("Check again with Discord").await;
+    b.wait_for(Until::Text("Checked against Discord just now"), WAIT)
+        .await;
+    assert!(!b.text().await.contains("turn on Server Members Intent"));
+    assert!(b.text().await.contains("Admin"), "roles above the bot are named");
+    visits.check(&b, "setup steps", Some("setup-steps")).await;
+
+    // Roles: map groups in place; a role above the bot is named in the hierarchy warning.
+    b.click_link("Roles").await;
+    b.wait_for(Until::Text("Sync roles from Discord"), WAIT).await;
+    for (role, groups) in [("Officer", "officers"), ("Member", "members"), ("Admin", "admins")] {
+        let id = h.role(role);
+        b.fill(&format!("groups-{id}"), groups).await;
+        b.submit(&format!("form[action$='/roles/{id}']")).await;
+        b.wait_for(Until::Text("Mapping saved"), WAIT).await;
+    }
+    b.wait_for(Until::Text("Move the bot's role above: Admin"), WAIT)
+        .await;
+    // The operator moves the bot's role up in Discord and syncs (seed step 11).
+    h.emu
+        .set_role_position(h.emu.guild_id(), &h.role("Connector Bot"), 30);
+    b.click_button("Sync roles from Discord").await;
+    b.wait_for(Until::Text("Roles synced from Discord"), WAIT).await;
+    assert!(!b.text().await.contains("Move the bot's role above"));
+    visits.check(&b, "roles", Some("roles")).await;
+
+    // The website links alice and pushes her groups (through the API, as a site backend does).
+    h.put_user("alice-site", &["officers", "members"]).await;
+    h.link("alice-site", "alice").await;
+    h.put_user("bob-site", &["members"]).await;
+    assert_eq!(
+        h.roles_on_discord("alice"),
+        Some(connector_e2e::names(&["Officer", "Member"]))
+    );
+
+    // Members: find alice by her Discord username.
+    b.click_link("Members").await;
+    b.fill("Site user id, Discord username or Discord id", "ALI").await;
+    b.click_button("Search").await;
+    b.wait_for(Until::Text("alice-site"), WAIT).await;
+    assert!(!b.text().await.contains("bob-site"), "only matches are listed");
+    visits.check(&b, "members", Some("members")).await;
+    b.click_link("alice-site").await;
+    b.wait_for(Until::Text("Member alice-site"), WAIT).await;
+    assert!(b.text().await.contains("Officer"));
+    visits.check(&b, "member", Some("member")).await;
+
+    // A moderator removes Officer in Discord; the dry run shows the repair before anything is
+    // written.
+    let guild = h.emu.guild_id().to_owned();
+    h.emu
+        .set_member_roles(&guild, &h.discord_id("alice"), [h.role("Member")]);
+    b.click_link("Tasks").await;
+    b.wait_for(Until::Text("Run history"), WAIT).await;
+    b.submit("form[action$='/tasks/remote-sync-groups']:has(input[name=dry_run])")
+        .await;
+    b.wait_for(Until::Text("Would add Officer to @alice"), WAIT).await;
+    assert_eq!(
+        h.roles_on_discord("alice"),
+        Some(connector_e2e::names(&["Member"])),
+        "a dry run writes nothing"
+    );
+    visits.check(&b, "dry run", Some("dry-run")).await;
+    b.click_button("Run it for real").await;
+    b.wait_for(Until::Text("Run: Remote group sync"), WAIT).await;
+    assert!(b.text().await.contains("guilds/{guild_id}/members"), "calls by route");
+    assert_eq!(
+        h.roles_on_discord("alice"),
+        Some(connector_e2e::names(&["Officer", "Member"]))
+    );
+    visits.check(&b, "run", Some("run")).await;
+    b.click_link("Tasks").await;
+    b.wait_for(Until::Text("Remote group sync"), WAIT).await;
+    visits.check(&b, "tasks", Some("tasks")).await;
+
+    // The audit log, filtered by action, shows the repair.
+    b.click_link("Audit log").await;
+    b.select("Action", "role.add").await;
+    b.click_button("Filter").await;
+    b.wait_for(Until::Text("role.add"), WAIT).await;
+    assert!(b.text().await.contains("alice-site"));
+    assert!(!b.text().await.contains("link.create"), "filtered");
+    visits.check(&b, "audit", Some("audit")).await;
+
+    // The dashboard shows the client's health.
+    b.click_link("Dashboard").await;
+    b.wait_for(Until::Text("Test guild"), WAIT).await;
+    assert!(b.text().await.contains("1 linked of 2"), "{}", b.text().await);
+    visits.check(&b, "dashboard", Some("dashboard")).await;
+    b.phone().await;
+    visits.check(&b, "dashboard (phone)", Some("dashboard-phone")).await;
+    b.set_window_size(1280, 900).await;
+
+    // Unlink alice after a confirmation: the account is free at once, the writer strips the
+    // managed roles.
+    b.goto(&h.url(&format!("/admin/clients/{CLIENT}/members/alice-site")))
+        .await;
+    b.click_link("Unlink…").await;
+    b.wait_for(Until::Text("Unlink alice-site?"), WAIT).await;
+    visits.check(&b, "unlink confirmation", None).await;
+    b.click_button("Unlink").await;
+    b.wait_for(Until::Text("Unlinked."), WAIT).await;
+    assert!(h.settle().await);
+    assert_eq!(h.roles_on_discord("alice"), Some(connector_e2e::names(&[])));
+
+    // Sign out: the session is gone on the server, not just the cookie.
+    let session = b.cookie("dc_console").await.expect("cookie").value;
+    b.click_button("Sign out").await;
+    b.wait_for(Until::Text("Signed out."), WAIT).await;
+    let replay = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(&admin)
+        .header("cookie", format!("dc_console={session}"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(replay.status(), reqwest::StatusCode::SEE_OTHER);
+    assert!(connector_e2e::location(&replay).starts_with("/admin/login"));
+
+    visits.assert_no_secret(&[
+        h.emu.bot_token(),
+        h.emu.client_secret(),
+        ADMIN_TOKEN,
+    ]);
+}
