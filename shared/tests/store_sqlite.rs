@@ -211,7 +211,7 @@ const DAY: i64 = 86_400;
 #[tokio::test]
 async fn pruning_removes_what_is_past_retention_a_bounded_batch_at_a_time() {
     use connector::domain::TaskName;
-    use connector::store::contract::{audit_entry, link_session, run_report};
+    use connector::store::contract::{audit_entry, console_session, link_session, run_report};
     use connector::store::retention::prune_all;
     use connector::store::{ConsumedSession, Pruned, RetentionPolicy};
 
@@ -245,6 +245,12 @@ async fn pruning_removes_what_is_past_retention_a_bounded_batch_at_a_time() {
         .put_link_session(&link_session("live", "a", "u9", now + 1))
         .await
         .unwrap();
+    for n in 0..3 {
+        let expired = console_session(&format!("gone{n}"), now - n);
+        store.put_console_session(&expired).await.unwrap();
+    }
+    let live_console = console_session("live", now + 1);
+    store.put_console_session(&live_console).await.unwrap();
     // a lease that expired more than a day ago, one released after its last renewal more than
     // a day ago, and one released a moment ago
     for (name, taken_at) in [
@@ -279,6 +285,7 @@ async fn pruning_removes_what_is_past_retention_a_bounded_batch_at_a_time() {
             runs: 2,
             audit: 2,
             link_sessions: 2,
+            console_sessions: 2,
             leases: 2
         }
     );
@@ -290,6 +297,7 @@ async fn pruning_removes_what_is_past_retention_a_bounded_batch_at_a_time() {
             runs: 3,
             audit: 1,
             link_sessions: 1,
+            console_sessions: 1,
             leases: 0
         }
     );
@@ -310,6 +318,14 @@ async fn pruning_removes_what_is_past_retention_a_bounded_batch_at_a_time() {
         store.consume_link_session("live", now).await.unwrap(),
         Some(ConsumedSession::Valid(_))
     ));
+    assert_eq!(
+        store.get_console_session("live", now).await.unwrap(),
+        Some(live_console)
+    );
+    let remaining: i64 = raw(&path)
+        .query_row("SELECT count(*) FROM console_sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(remaining, 1, "expired console sessions are gone");
     let grant = |name: &'static str| {
         let store = store.clone();
         async move { store.acquire_lease(name, "B", now, 60).await.unwrap() }
@@ -350,6 +366,10 @@ async fn pruning_reads_by_time_through_indexes() {
             "SELECT rowid FROM leases WHERE keep_until <= ?1 ORDER BY keep_until LIMIT ?2",
             "leases_keep_until",
         ),
+        (
+            "SELECT rowid FROM console_sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+            "console_sessions_expiry",
+        ),
     ] {
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -374,7 +394,8 @@ async fn a_lease_from_before_the_retention_migration_is_kept_a_day_past_its_expi
     {
         let conn = raw(&path);
         conn.execute_batch(
-            "DROP INDEX leases_keep_until; DROP INDEX runs_started; DROP INDEX audit_at;
+            "DROP TABLE console_sessions;
+             DROP INDEX leases_keep_until; DROP INDEX runs_started; DROP INDEX audit_at;
              ALTER TABLE leases DROP COLUMN keep_until;
              INSERT INTO leases (name, holder, expires_at, handover) VALUES ('g', 'A', 1000, 'h');
              PRAGMA user_version = 5;",
@@ -393,4 +414,149 @@ async fn a_lease_from_before_the_retention_migration_is_kept_a_day_past_its_expi
         0
     );
     assert_eq!(store.prune_expired(1000 + DAY, 10).await.unwrap().leases, 1);
+}
+
+// --- the console's reads ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn member_searches_answer_exact_pages() {
+    use connector::domain::{MemberFilter, MemberSearch};
+    use connector::store::contract::{all_pages, seed_console_members};
+
+    // given members in every standing and 20 more site users
+    let store = fresh().await;
+    seed_console_members(&*store, 20).await;
+
+    // then a search's pages are exact: `limit` matches each, only the last one short, a cursor
+    // only when more matches follow
+    for (filter, text, limit, sizes) in [
+        (MemberFilter::All, None, 4, vec![4, 4, 4, 4, 4, 4, 4, 1]),
+        (MemberFilter::Pending, None, 3, vec![3, 3, 3, 1]),
+        (MemberFilter::Unlinked, Some("u1"), 5, vec![5, 5]),
+        (MemberFilter::All, Some("ärger"), 1, vec![1]),
+        (MemberFilter::Left, Some("nobody"), 2, vec![0]),
+    ] {
+        let search = MemberSearch {
+            filter,
+            text: text.map(str::to_owned),
+        };
+        let pages = all_pages(limit, |after| {
+            let (store, search) = (&store, &search);
+            async move {
+                store
+                    .search_members("a", search, after.as_ref(), limit)
+                    .await
+            }
+        })
+        .await;
+        let got: Vec<usize> = pages.iter().map(Vec::len).collect();
+        assert_eq!(got, sizes, "{search:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_search_examines_a_bounded_number_of_members_or_entries_per_request() {
+    use connector::domain::{AuditSearch, MemberFilter, MemberSearch};
+    use connector::store::contract::{audit_entry, search_all};
+    use connector::store::SEARCH_BUDGET;
+
+    // given more members and audit entries than one request examines, the only matches last
+    let store = fresh().await;
+    store.create_client(&client("a")).await.unwrap();
+    let total = SEARCH_BUDGET + 3;
+    for n in 0..total {
+        let id = if n + 2 >= total {
+            format!("u{n:05}-needle")
+        } else {
+            format!("u{n:05}")
+        };
+        store
+            .save_site_user("a", &site_user(&id, &[]), false, T0)
+            .await
+            .unwrap();
+    }
+    let entries: Vec<_> = (0..total)
+        .map(|n| {
+            let mut e = audit_entry("a", &format!("e{n}"), T0 + n as i64);
+            if n < 2 {
+                e.action = "client.create".to_owned();
+            }
+            e
+        })
+        .collect();
+    store.append_audit(&entries).await.unwrap();
+
+    // when members are searched, then the first request stops at the budget, empty-handed but
+    // with a cursor, and the next one finds them
+    let search = MemberSearch {
+        filter: MemberFilter::All,
+        text: Some("needle".to_owned()),
+    };
+    let first = store.search_members("a", &search, None, 10).await.unwrap();
+    assert!(first.items.is_empty(), "{:?}", first.items.len());
+    assert!(first.next.is_some());
+    let (found, pages) = search_all(|after| {
+        let (store, search) = (&store, &search);
+        async move { store.search_members("a", search, after.as_ref(), 10).await }
+    })
+    .await;
+    assert_eq!(pages, 2);
+    assert_eq!(found.len(), 2);
+
+    // and the audit search does the same, newest first
+    let search = AuditSearch {
+        action: Some("client.create".to_owned()),
+        ..AuditSearch::default()
+    };
+    let first = store.search_audit("a", &search, None, 10).await.unwrap();
+    assert!(first.items.is_empty());
+    assert!(first.next.is_some());
+    let (found, pages) = search_all(|after| {
+        let (store, search) = (&store, &search);
+        async move { store.search_audit("a", search, after.as_ref(), 10).await }
+    })
+    .await;
+    assert_eq!(pages, 2);
+    let ids: Vec<&str> = found.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["e1", "e0"]);
+
+    // but a search since a time stops at the first entry examined that is older
+    let since = AuditSearch {
+        since: Some(T0 + total as i64 - 1),
+        ..AuditSearch::default()
+    };
+    let page = store.search_audit("a", &since, None, 10).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.next, None);
+}
+
+#[tokio::test]
+async fn console_reads_use_indexes() {
+    let (_dir, path) = db_path();
+    SqliteStore::open(&path).unwrap();
+    let conn = raw(&path);
+    for (sql, index) in [
+        (
+            "SELECT report FROM runs WHERE client = ?1 AND id = ?2",
+            "sqlite_autoindex_runs_1",
+        ),
+        (
+            "SELECT session FROM console_sessions WHERE id_sha256 = ?1 AND expires_at > ?2",
+            "sqlite_autoindex_console_sessions_1",
+        ),
+        (
+            "SELECT user_id FROM members WHERE client = ?1 AND pending = 1 AND user_id > ?2
+             ORDER BY user_id LIMIT 1 OFFSET 10",
+            "members_pending",
+        ),
+    ] {
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params!["a", "b"], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(plan.iter().any(|s| s.contains(index)), "{sql}: {plan:?}");
+    }
 }

@@ -13,6 +13,10 @@
 //! whether a full last page carries a cursor (if it does, the next page must be empty and final).
 //! Session and lease expiry is tested away from the exact boundary second.
 
+mod console;
+
+pub use console::*;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
@@ -77,6 +81,12 @@ macro_rules! store_contract_tests {
             a_new_link_session_replaces_the_users_earlier_one,
             api_tokens_are_found_by_hash_listed_oldest_first_and_deleted_by_id,
             pruning_spares_what_is_within_retention_and_the_work_index,
+            console_sessions_are_read_until_they_expire_and_deleted_on_sign_out,
+            members_are_counted_in_every_standing,
+            members_are_searched_by_filter_and_text_across_pages,
+            a_member_search_continues_from_a_listing_cursor_and_back,
+            a_run_is_read_by_id_within_its_client,
+            the_audit_is_searched_by_member_action_actor_and_time_across_pages,
         );
     };
     (@each $fresh:path; $($name:ident),+ $(,)?) => {
@@ -1492,6 +1502,8 @@ pub async fn pruning_spares_what_is_within_retention_and_the_work_index(store: &
         .put_link_session(&link_session("live", "a", "u1", now + 60))
         .await
         .unwrap();
+    let console = console_session("console", now + 60);
+    store.put_console_session(&console).await.unwrap();
     assert!(take(store, "held", "A", now - 10, 60).await);
     assert!(take(store, "left", "A", now - 20 * 3600, 60).await);
     store
@@ -1532,6 +1544,10 @@ pub async fn pruning_spares_what_is_within_retention_and_the_work_index(store: &
         store.consume_link_session("live", now).await.unwrap(),
         Some(ConsumedSession::Valid(_))
     ));
+    assert_eq!(
+        store.get_console_session("console", now).await.unwrap(),
+        Some(console)
+    );
 }
 
 // --- the work index ------------------------------------------------------------------------------

@@ -17,32 +17,37 @@
 //!   cursor is the sort key of the last item returned.
 //! - `list_linked_by_discord` reads the client's `DISCORD#N#` items, whose sort keys are the
 //!   zero-padded ids, then the members they name (one `BatchGetItem` per 100).
-//! - Retention is the table's TTL: run reports, audit entries, link sessions and leases carry a
-//!   `ttl` from the adapter's [`RetentionPolicy`] (`Pruning` removes nothing here). The sweep may
-//!   come days late, so what must not outlive its expiry (sessions, leases) is checked on read;
-//!   run reports and audit entries may show a little past their retention.
+//! - Retention is the table's TTL: run reports, audit entries, link and console sessions and
+//!   leases carry a `ttl` from the adapter's [`RetentionPolicy`] or their expiry (`Pruning`
+//!   removes nothing here). The sweep may come days late, so what must not outlive its expiry
+//!   (sessions, leases) is checked on read; run reports and audit entries may show a little past
+//!   their retention.
 //! - Errors become `StoreError::Backend` naming the operation and the AWS error code, never an
 //!   item's contents.
 //!
 //! This module holds the store type, the table's creation, and the reads, writes, listings and
 //! batches the ports share (with [`keys`], [`items`] and [`expr`]). Each port is implemented in
 //! its own module: `catalog` (`ClientCatalog`), `members` (`MemberStore`; linking and unlinking in
-//! `links`), `sessions` (`LinkSessions`), `run_log` (`RunLog`: runs and audit), `settings`
-//! (`Settings`), `leases` (`Leases`), `work` (`WorkIndex`); `Pruning` is below.
+//! `links`, its counts in `member_counts`), `sessions` (`LinkSessions`), `run_log` (`RunLog`:
+//! runs and audit), `settings` (`Settings`), `leases` (`Leases`), `work` (`WorkIndex`),
+//! `api_tokens` (`ApiTokens`), `console_sessions` (`ConsoleSessions`); `Pruning` is below.
 
 mod api_tokens;
 mod catalog;
+mod console_sessions;
 mod expr;
 mod items;
 mod keys;
 mod leases;
 mod links;
+mod member_counts;
 mod members;
 mod run_log;
 mod sessions;
 mod settings;
 mod work;
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::client::Waiters;
@@ -237,6 +242,42 @@ impl DynamoStore {
         }
     }
 
+    /// Runs `query` to the end, DynamoDB's page by page, handing each page's items to `visit`
+    /// until it answers `Break`. For reads that fold a partition (counts, a filtered search for
+    /// one item) without holding it all.
+    async fn query_pages(
+        &self,
+        query: &Query,
+        mut visit: impl FnMut(Vec<Item>) -> StoreResult<ControlFlow<()>>,
+    ) -> StoreResult<()> {
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(query.index.map(str::to_owned))
+                .consistent_read(query.index.is_none())
+                .key_condition_expression(&query.key_condition)
+                .set_filter_expression(query.filter.clone())
+                .set_projection_expression(query.projection.clone())
+                .set_expression_attribute_names(query.expr.names())
+                .set_expression_attribute_values(query.expr.values())
+                .scan_index_forward(query.forward)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| backend("Query", &e))?;
+            if visit(out.items.unwrap_or_default())?.is_break() {
+                return Ok(());
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// One page of a listing: `decode`d items and, when more follow, a cursor holding the sort
     /// key of the last one. `start_key` turns a decoded cursor back into an `ExclusiveStartKey`.
     async fn list<T>(
@@ -399,6 +440,19 @@ impl Query {
             forward: true,
             sk_prefix,
         }
+    }
+
+    /// Reads only these top-level attributes.
+    fn project(mut self, attrs: &[&str]) -> Self {
+        let names: Vec<String> = attrs.iter().map(|a| self.expr.name(a)).collect();
+        self.projection = Some(names.join(", "));
+        self
+    }
+
+    /// Returns only the items `filter` (written with `expr`'s placeholders) admits.
+    fn filtered(mut self, filter: impl FnOnce(&mut Expr) -> String) -> Self {
+        self.filter = Some(filter(&mut self.expr));
+        self
     }
 
     /// Reads only the table keys (for deletes).

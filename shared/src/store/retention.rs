@@ -1,5 +1,5 @@
 //! How long the store keeps what only looks back — run reports, the audit trail — and what is
-//! dead — expired link sessions, leases long expired — and the [`Pruning`] port that removes them
+//! dead — expired link and console sessions, leases long expired — and the [`Pruning`] port that removes them
 //! where the database does not do it by itself.
 //!
 //! Each adapter is built with a [`RetentionPolicy`]. DynamoDB gives every such item a `ttl` and
@@ -104,18 +104,20 @@ pub struct Pruned {
     pub runs: u64,
     pub audit: u64,
     pub link_sessions: u64,
+    pub console_sessions: u64,
     pub leases: u64,
 }
 
 impl Pruned {
     pub fn total(&self) -> u64 {
-        self.runs + self.audit + self.link_sessions + self.leases
+        self.runs + self.audit + self.link_sessions + self.console_sessions + self.leases
     }
 
     fn add(&mut self, other: Pruned) {
         self.runs += other.runs;
         self.audit += other.audit;
         self.link_sessions += other.link_sessions;
+        self.console_sessions += other.console_sessions;
         self.leases += other.leases;
     }
 }
@@ -124,9 +126,9 @@ impl Pruned {
 #[async_trait]
 pub trait Pruning: Send + Sync {
     /// Removes at most `batch` items of each kind that are past retention at `now`: run reports
-    /// and audit entries older than the policy, link sessions past `expires_at`, leases more than
-    /// [`LEASE_KEEP_SECS`] past theirs. Each kind is its own short write, so a large backlog
-    /// never holds the database for long; call again while a kind comes back full
+    /// and audit entries older than the policy, link and console sessions past `expires_at`,
+    /// leases more than [`LEASE_KEEP_SECS`] past theirs. Each kind is its own short write, so a
+    /// large backlog never holds the database for long; call again while a kind comes back full
     /// ([`prune_all`]). A store whose database expires items itself (DynamoDB's TTL) removes
     /// nothing here.
     async fn prune_expired(&self, now: Timestamp, batch: usize) -> StoreResult<Pruned>;
@@ -151,6 +153,7 @@ pub async fn prune_all<S: Pruning + ?Sized>(
             pruned.runs,
             pruned.audit,
             pruned.link_sessions,
+            pruned.console_sessions,
             pruned.leases,
         ]
         .iter()

@@ -8,11 +8,12 @@
 //! ports share. Each port is implemented in its own module, next to its SQL: `catalog`
 //! (`ClientCatalog`), `members` (`MemberStore`), `sessions` (`LinkSessions`), `run_log`
 //! (`RunLog`: runs and audit), `settings` (`Settings`), `leases` (`Leases`), `work`
-//! (`WorkIndex`), `pruning` (`Pruning`: retention); `db` is the connection, `migrations` the
-//! schema.
+//! (`WorkIndex`), `api_tokens` (`ApiTokens`), `console_sessions` (`ConsoleSessions`), `pruning`
+//! (`Pruning`: retention); `db` is the connection, `migrations` the schema.
 
 mod api_tokens;
 mod catalog;
+mod console_sessions;
 mod db;
 mod leases;
 mod members;

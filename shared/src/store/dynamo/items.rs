@@ -25,6 +25,7 @@ pub const RUN: &str = "run";
 pub const AUDIT: &str = "audit";
 pub const LINK_SESSION: &str = "link_session";
 pub const API_TOKEN: &str = "api_token";
+pub const CONSOLE_SESSION: &str = "console_session";
 /// The pointer to a user's live link session.
 pub const USER_SESSION: &str = "user_link_session";
 pub const SETTING: &str = "setting";

@@ -1,18 +1,19 @@
 //! The single-table layout: every key the adapter reads or writes is spelled here.
 //!
-//! | item            | PK                  | SK                           | GSI1PK / GSI1SK                 |
-//! |-----------------|---------------------|------------------------------|---------------------------------|
-//! | client config   | `CLIENTS`           | `CLIENT#<client>`            |                                 |
-//! | mirrored roles  | `CLIENT#<client>`   | `ROLES` (one item, all roles)|                                 |
-//! | member          | `CLIENT#<client>`   | `USER#<user_id>`             | `PENDING#<client>` / `USER#<user_id>`, only while pending |
-//! | Discord account | `CLIENT#<client>`   | `DISCORD#N#<20-digit id>`    |                                 |
-//! | run report      | `CLIENT#<client>`   | `RUN#<started_at>#<run id>`  |                                 |
-//! | audit entry     | `CLIENT#<client>`   | `AUDIT#<at>#<tiebreak>`      |                                 |
-//! | link session    | `SESSION#<hash>`    | `SESSION`                    | `SESSIONS#<client>` / `<hash>`  |
-//! | setting         | `SETTING#<key>`     | `SETTING`                    |                                 |
-//! | lease           | `LEASE#<name>`      | `LEASE`                      |                                 |
-//! | work mark       | `WORK`              | `<client>#<task>`            |                                 |
-//! | API token       | `APITOKEN#<sha256>` | `APITOKEN`                   | `APITOKENS` / `<created>#<id>`  |
+//! | item            | PK                        | SK                           | GSI1PK / GSI1SK                 |
+//! |-----------------|---------------------------|------------------------------|---------------------------------|
+//! | client config   | `CLIENTS`                 | `CLIENT#<client>`            |                                 |
+//! | mirrored roles  | `CLIENT#<client>`         | `ROLES` (one item, all roles)|                                 |
+//! | member          | `CLIENT#<client>`         | `USER#<user_id>`             | `PENDING#<client>` / `USER#<user_id>`, only while pending |
+//! | Discord account | `CLIENT#<client>`         | `DISCORD#N#<20-digit id>`    |                                 |
+//! | run report      | `CLIENT#<client>`         | `RUN#<started_at>#<run id>`  |                                 |
+//! | audit entry     | `CLIENT#<client>`         | `AUDIT#<at>#<tiebreak>`      |                                 |
+//! | link session    | `SESSION#<hash>`          | `SESSION`                    | `SESSIONS#<client>` / `<hash>`  |
+//! | setting         | `SETTING#<key>`           | `SETTING`                    |                                 |
+//! | lease           | `LEASE#<name>`            | `LEASE`                      |                                 |
+//! | work mark       | `WORK`                    | `<client>#<task>`            |                                 |
+//! | API token       | `APITOKEN#<sha256>`       | `APITOKEN`                   | `APITOKENS` / `<created>#<id>`  |
+//! | console session | `CONSOLESESSION#<sha256>` | `CONSOLESESSION`             |                                 |
 //!
 //! Everything a client owns except its link sessions and work marks shares the client's partition,
 //! so deleting a client is one query plus batched deletes; sessions are found through
@@ -103,6 +104,13 @@ pub const API_TOKENS: &str = "APITOKENS";
 
 pub fn api_token_pk(token_sha256: &str) -> String {
     format!("APITOKEN#{token_sha256}")
+}
+
+pub const CONSOLE_SESSION: &str = "CONSOLESESSION";
+
+/// A console session, by the SHA-256 of its id (sessions belong to no client).
+pub fn console_session_pk(id_sha256: &str) -> String {
+    format!("{CONSOLE_SESSION}#{id_sha256}")
 }
 
 pub fn setting_pk(key: &str) -> String {

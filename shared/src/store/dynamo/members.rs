@@ -12,7 +12,9 @@ use super::items::{self, AccountData, Item, MemberData};
 use super::keys::{self, GSI1PK, GSI1SK};
 use super::{backend, is_condition_failed, links, update_if, DynamoStore, Query};
 use crate::clock::Timestamp;
-use crate::domain::{Link, LinkStatus, Member, SiteUser, StoredTokens, UnlinkCleanup, Unlinking};
+use crate::domain::{
+    Link, LinkStatus, Member, MemberCounts, SiteUser, StoredTokens, UnlinkCleanup, Unlinking,
+};
 use crate::store::{Cursor, MemberStore, Outcome, Page, StoreError, StoreResult};
 
 #[async_trait]
@@ -130,6 +132,10 @@ impl MemberStore for DynamoStore {
         limit: usize,
     ) -> StoreResult<Page<Member>> {
         list_linked_by_discord(self, client, after_discord_id, limit).await
+    }
+
+    async fn count_members(&self, client: &str) -> StoreResult<MemberCounts> {
+        super::member_counts::count_members(self, client).await
     }
 }
 

@@ -1,12 +1,14 @@
 //! `RunLog`: run reports (`RUN#` items) and the audit trail (`AUDIT#` items), both in the
 //! client's partition.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
+use super::expr::s;
 use super::items::{self, Keyed};
 use super::keys;
 use super::{put, DynamoStore, Query};
@@ -39,6 +41,10 @@ impl RunLog for DynamoStore {
         limit: usize,
     ) -> StoreResult<Page<AuditEntry>> {
         list_audit(self, client, after, limit).await
+    }
+
+    async fn get_run(&self, client: &str, run_id: &str) -> StoreResult<Option<RunReport>> {
+        get_run(self, client, run_id).await
     }
 }
 
@@ -73,6 +79,33 @@ async fn list_runs(
             items::decode(item, items::RUN)
         })
         .await
+}
+
+/// The sort key holds `started_at` before the id, so a run is not found by its id alone: one
+/// query of the client's runs, newest first, filtered on `id` by DynamoDB, stopping at the page
+/// that holds it. A recent run (what the console opens) is in the first page.
+async fn get_run(
+    store: &DynamoStore,
+    client: &str,
+    run_id: &str,
+) -> StoreResult<Option<RunReport>> {
+    let query = Query::partition(keys::client_pk(client), keys::RUN_PREFIX)
+        .newest_first()
+        .filtered(|expr| format!("{} = {}", expr.name("id"), expr.value(s(run_id))));
+    let mut found = None;
+    store
+        .query_pages(&query, |page| {
+            found = page.into_iter().next();
+            Ok(if found.is_some() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })
+        .await?;
+    found
+        .map(|item| items::decode(item, items::RUN))
+        .transpose()
 }
 
 // --- audit -------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-//! `MemberStore`: site users and their links, the `members` table.
+//! `MemberStore`: site users and their links, the `members` table; the console's counts and
+//! search are in `console`.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{from_json, from_json_opt, is_unique_violation, page, to_json, SqliteStore};
 use crate::clock::Timestamp;
-use crate::domain::{Link, LinkStatus, Member, SiteUser, StoredTokens, UnlinkCleanup, Unlinking};
+use crate::domain::{
+    Link, LinkStatus, Member, MemberCounts, MemberSearch, SiteUser, StoredTokens, UnlinkCleanup,
+    Unlinking,
+};
 use crate::store::{Cursor, MemberStore, Outcome, Page, StoreError, StoreResult};
 
 #[async_trait]
@@ -176,6 +180,23 @@ impl MemberStore for SqliteStore {
         self.run(move |c| list_linked_by_discord(c, &client, after_discord_id, limit))
             .await
     }
+
+    async fn search_members(
+        &self,
+        client: &str,
+        search: &MemberSearch,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        let (client, search, after) = (client.to_owned(), search.clone(), after.cloned());
+        self.run(move |c| console::search(c, &client, &search, after.as_ref(), limit))
+            .await
+    }
+
+    async fn count_members(&self, client: &str) -> StoreResult<MemberCounts> {
+        let client = client.to_owned();
+        self.run(move |c| console::count(c, &client)).await
+    }
 }
 
 /// The columns `member_from_row` reads, in order.
@@ -184,6 +205,9 @@ macro_rules! member_columns {
         "user_id, groups, attributes, pending, version, last_error, updated_at, link, unlinking"
     };
 }
+
+// After `member_columns!`, which it uses.
+mod console;
 
 fn member_from_row(client: &str, row: &Row<'_>) -> rusqlite::Result<Member> {
     Ok(Member {

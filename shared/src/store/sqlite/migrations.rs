@@ -13,21 +13,33 @@ const MIGRATIONS: &[&str] = &[
     V4_UNLINKING,
     V5_API_TOKENS,
     V6_RETENTION,
-    V7_ROLE_COLOURS,
+    V7_CONSOLE_SESSIONS,
+    V8_ROLE_COLOURS,
 ];
 
 /// The version a fully migrated database has.
 pub(crate) const LATEST: usize = MIGRATIONS.len();
 
-/// The weekly tasks walk our links in the order of Discord's member list: numeric user ids.
 /// Roles keep Discord's colour (shown by the console).
-const V7_ROLE_COLOURS: &str = r#"
+const V8_ROLE_COLOURS: &str = r#"
 ALTER TABLE roles ADD COLUMN color INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// The weekly tasks walk our links in the order of Discord's member list: numeric user ids.
 const V2_MEMBERS_BY_DISCORD_NUMBER: &str = r#"
 CREATE INDEX members_by_discord_number ON members (client, CAST(discord_user_id AS INTEGER))
     WHERE discord_user_id IS NOT NULL;
+"#;
+
+/// Operator console sign-ins, found by the SHA-256 of the cookie's id; `Pruning` removes them by
+/// `expires_at`.
+const V7_CONSOLE_SESSIONS: &str = r#"
+CREATE TABLE console_sessions (
+    id_sha256   TEXT PRIMARY KEY NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    session     TEXT NOT NULL              -- JSON `ConsoleSession` (the id's hash only)
+) STRICT;
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
 "#;
 
 /// Pruning (`Pruning`) deletes by time across clients: indexes on those times, and when a lease

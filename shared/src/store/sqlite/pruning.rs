@@ -1,5 +1,5 @@
-//! `Pruning`: removes run reports and audit entries past the store's retention, expired link
-//! sessions and leases long expired, a bounded batch per kind and statement.
+//! `Pruning`: removes run reports and audit entries past the store's retention, expired link and
+//! console sessions and leases long expired, a bounded batch per kind and statement.
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection};
@@ -25,11 +25,15 @@ impl Pruning for SqliteStore {
             .run(move |c| delete(c, AUDIT, audit_cutoff, limit))
             .await?;
         let link_sessions = self.run(move |c| delete(c, SESSIONS, now, limit)).await?;
+        let console_sessions = self
+            .run(move |c| delete(c, CONSOLE_SESSIONS, now, limit))
+            .await?;
         let leases = self.run(move |c| delete(c, LEASES, now, limit)).await?;
         Ok(Pruned {
             runs,
             audit,
             link_sessions,
+            console_sessions,
             leases,
         })
     }
@@ -44,6 +48,9 @@ const AUDIT: &str = "DELETE FROM audit WHERE seq IN
 /// A session is expired once `expires_at <= now` (see `consume_link_session`).
 const SESSIONS: &str = "DELETE FROM link_sessions WHERE rowid IN
     (SELECT rowid FROM link_sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
+/// Expired once `expires_at <= now`, as link sessions (see `get_console_session`).
+const CONSOLE_SESSIONS: &str = "DELETE FROM console_sessions WHERE rowid IN
+    (SELECT rowid FROM console_sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
 /// `keep_until` is a day after the lease's last expiry; a release keeps it.
 const LEASES: &str = "DELETE FROM leases WHERE rowid IN
     (SELECT rowid FROM leases WHERE keep_until <= ?1 ORDER BY keep_until LIMIT ?2)";
