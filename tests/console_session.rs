@@ -3,7 +3,6 @@
 //! restart, and ends with sign-out, expiry, or its token's revocation), and that a POST without
 //! the session's CSRF token changes nothing.
 
-use std::time::Duration;
 
 use connector_e2e::{location, Harness, ADMIN_TOKEN, CLIENT};
 use reqwest::{Method, StatusCode};
@@ -228,7 +227,7 @@ async fn a_session_is_stored_and_ends_with_expiry_revocation_or_rotation() {
     let b = browser();
     sign_in(&rotated, &b, "another-admin-token-0123456789abcdefgh").await;
     assert_eq!(page(&rotated, &b, "/admin").await.0, StatusCode::OK);
-    rotated.clock.advance(Duration::from_secs(8 * 3600 + 1));
+    rotated.clock.advance(8 * 3600 + 1);
     assert_eq!(page(&rotated, &b, "/admin").await.0, StatusCode::SEE_OTHER);
 }
 

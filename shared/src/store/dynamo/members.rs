@@ -107,6 +107,19 @@ impl MemberStore for DynamoStore {
         mark_all_linked_pending(self, client, now).await
     }
 
+    async fn mark_member_pending(
+        &self,
+        client: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut expr = Expr::new();
+        set_pending(&mut expr, client, user_id, true);
+        expr.set(&["updated_at"], n(now)).increment("version", 1);
+        let condition = format!("attribute_exists({})", expr.name("version"));
+        update_if(self, member_key(client, user_id), &expr, condition).await
+    }
+
     async fn list_pending(
         &self,
         client: &str,
