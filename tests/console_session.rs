@@ -3,7 +3,6 @@
 //! restart, and ends with sign-out, expiry, or its token's revocation), and that a POST without
 //! the session's CSRF token changes nothing.
 
-
 use connector_e2e::{location, Harness, ADMIN_TOKEN, CLIENT};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -15,18 +14,29 @@ fn browser() -> reqwest::Client {
 
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).map(|i| i + marker.len()).expect("hidden field");
+    let start = html
+        .find(&marker)
+        .map(|i| i + marker.len())
+        .expect("hidden field");
     html[start..].split('"').next().expect("value").to_owned()
 }
 
 /// Signs in with `token`; returns the status and `Location` of the answer.
 async fn sign_in(h: &Harness, b: &reqwest::Client, token: &str) -> (StatusCode, String, String) {
-    let form = b.get(h.url("/admin/login")).send().await.expect("login form");
+    let form = b
+        .get(h.url("/admin/login"))
+        .send()
+        .await
+        .expect("login form");
     assert_eq!(form.status(), StatusCode::OK);
     let nonce = hidden(&form.text().await.expect("body"), "csrf");
     let resp = b
         .post(h.url("/admin/login"))
-        .form(&[("token", token), ("csrf", nonce.as_str()), ("next", "/admin")])
+        .form(&[
+            ("token", token),
+            ("csrf", nonce.as_str()),
+            ("next", "/admin"),
+        ])
         .send()
         .await
         .expect("login");
@@ -43,7 +53,11 @@ async fn page(h: &Harness, b: &reqwest::Client, path: &str) -> (StatusCode, Stri
 }
 
 async fn create_token(h: &Harness, scope: &str) -> (String, String) {
-    let clients: Vec<&str> = if scope == "site" { vec![CLIENT] } else { vec![] };
+    let clients: Vec<&str> = if scope == "site" {
+        vec![CLIENT]
+    } else {
+        vec![]
+    };
     let (status, body): (StatusCode, Value) = h
         .api(
             Method::POST,
@@ -79,16 +93,31 @@ async fn nothing_of_the_console_is_reachable_without_a_session() {
         .await
         .expect("post");
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    assert!(h.app.store.list_clients().await.expect("clients").is_empty());
+    assert!(h
+        .app
+        .store
+        .list_clients()
+        .await
+        .expect("clients")
+        .is_empty());
     // The sign-in page and its assets are public, and every answer forbids framing and inline
     // scripts.
     let login = b.get(h.url("/admin/login")).send().await.expect("login");
     assert_eq!(login.status(), StatusCode::OK);
-    let csp = login.headers()["content-security-policy"].to_str().expect("csp");
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    let csp = login.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert_eq!(login.headers()["x-frame-options"], "DENY");
     assert_eq!(login.headers()["cache-control"], "no-store");
-    let css = b.get(h.url("/admin/static/console.css")).send().await.expect("css");
+    let css = b
+        .get(h.url("/admin/static/console.css"))
+        .send()
+        .await
+        .expect("css");
     assert_eq!(css.status(), StatusCode::OK);
 }
 
@@ -105,7 +134,10 @@ async fn only_operator_tokens_sign_in() {
     let (status, _, body) = sign_in(&h, &browser(), "wrong-token-wrong-token-wrong-token").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body.contains("That token was not accepted"));
-    assert!(!body.contains("wrong-token"), "the token typed is not echoed");
+    assert!(
+        !body.contains("wrong-token"),
+        "the token typed is not echoed"
+    );
 
     for token in [ADMIN_TOKEN, operator.as_str()] {
         let b = browser();
@@ -124,22 +156,34 @@ async fn a_sign_in_needs_the_form_the_browser_was_given() {
     // A foreign site posting the operator's own token (login CSRF) has no login nonce cookie.
     let resp = browser()
         .post(h.url("/admin/login"))
-        .form(&[("token", ADMIN_TOKEN), ("csrf", "guess"), ("next", "/admin")])
+        .form(&[
+            ("token", ADMIN_TOKEN),
+            ("csrf", "guess"),
+            ("next", "/admin"),
+        ])
         .send()
         .await
         .expect("login");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert!(resp.headers().get("set-cookie").is_none_or(|c| !c
-        .to_str()
-        .unwrap_or_default()
-        .starts_with("dc_console=")));
+    assert!(resp
+        .headers()
+        .get("set-cookie")
+        .is_none_or(|c| !c.to_str().unwrap_or_default().starts_with("dc_console=")));
     // And no open redirect after a sign-in.
     let b = browser();
-    let form = b.get(h.url("/admin/login?next=https://evil.example/")).send().await.expect("form");
+    let form = b
+        .get(h.url("/admin/login?next=https://evil.example/"))
+        .send()
+        .await
+        .expect("form");
     let body = form.text().await.expect("body");
     let resp = b
         .post(h.url("/admin/login"))
-        .form(&[("token", ADMIN_TOKEN), ("csrf", hidden(&body, "csrf").as_str()), ("next", "https://evil.example/")])
+        .form(&[
+            ("token", ADMIN_TOKEN),
+            ("csrf", hidden(&body, "csrf").as_str()),
+            ("next", "https://evil.example/"),
+        ])
         .send()
         .await
         .expect("login");
@@ -164,11 +208,23 @@ async fn a_post_without_the_sessions_csrf_token_changes_nothing() {
         }
         let resp = b.post(&path).form(&form).send().await.expect("post");
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-        assert!(resp.text().await.expect("body").contains("This form has expired"));
+        assert!(resp
+            .text()
+            .await
+            .expect("body")
+            .contains("This form has expired"));
     }
     let roles = h.app.store.list_roles(CLIENT).await.expect("roles");
-    let officer_groups = &roles.iter().find(|r| r.id == officer).expect("officer").groups;
-    assert_eq!(officer_groups, &connector_e2e::names(&["officers"]), "unchanged");
+    let officer_groups = &roles
+        .iter()
+        .find(|r| r.id == officer)
+        .expect("officer")
+        .groups;
+    assert_eq!(
+        officer_groups,
+        &connector_e2e::names(&["officers"]),
+        "unchanged"
+    );
 
     // Another session's token does not do either.
     let other = browser();
@@ -177,7 +233,10 @@ async fn a_post_without_the_sessions_csrf_token_changes_nothing() {
     assert_ne!(hidden(&other_page, "csrf"), csrf);
     let resp = b
         .post(&path)
-        .form(&[("groups", "intruders"), ("csrf", &hidden(&other_page, "csrf"))])
+        .form(&[
+            ("groups", "intruders"),
+            ("csrf", &hidden(&other_page, "csrf")),
+        ])
         .send()
         .await
         .expect("post");
@@ -192,8 +251,15 @@ async fn a_post_without_the_sessions_csrf_token_changes_nothing() {
         .expect("post");
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let roles = h.app.store.list_roles(CLIENT).await.expect("roles");
-    let officer_groups = &roles.iter().find(|r| r.id == officer).expect("officer").groups;
-    assert_eq!(officer_groups, &connector_e2e::names(&["officers", "directors"]));
+    let officer_groups = &roles
+        .iter()
+        .find(|r| r.id == officer)
+        .expect("officer")
+        .groups;
+    assert_eq!(
+        officer_groups,
+        &connector_e2e::names(&["officers", "directors"])
+    );
 }
 
 #[tokio::test]
@@ -212,14 +278,18 @@ async fn a_session_is_stored_and_ends_with_expiry_revocation_or_rotation() {
     assert_eq!(status, StatusCode::OK, "the session survives a restart");
 
     // Revoking the operator token ends the sessions made with it at once.
-    let (status, _) = h.api(Method::DELETE, &format!("/tokens/{token_id}"), None).await;
+    let (status, _) = h
+        .api(Method::DELETE, &format!("/tokens/{token_id}"), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, loc, _) = page(&h, &by_operator, "/admin").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "revoked");
     assert!(loc.starts_with("/admin/login"));
 
     // Rotating the bootstrap token ends its sessions.
-    let rotated = h.restart(Some("another-admin-token-0123456789abcdefgh".to_owned())).await;
+    let rotated = h
+        .restart(Some("another-admin-token-0123456789abcdefgh".to_owned()))
+        .await;
     let (status, _, _) = page(&rotated, &by_admin, "/admin").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "rotated");
 
@@ -241,15 +311,25 @@ async fn over_https_the_cookie_is_host_only_and_secure() {
         .send()
         .await
         .expect("form");
-    let nonce_cookie = form.headers()["set-cookie"].to_str().expect("cookie").to_owned();
-    assert!(nonce_cookie.starts_with("__Host-dc_console_login="), "{nonce_cookie}");
+    let nonce_cookie = form.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(
+        nonce_cookie.starts_with("__Host-dc_console_login="),
+        "{nonce_cookie}"
+    );
     assert!(nonce_cookie.contains("; Secure"), "{nonce_cookie}");
     let nonce = hidden(&form.text().await.expect("body"), "csrf");
     let resp = b
         .post(h.url("/admin/login"))
         .header("x-forwarded-proto", "https")
         .header("cookie", format!("__Host-dc_console_login={nonce}"))
-        .form(&[("token", ADMIN_TOKEN), ("csrf", nonce.as_str()), ("next", "/admin")])
+        .form(&[
+            ("token", ADMIN_TOKEN),
+            ("csrf", nonce.as_str()),
+            ("next", "/admin"),
+        ])
         .send()
         .await
         .expect("login");
@@ -261,7 +341,13 @@ async fn over_https_the_cookie_is_host_only_and_secure() {
         .map(|v| v.to_str().expect("ascii").to_owned())
         .find(|c| c.starts_with("__Host-dc_console="))
         .expect("session cookie");
-    for part in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/", "Max-Age=28800"] {
+    for part in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Secure",
+        "Path=/",
+        "Max-Age=28800",
+    ] {
         assert!(session.contains(part), "{session} lacks {part}");
     }
     assert!(!session.contains("Domain"), "{session}");

@@ -109,7 +109,12 @@ impl MemberSearch {
         if !self.filter.matches(m) {
             return false;
         }
-        let Some(text) = self.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+        let Some(text) = self
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        else {
             return true;
         };
         let needle = text.to_lowercase();

@@ -12,11 +12,11 @@ pub mod session;
 pub mod token;
 
 pub use audit::{AuditAction, AuditEntry};
+pub use client::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
 pub use console::{
     AuditSearch, ConsoleSession, ConsoleSignIn, MemberCounts, MemberFilter, MemberSearch,
     CONSOLE_SESSION_TTL_SECS,
 };
-pub use client::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
 pub use member::{
     refusal_key, LastError, Link, LinkStatus, Member, SiteUser, StoredTokens, UnlinkCleanup,
     UnlinkReason, Unlinking, NICK_REFUSAL,

@@ -355,12 +355,7 @@ pub fn patched_client(
     }
     c.updated_at = app.clock.now();
     check(&mut c, app.discord_urls)?;
-    check_secrets_resent(
-        before,
-        &c,
-        p.bot_token.is_some(),
-        p.client_secret.is_some(),
-    )?;
+    check_secrets_resent(before, &c, p.bot_token.is_some(), p.client_secret.is_some())?;
     check_secrets(p.bot_token.as_ref(), p.client_secret.as_ref())?;
     Ok((
         c,

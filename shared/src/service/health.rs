@@ -32,8 +32,9 @@ pub fn bot_permissions(client: &Client) -> u64 {
 /// The link that adds the bot to the client's guild (preselected, not changeable) with exactly
 /// [`bot_permissions`].
 pub fn bot_invite_url(client: &Client) -> String {
-    let mut url = url::Url::parse(&client.discord_authorize_url)
-        .unwrap_or_else(|_| url::Url::parse(crate::domain::client::DEFAULT_AUTHORIZE_URL).expect("a valid constant URL"));
+    let mut url = url::Url::parse(&client.discord_authorize_url).unwrap_or_else(|_| {
+        url::Url::parse(crate::domain::client::DEFAULT_AUTHORIZE_URL).expect("a valid constant URL")
+    });
     url.query_pairs_mut()
         .clear()
         .append_pair("client_id", &client.client_id)
@@ -85,7 +86,11 @@ pub async fn check_setup(
     }
     if check.bot_in_guild == Some(true) {
         let ctx = ClientContext::load(app, client_id).await?;
-        match ctx.discord.list_members(&ctx.client.guild_id, None, 1).await {
+        match ctx
+            .discord
+            .list_members(&ctx.client.guild_id, None, 1)
+            .await
+        {
             Ok(_) => check.members_intent = Some(true),
             Err(DiscordError::MissingAccess) => check.members_intent = Some(false),
             Err(e) => check.problem = Some(e.to_string()),
@@ -173,7 +178,10 @@ pub struct ClientSummary {
 /// work, so this is a day of a busy guild).
 const RATE_LIMIT_LOOKBACK_RUNS: usize = 500;
 
-pub async fn client_summary(app: &AppState, client: &Client) -> Result<ClientSummary, ServiceError> {
+pub async fn client_summary(
+    app: &AppState,
+    client: &Client,
+) -> Result<ClientSummary, ServiceError> {
     let counts = app.store.count_members(&client.id).await?;
     let roles = app.store.list_roles(&client.id).await?;
     let hierarchy = Hierarchy::of(client, &roles);
@@ -220,7 +228,11 @@ pub async fn client_summary(app: &AppState, client: &Client) -> Result<ClientSum
     })
 }
 
-async fn rate_limited_since(app: &AppState, client_id: &str, since: i64) -> Result<u64, ServiceError> {
+async fn rate_limited_since(
+    app: &AppState,
+    client_id: &str,
+    since: i64,
+) -> Result<u64, ServiceError> {
     let mut total = 0;
     let mut seen = 0;
     let mut after = None;
@@ -277,6 +289,8 @@ mod tests {
         assert_eq!(q["scope"], "bot");
         assert_eq!(q["permissions"], "402653185");
         assert_eq!(q["disable_guild_select"], "true");
-        assert!(url.as_str().starts_with("https://discord.com/oauth2/authorize?"));
+        assert!(url
+            .as_str()
+            .starts_with("https://discord.com/oauth2/authorize?"));
     }
 }

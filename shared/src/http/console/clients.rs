@@ -53,7 +53,7 @@ fn secret(s: &str) -> Option<SecretString> {
 }
 
 fn origins(s: &str) -> Vec<String> {
-    s.split(|c: char| c == '\n' || c == ',')
+    s.split(['\n', ','])
         .filter_map(given)
         .collect()
 }
@@ -179,7 +179,13 @@ fn input(
     }
 }
 
-fn secret_input(name: &str, label: &str, is_set: Option<bool>, help: Markup, refusal: Option<&ApiError>) -> Markup {
+fn secret_input(
+    name: &str,
+    label: &str,
+    is_set: Option<bool>,
+    help: Markup,
+    refusal: Option<&ApiError>,
+) -> Markup {
     let state = match is_set {
         Some(true) => html! { " " (badge("good", "set")) },
         Some(false) => html! { " " (badge("bad", "not set")) },
@@ -265,7 +271,12 @@ fn callback_url_for(headers: &HeaderMap, uri: &Uri) -> String {
     format!("{scheme}://{host}/discord/sso/callback")
 }
 
-fn new_page(user: &ConsoleUser, app: &AppState, f: &ClientForm, refusal: Option<&ApiError>) -> Page {
+fn new_page(
+    user: &ConsoleUser,
+    app: &AppState,
+    f: &ClientForm,
+    refusal: Option<&ApiError>,
+) -> Page {
     let notice = refusal.map(|e| Notice::error(format!("Not saved: {}", e.0.detail)));
     let mut page = shell(
         "Set up a client",
@@ -368,7 +379,10 @@ pub async fn create(
     };
     let input = form.into_input();
     let missing = if input.client_secret.is_none() {
-        Some(ApiError::invalid("client_secret", "paste the application's client secret"))
+        Some(ApiError::invalid(
+            "client_secret",
+            "paste the application's client secret",
+        ))
     } else if input.bot_token.is_none() {
         Some(ApiError::invalid("bot_token", "paste the bot's token"))
     } else {
@@ -382,7 +396,9 @@ pub async fn create(
         Err(e) => return new_page(&user, &app, &echo, Some(&e)).into_response(),
     };
     match svc::create_client(&app, client, secrets).await {
-        Ok((c, _)) => Redirect::to(&format!("{}/setup?done=created", client_path(&c.id))).into_response(),
+        Ok((c, _)) => {
+            Redirect::to(&format!("{}/setup?done=created", client_path(&c.id))).into_response()
+        }
         Err(e) => new_page(&user, &app, &echo, Some(&ApiError::from(e))).into_response(),
     }
 }
@@ -435,10 +451,17 @@ pub async fn setup(
     Query(q): Query<DoneQuery>,
 ) -> Result<Page, Failure> {
     let c = load_client(&app, &user, &id).await?;
-    let roles = app.store.list_roles(&c.id).await.map_err(|e| Failure::store(&user, e))?;
+    let roles = app
+        .store
+        .list_roles(&c.id)
+        .await
+        .map_err(|e| Failure::store(&user, e))?;
     let hierarchy = Hierarchy::of(&c, &roles);
     let g = &c.guild;
-    let in_guild = g.synced_at.map(|_| true).or(g.bot_token_ok.filter(|ok| !ok));
+    let in_guild = g
+        .synced_at
+        .map(|_| true)
+        .or(g.bot_token_ok.filter(|ok| !ok));
     let base = client_path(&c.id);
     Ok(shell(
         &format!("Set up {}", c.name),
@@ -503,7 +526,9 @@ pub async fn check(
     let c = load_client(&app, &user, &id).await?;
     match health::check_setup(&app, &c.id, &user.actor).await {
         Ok(result) => match result.problem {
-            None => Ok(Redirect::to(&format!("{}/setup?done=checked", client_path(&c.id))).into_response()),
+            None => Ok(
+                Redirect::to(&format!("{}/setup?done=checked", client_path(&c.id))).into_response(),
+            ),
             Some(problem) => Err(Failure::discord(&user, &problem)),
         },
         Err(e) => Err(Failure::service(&user, e)),
@@ -529,8 +554,12 @@ async fn overview_page(
     notice: Option<Notice>,
     refusal: Option<&ApiError>,
 ) -> Result<Page, Failure> {
-    let summary = client_summary(app, &c).await.map_err(|e| Failure::service(user, e))?;
-    let v = view(app, c.clone(), None).await.map_err(|e| Failure::api(user, e))?;
+    let summary = client_summary(app, &c)
+        .await
+        .map_err(|e| Failure::service(user, e))?;
+    let v = view(app, c.clone(), None)
+        .await
+        .map_err(|e| Failure::api(user, e))?;
     let form = form.unwrap_or_else(|| ClientForm::of(&c));
     let base = client_path(&c.id);
     let mut page = shell(
@@ -602,16 +631,20 @@ pub async fn save_settings(
     patch.bot_token = None;
     patch.client_secret = None;
     let result = match patched_client(&app, &before, patch) {
-        Ok((c, secrets)) => svc::update_client(&app, c, secrets).await.map_err(ApiError::from),
+        Ok((c, secrets)) => svc::update_client(&app, c, secrets)
+            .await
+            .map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("{}?done=saved", client_path(&id))).into_response()),
         Err(e) => {
             let notice = Notice::error(format!("Not saved: {}", e.0.detail));
-            Ok(overview_page(&app, &user, before, Some(echo), Some(notice), Some(&e))
-                .await?
-                .into_response())
+            Ok(
+                overview_page(&app, &user, before, Some(echo), Some(notice), Some(&e))
+                    .await?
+                    .into_response(),
+            )
         }
     }
 }
@@ -631,19 +664,32 @@ pub async fn replace_secrets(
         ..ClientPatch::default()
     };
     if patch.bot_token.is_none() && patch.client_secret.is_none() {
-        let e = ApiError::invalid("bot_token", "paste a new bot token or client secret (or both)");
+        let e = ApiError::invalid(
+            "bot_token",
+            "paste a new bot token or client secret (or both)",
+        );
         let notice = Notice::error("Nothing to replace: both fields were empty.");
-        return Ok(overview_page(&app, &user, before, None, Some(notice), Some(&e)).await?.into_response());
+        return Ok(
+            overview_page(&app, &user, before, None, Some(notice), Some(&e))
+                .await?
+                .into_response(),
+        );
     }
     let result = match patched_client(&app, &before, patch) {
-        Ok((c, secrets)) => svc::update_client(&app, c, secrets).await.map_err(ApiError::from),
+        Ok((c, secrets)) => svc::update_client(&app, c, secrets)
+            .await
+            .map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match result {
         Ok(_) => Ok(Redirect::to(&format!("{}?done=secrets", client_path(&id))).into_response()),
         Err(e) => {
             let notice = Notice::error(format!("Not replaced: {}", e.0.detail));
-            Ok(overview_page(&app, &user, before, None, Some(notice), Some(&e)).await?.into_response())
+            Ok(
+                overview_page(&app, &user, before, None, Some(notice), Some(&e))
+                    .await?
+                    .into_response(),
+            )
         }
     }
 }
@@ -665,8 +711,12 @@ pub async fn delete(
     if form.confirm.trim() != c.id {
         let e = ApiError::invalid("confirm", "type the client id exactly to delete it");
         let notice = Notice::error("Not deleted: the client id typed did not match.");
-        return Ok(overview_page(&app, &user, c, None, Some(notice), Some(&e)).await?.into_response());
+        return Ok(overview_page(&app, &user, c, None, Some(notice), Some(&e))
+            .await?
+            .into_response());
     }
-    svc::delete_client(&app, &c.id).await.map_err(|e| Failure::service(&user, e))?;
+    svc::delete_client(&app, &c.id)
+        .await
+        .map_err(|e| Failure::service(&user, e))?;
     Ok(Redirect::to(&format!("/admin?done=deleted&_={}", enc(&c.id))).into_response())
 }

@@ -97,14 +97,29 @@ pub async fn dashboard(
     Extension(user): Extension<ConsoleUser>,
     Query(q): Query<DashboardQuery>,
 ) -> Result<Page, Failure> {
-    let mut clients = app.store.list_clients().await.map_err(|e| Failure::store(&user, e))?;
-    clients.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.id.cmp(&b.id)));
+    let mut clients = app
+        .store
+        .list_clients()
+        .await
+        .map_err(|e| Failure::store(&user, e))?;
+    clients.sort_by(|a, b| {
+        a.name
+            .to_lowercase()
+            .cmp(&b.name.to_lowercase())
+            .then(a.id.cmp(&b.id))
+    });
     let pages = clients.len().div_ceil(CLIENTS_PER_PAGE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
     let now = app.clock.now();
     let mut rows = Vec::new();
-    for c in clients.iter().skip((page - 1) * CLIENTS_PER_PAGE).take(CLIENTS_PER_PAGE) {
-        let summary = client_summary(&app, c).await.map_err(|e| Failure::service(&user, e))?;
+    for c in clients
+        .iter()
+        .skip((page - 1) * CLIENTS_PER_PAGE)
+        .take(CLIENTS_PER_PAGE)
+    {
+        let summary = client_summary(&app, c)
+            .await
+            .map_err(|e| Failure::service(&user, e))?;
         rows.push(html! {
             tr {
                 th scope="row" { a href=(client_path(&c.id)) { (c.name) } br; span.help { "server " (c.guild_id) } }

@@ -79,7 +79,11 @@ pub async fn list(
         .as_deref()
         .and_then(MemberFilter::parse)
         .unwrap_or_default();
-    let text = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
+    let text =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
     let search = MemberSearch {
         filter,
         text: text.clone(),
@@ -93,7 +97,15 @@ pub async fn list(
     if let (Some(t), None) = (&text, &cursor) {
         if let Ok(Some(m)) = app.store.get_member(&c.id, t).await {
             if filter.matches(&m) && search_is_exact(t, &m) {
-                return Ok(list_page(&app, &user, &c, &search, vec![m], None, q.cursor.is_some()));
+                return Ok(list_page(
+                    &app,
+                    &user,
+                    &c,
+                    &search,
+                    vec![m],
+                    None,
+                    q.cursor.is_some(),
+                ));
             }
         }
     }
@@ -103,13 +115,25 @@ pub async fn list(
         .await
         .map_err(|e| Failure::store(&user, e))?;
     let next = page.next.map(|n| {
-        let mut url = format!("{base}/members?filter={}&cursor={}", filter.as_str(), enc(n.as_str()));
+        let mut url = format!(
+            "{base}/members?filter={}&cursor={}",
+            filter.as_str(),
+            enc(n.as_str())
+        );
         if let Some(t) = &text {
             url.push_str(&format!("&q={}", enc(t)));
         }
         url
     });
-    Ok(list_page(&app, &user, &c, &search, page.items, next, cursor.is_some()))
+    Ok(list_page(
+        &app,
+        &user,
+        &c,
+        &search,
+        page.items,
+        next,
+        cursor.is_some(),
+    ))
 }
 
 fn search_is_exact(text: &str, m: &Member) -> bool {
@@ -215,7 +239,12 @@ fn last_error(e: &LastError, now: i64) -> Markup {
     }
 }
 
-async fn load_member(app: &AppState, user: &ConsoleUser, c: &Client, user_id: &str) -> Result<Member, Failure> {
+async fn load_member(
+    app: &AppState,
+    user: &ConsoleUser,
+    c: &Client,
+    user_id: &str,
+) -> Result<Member, Failure> {
     app.store
         .get_member(&c.id, user_id)
         .await
@@ -232,7 +261,11 @@ pub async fn show(
 ) -> Result<Page, Failure> {
     let c = load_client(&app, &user, &id).await?;
     let m = load_member(&app, &user, &c, &user_id).await?;
-    let roles = app.store.list_roles(&c.id).await.map_err(|e| Failure::store(&user, e))?;
+    let roles = app
+        .store
+        .list_roles(&c.id)
+        .await
+        .map_err(|e| Failure::store(&user, e))?;
     let audit = app
         .store
         .search_audit(
@@ -380,7 +413,12 @@ pub async fn apply(
     svc::recheck(&app, &c.id, &user_id)
         .await
         .map_err(|e| Failure::service(&user, e))?;
-    Ok(Redirect::to(&format!("{}/members/{}?done=applied", client_path(&c.id), enc(&user_id))).into_response())
+    Ok(Redirect::to(&format!(
+        "{}/members/{}?done=applied",
+        client_path(&c.id),
+        enc(&user_id)
+    ))
+    .into_response())
 }
 
 /// `GET …/members/{user}/unlink`: what unlinking will do, and the button.
@@ -392,12 +430,20 @@ pub async fn confirm_unlink(
     let c = load_client(&app, &user, &id).await?;
     let m = load_member(&app, &user, &c, &user_id).await?;
     let Some(link) = &m.link else {
-        return Ok(shell("Not linked", Some(&user), Some((&c, Section::Members)), Some(Notice::error("This member has no link.")), html! {}));
+        return Ok(shell(
+            "Not linked",
+            Some(&user),
+            Some((&c, Section::Members)),
+            Some(Notice::error("This member has no link.")),
+            html! {},
+        ));
     };
     let member_path = format!("{}/members/{}", client_path(&c.id), enc(&m.user.user_id));
     let what = match c.unlink_policy {
         crate::domain::UnlinkPolicy::Kick => "kicked from the server",
-        crate::domain::UnlinkPolicy::RemoveRoles => "stripped of the roles the connector manages (they stay in the server)",
+        crate::domain::UnlinkPolicy::RemoveRoles => {
+            "stripped of the roles the connector manages (they stay in the server)"
+        }
     };
     Ok(shell(
         "Unlink",
@@ -429,5 +475,10 @@ pub async fn unlink(
     svc::unlink(&app, &c.id, &user_id, &user.actor)
         .await
         .map_err(|e| Failure::service(&user, e))?;
-    Ok(Redirect::to(&format!("{}/members/{}?done=unlinked", client_path(&c.id), enc(&user_id))).into_response())
+    Ok(Redirect::to(&format!(
+        "{}/members/{}?done=unlinked",
+        client_path(&c.id),
+        enc(&user_id)
+    ))
+    .into_response())
 }

@@ -38,15 +38,24 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route("/admin/clients/{client}", get(clients::overview))
         .route("/admin/clients/{client}/setup", get(clients::setup))
         .route("/admin/clients/{client}/check", post(clients::check))
-        .route("/admin/clients/{client}/settings", post(clients::save_settings))
-        .route("/admin/clients/{client}/secrets", post(clients::replace_secrets))
+        .route(
+            "/admin/clients/{client}/settings",
+            post(clients::save_settings),
+        )
+        .route(
+            "/admin/clients/{client}/secrets",
+            post(clients::replace_secrets),
+        )
         .route("/admin/clients/{client}/delete", post(clients::delete))
         .route("/admin/clients/{client}/roles", get(roles::list))
         .route("/admin/clients/{client}/roles/sync", post(roles::sync))
         .route("/admin/clients/{client}/roles/{role}", post(roles::map))
         .route("/admin/clients/{client}/members", get(members::list))
         .route("/admin/clients/{client}/members/{user}", get(members::show))
-        .route("/admin/clients/{client}/members/{user}/apply", post(members::apply))
+        .route(
+            "/admin/clients/{client}/members/{user}/apply",
+            post(members::apply),
+        )
         .route(
             "/admin/clients/{client}/members/{user}/unlink",
             get(members::confirm_unlink).post(members::unlink),
@@ -55,7 +64,10 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route("/admin/clients/{client}/tasks/{task}", post(tasks::run))
         .route("/admin/clients/{client}/runs/{run}", get(tasks::show_run))
         .route("/admin/clients/{client}/audit", get(audit::list))
-        .route("/admin/{*rest}", get(dashboard::not_found).post(dashboard::not_found))
+        .route(
+            "/admin/{*rest}",
+            get(dashboard::not_found).post(dashboard::not_found),
+        )
         .layer(axum::middleware::from_fn_with_state(
             app,
             session::require_session,

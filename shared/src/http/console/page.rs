@@ -177,7 +177,9 @@ pub fn done_notice(code: Option<&str>) -> Option<Notice> {
         "synced" => "Roles synced from Discord. Linked members are re-checked by the next verify.",
         "mapped" => "Mapping saved. Linked members are re-checked by the next verify.",
         "applied" => "Queued: the guild's writer re-checks this member within seconds.",
-        "unlinked" => "Unlinked. The account is free; the guild's writer applies the unlink policy.",
+        "unlinked" => {
+            "Unlinked. The account is free; the guild's writer applies the unlink policy."
+        }
         "deleted" => "Client deleted.",
         "signed-out" => "Signed out.",
         _ => return None,
@@ -248,7 +250,8 @@ pub fn date_start(date: &str) -> Option<Timestamp> {
     let days = era * 146_097 + doe - 719_468;
     let (back_y, back_m, back_d) = civil_from_days(days);
     // 2026-02-31 is not a day.
-    ((back_m as i64, back_d as i64) == ((mp + 2) % 12 + 1, d) && back_y >= 1970).then_some(days * 86_400)
+    ((back_m as i64, back_d as i64) == ((mp + 2) % 12 + 1, d) && back_y >= 1970)
+        .then_some(days * 86_400)
 }
 
 /// A coloured label with text (never colour alone).
@@ -266,7 +269,12 @@ pub fn health(ok: Option<bool>, yes: &str, no: &str, unknown: &str) -> Markup {
 }
 
 /// A page that says something went wrong, in words, with a way back.
-pub fn error_page(user: Option<&ConsoleUser>, status: StatusCode, title: &str, detail: &str) -> Page {
+pub fn error_page(
+    user: Option<&ConsoleUser>,
+    status: StatusCode,
+    title: &str,
+    detail: &str,
+) -> Page {
     let mut page = shell(
         title,
         user,
@@ -294,7 +302,7 @@ mod tests {
     #[test]
     fn times_read_as_utc_dates() {
         assert_eq!(time(0), "1970-01-01 00:00 UTC");
-        assert_eq!(time(1_795_936_200), "2026-11-29 04:30 UTC");
+        assert_eq!(time(1_795_936_200), "2026-11-29 07:10 UTC");
         assert_eq!(time(951_782_400), "2000-02-29 00:00 UTC");
     }
 

@@ -15,7 +15,9 @@ use crate::service::roles as svc;
 use super::clients::DoneQuery;
 use super::dashboard::{load_client, Failure};
 use super::explain::error_code;
-use super::page::{badge, client_path, csrf_field, done_notice, enc, shell, time, Notice, Page, Section};
+use super::page::{
+    badge, client_path, csrf_field, done_notice, enc, shell, time, Notice, Page, Section,
+};
 use super::session::ConsoleUser;
 
 /// `GET /admin/clients/{client}/roles`.
@@ -28,9 +30,18 @@ pub async fn list(
     page(&app, &user, &id, done_notice(q.done.as_deref())).await
 }
 
-async fn page(app: &AppState, user: &ConsoleUser, id: &str, notice: Option<Notice>) -> Result<Page, Failure> {
+async fn page(
+    app: &AppState,
+    user: &ConsoleUser,
+    id: &str,
+    notice: Option<Notice>,
+) -> Result<Page, Failure> {
     let c = load_client(app, user, id).await?;
-    let roles = app.store.list_roles(&c.id).await.map_err(|e| Failure::store(user, e))?;
+    let roles = app
+        .store
+        .list_roles(&c.id)
+        .await
+        .map_err(|e| Failure::store(user, e))?;
     let hierarchy = Hierarchy::of(&c, &roles);
     let base = client_path(&c.id);
     let bot_top = c.guild.bot_top_position;
@@ -139,7 +150,9 @@ pub async fn sync(
 ) -> Result<Response, Failure> {
     let c = load_client(&app, &user, &id).await?;
     match svc::sync_roles(&app, &c.id, &user.actor).await {
-        Ok(_) => Ok(Redirect::to(&format!("{}/roles?done=synced", client_path(&c.id))).into_response()),
+        Ok(_) => {
+            Ok(Redirect::to(&format!("{}/roles?done=synced", client_path(&c.id))).into_response())
+        }
         Err(crate::service::ServiceError::Discord(e)) => {
             let notice = Notice::error(format!(
                 "Discord refused the sync ({}): {}",
@@ -174,13 +187,24 @@ pub async fn map(
         .filter(|g| !g.is_empty())
         .map(str::to_owned)
         .collect();
-    let checked = validate::snowflake("role_id", &role).and_then(|_| validate::groups("groups", &groups));
+    let checked =
+        validate::snowflake("role_id", &role).and_then(|_| validate::groups("groups", &groups));
     if let Err(e) = checked {
         let notice = Notice::error(format!("Not saved: {}", e.0.detail));
         return Ok(page(&app, &user, &id, Some(notice)).await?.into_response());
     }
-    match svc::map_role(&app, &c.id, &role, groups.into_iter().collect(), &user.actor).await {
-        Ok(_) => Ok(Redirect::to(&format!("{}/roles?done=mapped", client_path(&c.id))).into_response()),
+    match svc::map_role(
+        &app,
+        &c.id,
+        &role,
+        groups.into_iter().collect(),
+        &user.actor,
+    )
+    .await
+    {
+        Ok(_) => {
+            Ok(Redirect::to(&format!("{}/roles?done=mapped", client_path(&c.id))).into_response())
+        }
         Err(e) => Err(Failure::service(&user, e)),
     }
 }

@@ -126,15 +126,17 @@ pub async fn require_session(State(app): State<AppState>, req: Request, next: Ne
 /// Reads a POST's form, refuses it without the session's CSRF token, and puts it back.
 async fn checked_form(req: Request, user: &ConsoleUser) -> Result<Request, Response> {
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| {
-        error_page(
-            Some(user),
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Form too large",
-            "The form sent more than 64 KiB.",
-        )
-        .into_response()
-    })?;
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| {
+            error_page(
+                Some(user),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Form too large",
+                "The form sent more than 64 KiB.",
+            )
+            .into_response()
+        })?;
     let token = form_urlencoded_value(&bytes, "csrf");
     if !token.as_deref().is_some_and(|t| same(t, &user.csrf)) {
         return Err(error_page(
@@ -246,7 +248,11 @@ fn login_page(login_nonce: &str, next: &str, notice: Option<Notice>) -> super::p
 
 /// `GET /admin/login`: the sign-in form, with a fresh login nonce (a double-submit cookie, so a
 /// foreign site cannot sign a browser in with its own token).
-pub async fn login_form(headers: HeaderMap, req_uri: axum::http::Uri, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login_form(
+    headers: HeaderMap,
+    req_uri: axum::http::Uri,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let secure = is_https(&headers, req_uri.scheme_str());
     let nonce = random_token(18);
     let notice = q.signed_out.map(|_| Notice::ok("Signed out."));
@@ -274,13 +280,12 @@ pub async fn login(
 ) -> Response {
     let secure = is_https(&headers, req_uri.scheme_str());
     let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
-    let nonce_ok = cookie_value(cookies, login_cookie_name(secure))
-        .is_some_and(|n| same(n, form.csrf.trim()));
+    let nonce_ok =
+        cookie_value(cookies, login_cookie_name(secure)).is_some_and(|n| same(n, form.csrf.trim()));
     let next = safe_next(form.next.as_deref());
     let retry = |message: &str| {
         let nonce = random_token(18);
-        let mut response =
-            login_page(&nonce, &next, Some(Notice::error(message))).into_response();
+        let mut response = login_page(&nonce, &next, Some(Notice::error(message))).into_response();
         set_cookie(
             &mut response,
             &cookie(login_cookie_name(secure), &nonce, 600, secure),
@@ -291,29 +296,28 @@ pub async fn login(
         return retry("The sign-in form expired. Paste the token again.");
     }
     let token = form.token.trim();
-    let signed_in_with = if token.is_empty() {
-        None
-    } else if app.admin.as_ref().is_some_and(|a| a.verify(token)) {
-        Some(ConsoleSignIn::Bootstrap {
-            token_sha256: state_hash(token),
-        })
-    } else if app.admin.is_none() {
-        None
-    } else {
-        match app.store.find_api_token(&state_hash(token)).await {
-            Ok(Some(t)) if t.scope == TokenScope::Operator => {
-                Some(ConsoleSignIn::ApiToken { token_id: t.id })
-            }
-            Ok(Some(_)) => {
-                return retry(
+    let signed_in_with =
+        if token.is_empty() {
+            None
+        } else if app.admin.as_ref().is_some_and(|a| a.verify(token)) {
+            Some(ConsoleSignIn::Bootstrap {
+                token_sha256: state_hash(token),
+            })
+        } else if app.admin.is_none() {
+            None
+        } else {
+            match app.store.find_api_token(&state_hash(token)).await {
+                Ok(Some(t)) if t.scope == TokenScope::Operator => {
+                    Some(ConsoleSignIn::ApiToken { token_id: t.id })
+                }
+                Ok(Some(_)) => return retry(
                     "This is a site token: it may push users and create link sessions, but not \
                      sign in to the console. Use an operator token.",
-                )
+                ),
+                Ok(None) => None,
+                Err(e) => return unavailable(&e.to_string()),
             }
-            Ok(None) => None,
-            Err(e) => return unavailable(&e.to_string()),
-        }
-    };
+        };
     let Some(signed_in_with) = signed_in_with else {
         tracing::info!("console: sign-in refused");
         return retry("That token was not accepted.");
@@ -340,7 +344,10 @@ pub async fn login(
             secure,
         ),
     );
-    set_cookie(&mut response, &cookie(login_cookie_name(secure), "", 0, secure));
+    set_cookie(
+        &mut response,
+        &cookie(login_cookie_name(secure), "", 0, secure),
+    );
     response
 }
 

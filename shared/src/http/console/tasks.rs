@@ -160,7 +160,10 @@ pub async fn run(
     if dry_run {
         Ok(report_page(&app, &user, &c, &report).await?.into_response())
     } else {
-        Ok(Redirect::to(&format!("{}/runs/{}", client_path(&c.id), enc(&report.id))).into_response())
+        Ok(
+            Redirect::to(&format!("{}/runs/{}", client_path(&c.id), enc(&report.id)))
+                .into_response(),
+        )
     }
 }
 
@@ -182,13 +185,27 @@ pub async fn show_run(
 
 fn names(ids: &[String], roles: &[Role]) -> String {
     ids.iter()
-        .map(|id| roles.iter().find(|r| &r.id == id).map_or_else(|| format!("role {id}"), |r| r.name.clone()))
+        .map(|id| {
+            roles
+                .iter()
+                .find(|r| &r.id == id)
+                .map_or_else(|| format!("role {id}"), |r| r.name.clone())
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-async fn report_page(app: &AppState, user: &ConsoleUser, c: &Client, r: &RunReport) -> Result<Page, Failure> {
-    let roles = app.store.list_roles(&c.id).await.map_err(|e| Failure::store(user, e))?;
+async fn report_page(
+    app: &AppState,
+    user: &ConsoleUser,
+    c: &Client,
+    r: &RunReport,
+) -> Result<Page, Failure> {
+    let roles = app
+        .store
+        .list_roles(&c.id)
+        .await
+        .map_err(|e| Failure::store(user, e))?;
     // "@alice" rather than a Discord id, for the changes shown.
     let mut usernames = BTreeMap::new();
     for change in r.changes.iter().take(NAMED_CHANGES) {
