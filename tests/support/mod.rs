@@ -1,6 +1,8 @@
 //! Test harness: the real router on an ephemeral port, the embedded store in a temp file, and the
 //! Discord emulator in-process, all talking HTTP.
 
+pub mod browser;
+pub mod chromium;
 pub mod moto;
 
 use std::collections::BTreeSet;
