@@ -48,9 +48,14 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     visits.check(&b, "sign-in", Some("sign-in")).await;
 
     // A wrong token is refused in words.
-    b.fill("Operator token", "not-the-token-not-the-token-not-the-token").await;
+    b.fill(
+        "Operator token",
+        "not-the-token-not-the-token-not-the-token",
+    )
+    .await;
     b.click_button("Sign in").await;
-    b.wait_for(Until::Text("That token was not accepted"), WAIT).await;
+    b.wait_for(Until::Text("That token was not accepted"), WAIT)
+        .await;
 
     // When the operator signs in with the admin token,
     b.fill("Operator token", ADMIN_TOKEN).await;
@@ -83,8 +88,11 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     b.fill("Website origins members may return to", SITE).await;
     b.click("details summary").await;
     b.fill("Discord API base", &h.emu.api_base()).await;
-    b.fill("Discord authorize URL", &h.emu.authorize_url()).await;
-    visits.check(&b, "new client", Some("setup-new-client")).await;
+    b.fill("Discord authorize URL", &h.emu.authorize_url())
+        .await;
+    visits
+        .check(&b, "new client", Some("setup-new-client"))
+        .await;
     b.click_button("Create client").await;
     b.wait_for(Until::Css("#f-bot_token[aria-invalid=true]"), WAIT)
         .await;
@@ -100,7 +108,10 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
 
     // Then the setup page says the token works, the roles were synced, and shows the invite.
     b.wait_for(Until::Text("Client created"), WAIT).await;
-    assert_eq!(b.url().await.path(), format!("/admin/clients/{CLIENT}/setup"));
+    assert_eq!(
+        b.url().await.path(),
+        format!("/admin/clients/{CLIENT}/setup")
+    );
     let invite = b
         .find("a[href*='scope=bot']")
         .await
@@ -108,7 +119,10 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
         .await
         .expect("href")
         .expect("invite link");
-    assert!(invite.contains(&format!("guild_id={}", h.emu.guild_id())), "{invite}");
+    assert!(
+        invite.contains(&format!("guild_id={}", h.emu.guild_id())),
+        "{invite}"
+    );
     assert!(invite.contains("permissions=402653185"), "{invite}");
     // The members intent is off in Discord: the check says so, and passes once it is on.
     h.emu.set_members_intent(h.emu.guild_id(), false);
@@ -120,13 +134,21 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     b.wait_for(Until::Text("Checked against Discord just now"), WAIT)
         .await;
     assert!(!b.text().await.contains("turn on Server Members Intent"));
-    assert!(b.text().await.contains("Admin"), "roles above the bot are named");
+    assert!(
+        b.text().await.contains("Admin"),
+        "roles above the bot are named"
+    );
     visits.check(&b, "setup steps", Some("setup-steps")).await;
 
     // Roles: map groups in place; a role above the bot is named in the hierarchy warning.
     b.click_link("Roles").await;
-    b.wait_for(Until::Text("Sync roles from Discord"), WAIT).await;
-    for (role, groups) in [("Officer", "officers"), ("Member", "members"), ("Admin", "admins")] {
+    b.wait_for(Until::Text("Sync roles from Discord"), WAIT)
+        .await;
+    for (role, groups) in [
+        ("Officer", "officers"),
+        ("Member", "members"),
+        ("Admin", "admins"),
+    ] {
         let id = h.role(role);
         b.fill(&format!("groups-{id}"), groups).await;
         b.submit(&format!("form[action$='/roles/{id}']")).await;
@@ -138,7 +160,8 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     h.emu
         .set_role_position(h.emu.guild_id(), &h.role("Connector Bot"), 30);
     b.click_button("Sync roles from Discord").await;
-    b.wait_for(Until::Text("Roles synced from Discord"), WAIT).await;
+    b.wait_for(Until::Text("Roles synced from Discord"), WAIT)
+        .await;
     assert!(!b.text().await.contains("Move the bot's role above"));
     visits.check(&b, "roles", Some("roles")).await;
 
@@ -153,10 +176,14 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
 
     // Members: find alice by her Discord username.
     b.click_link("Members").await;
-    b.fill("Site user id, Discord username or Discord id", "ALI").await;
+    b.fill("Site user id, Discord username or Discord id", "ALI")
+        .await;
     b.click_button("Search").await;
     b.wait_for(Until::Text("alice-site"), WAIT).await;
-    assert!(!b.text().await.contains("bob-site"), "only matches are listed");
+    assert!(
+        !b.text().await.contains("bob-site"),
+        "only matches are listed"
+    );
     visits.check(&b, "members", Some("members")).await;
     b.click_link("alice-site").await;
     b.wait_for(Until::Text("Member alice-site"), WAIT).await;
@@ -172,7 +199,8 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     b.wait_for(Until::Text("Run history"), WAIT).await;
     b.submit("form[action$='/tasks/remote-sync-groups']:has(input[name=dry_run])")
         .await;
-    b.wait_for(Until::Text("Would add Officer to @alice"), WAIT).await;
+    b.wait_for(Until::Text("Would add Officer to @alice"), WAIT)
+        .await;
     assert_eq!(
         h.roles_on_discord("alice"),
         Some(connector_e2e::names(&["Member"])),
@@ -180,8 +208,12 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     );
     visits.check(&b, "dry run", Some("dry-run")).await;
     b.click_button("Run it for real").await;
-    b.wait_for(Until::Text("Run: Remote group sync"), WAIT).await;
-    assert!(b.text().await.contains("guilds/{guild_id}/members"), "calls by route");
+    b.wait_for(Until::Text("Run: Remote group sync"), WAIT)
+        .await;
+    assert!(
+        b.text().await.contains("guilds/{guild_id}/members"),
+        "calls by route"
+    );
     assert_eq!(
         h.roles_on_discord("alice"),
         Some(connector_e2e::names(&["Officer", "Member"]))
@@ -203,11 +235,17 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     // The dashboard shows the client's health.
     b.click_link("Dashboard").await;
     b.wait_for(Until::Text("Test guild"), WAIT).await;
-    assert!(b.text().await.contains("1 linked of 2"), "{}", b.text().await);
+    assert!(
+        b.text().await.contains("1 linked of 2"),
+        "{}",
+        b.text().await
+    );
     visits.check(&b, "dashboard", Some("dashboard")).await;
     b.phone().await;
-    visits.check(&b, "dashboard (phone)", Some("dashboard-phone")).await;
-    b.set_window_size(1280, 900).await;
+    visits
+        .check(&b, "dashboard (phone)", Some("dashboard-phone"))
+        .await;
+    b.set_viewport(1280, 900).await;
 
     // Unlink alice after a confirmation: the account is free at once, the writer strips the
     // managed roles.
@@ -237,9 +275,5 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     assert_eq!(replay.status(), reqwest::StatusCode::SEE_OTHER);
     assert!(connector_e2e::location(&replay).starts_with("/admin/login"));
 
-    visits.assert_no_secret(&[
-        h.emu.bot_token(),
-        h.emu.client_secret(),
-        ADMIN_TOKEN,
-    ]);
+    visits.assert_no_secret(&[h.emu.bot_token(), h.emu.client_secret(), ADMIN_TOKEN]);
 }

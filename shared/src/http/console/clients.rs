@@ -53,9 +53,7 @@ fn secret(s: &str) -> Option<SecretString> {
 }
 
 fn origins(s: &str) -> Vec<String> {
-    s.split(['\n', ','])
-        .filter_map(given)
-        .collect()
+    s.split(['\n', ',']).filter_map(given).collect()
 }
 
 fn unlink_policy(s: &str) -> UnlinkPolicy {
@@ -168,7 +166,7 @@ fn input(
     };
     html! {
         div.field {
-            label for=(id) { (label) @if required { " " span.req aria-hidden="true" { "*" } } }
+            label for=(id) { (label) }
             input id=(id) name=(name) type=(kind) value=(value) required[required]
                 aria-invalid=[error.map(|_| "true")]
                 aria-describedby=[Some(described.as_str()).filter(|d| !d.is_empty())]
@@ -286,7 +284,8 @@ fn new_page(
         html! {
             h1 { "Set up a client" }
             p { "A client is one Discord application and the one server it manages. Follow the steps; "
-                "what you paste here is checked against Discord when you press Create." }
+                "what you paste here is checked against Discord when you press Create. Every field is "
+                "required unless it says optional." }
             form.steps method="post" action="/admin/clients" {
                 (csrf_field(user))
                 ol.steps {
