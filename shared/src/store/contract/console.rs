@@ -291,8 +291,41 @@ fn search(filter: MemberFilter, text: Option<&str>) -> MemberSearch {
 }
 
 pub async fn members_are_counted_in_every_standing(store: &dyn Store) {
-    // given members in every standing
+    // given members in every standing, a different number in each
     seed_console_members(store, 0).await;
+    for (n, status) in [
+        (20, Some(LinkStatus::Revoked)),
+        (21, Some(LinkStatus::Left)),
+        (22, Some(LinkStatus::Left)),
+        (23, None),
+        (24, None),
+        (25, None),
+        (26, Some(LinkStatus::Active)),
+    ] {
+        let user_id = format!("u{n}");
+        let m = store
+            .create_link("a", &user_id, &link(&format!("2000{n}")), None, false, T0)
+            .await
+            .unwrap();
+        match status {
+            Some(LinkStatus::Active) => {}
+            Some(status) => {
+                let mut gone = outcome(&[], false);
+                gone.status = status;
+                assert!(store
+                    .record_outcome("a", &user_id, m.version, &gone, T0 + 1)
+                    .await
+                    .unwrap());
+            }
+            None => {
+                let unlink = cleanup(UnlinkReason::Unlinked, UnlinkPolicy::RemoveRoles);
+                store
+                    .delete_link("a", &user_id, Some(&unlink), T0 + 2)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
 
     // when they are counted
     let counts = store.count_members("a").await.unwrap();
@@ -301,13 +334,13 @@ pub async fn members_are_counted_in_every_standing(store: &dyn Store) {
     assert_eq!(
         counts,
         MemberCounts {
-            total: 9,
-            linked: 4,
-            pending: 3,
+            total: 16,
+            linked: 5,
+            pending: 6,
             errors: 1,
-            left: 1,
-            revoked: 1,
-            unlinking: 1,
+            left: 3,
+            revoked: 2,
+            unlinking: 4,
         }
     );
     // and they agree with counting the listing member by member
