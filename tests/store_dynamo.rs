@@ -10,7 +10,8 @@ use connector::aws::aws_sdk_dynamodb::types::{
 use connector::aws::aws_sdk_dynamodb::Client;
 use connector::domain::{Link, TaskName};
 use connector::store::contract::{
-    all_pages, audit_entry, client, link, link_session, outcome, role, run_report, site_user, T0,
+    all_pages, audit_entry, client, console_session, link, link_session, outcome, role, run_report,
+    site_user, T0,
 };
 use connector::store::dynamo::{DynamoStore, GSI1};
 use connector::store::prelude::*;
@@ -264,6 +265,50 @@ async fn a_link_session_past_its_expiry_but_not_yet_removed_by_ttl_is_refused() 
             .await
             .is_none(),
         "the expired session is deleted on the way"
+    );
+}
+
+#[tokio::test]
+async fn a_console_session_past_its_expiry_but_not_yet_removed_by_ttl_is_refused() {
+    let (dynamodb, table) = fresh_table().await;
+    let store = DynamoStore::new(dynamodb.clone(), &table);
+    store
+        .put_console_session(&console_session("h1", T0 + 600))
+        .await
+        .unwrap();
+
+    let stored = get_item(&dynamodb, &table, "CONSOLESESSION#h1", "CONSOLESESSION")
+        .await
+        .expect("stored under the id's hash");
+    assert_eq!(
+        stored.get("ttl"),
+        Some(&AttributeValue::N((T0 + 600).to_string())),
+        "the TTL attribute is the expiry, in epoch seconds"
+    );
+    assert_eq!(stored.get("entity"), Some(&s("console_session")));
+    assert!(store
+        .get_console_session("h1", T0 + 599)
+        .await
+        .unwrap()
+        .is_some());
+
+    // moto never runs TTL: the item is still there at T0+601, but the session is over.
+    assert_eq!(
+        store.get_console_session("h1", T0 + 601).await.unwrap(),
+        None
+    );
+    assert!(
+        get_item(&dynamodb, &table, "CONSOLESESSION#h1", "CONSOLESESSION")
+            .await
+            .is_some()
+    );
+
+    // and signing out deletes it
+    store.delete_console_session("h1").await.unwrap();
+    assert!(
+        get_item(&dynamodb, &table, "CONSOLESESSION#h1", "CONSOLESESSION")
+            .await
+            .is_none()
     );
 }
 
@@ -863,6 +908,10 @@ async fn runs_audit_entries_sessions_and_leases_carry_their_retention_as_ttl() {
         .await
         .unwrap();
     store.acquire_lease("g", "A", T0, 60).await.unwrap();
+    store
+        .put_console_session(&console_session("c1", T0 + 900))
+        .await
+        .unwrap();
 
     // then each carries the time it may go as `ttl`, and only those do
     let items = scan(&dynamodb, &table).await;
@@ -878,6 +927,7 @@ async fn runs_audit_entries_sessions_and_leases_carry_their_retention_as_ttl() {
     assert_eq!(ttl_by_entity("link_session"), [Some(T0 + 600)]);
     assert_eq!(ttl_by_entity("user_link_session"), [Some(T0 + 600)]);
     assert_eq!(ttl_by_entity("lease"), [Some(T0 + 60 + DAY_SECS)]);
+    assert_eq!(ttl_by_entity("console_session"), [Some(T0 + 900)]);
     assert_eq!(ttl_by_entity("client"), [None], "configuration stays");
 
     // and the default retention is 90 days of runs, a year of audit entries

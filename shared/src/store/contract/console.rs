@@ -219,7 +219,7 @@ pub async fn seed_console_members(store: &dyn Store, fillers: usize) {
             .save_site_user(
                 "a",
                 &site_user(&format!("u{}", 10 + n), &[]),
-                n % 3 == 0,
+                n.is_multiple_of(3),
                 T0,
             )
             .await
@@ -291,8 +291,41 @@ fn search(filter: MemberFilter, text: Option<&str>) -> MemberSearch {
 }
 
 pub async fn members_are_counted_in_every_standing(store: &dyn Store) {
-    // given members in every standing
+    // given members in every standing, a different number in each
     seed_console_members(store, 0).await;
+    for (n, status) in [
+        (20, Some(LinkStatus::Revoked)),
+        (21, Some(LinkStatus::Left)),
+        (22, Some(LinkStatus::Left)),
+        (23, None),
+        (24, None),
+        (25, None),
+        (26, Some(LinkStatus::Active)),
+    ] {
+        let user_id = format!("u{n}");
+        let m = store
+            .create_link("a", &user_id, &link(&format!("2000{n}")), None, false, T0)
+            .await
+            .unwrap();
+        match status {
+            Some(LinkStatus::Active) => {}
+            Some(status) => {
+                let mut gone = outcome(&[], false);
+                gone.status = status;
+                assert!(store
+                    .record_outcome("a", &user_id, m.version, &gone, T0 + 1)
+                    .await
+                    .unwrap());
+            }
+            None => {
+                let unlink = cleanup(UnlinkReason::Unlinked, UnlinkPolicy::RemoveRoles);
+                store
+                    .delete_link("a", &user_id, Some(&unlink), T0 + 2)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
 
     // when they are counted
     let counts = store.count_members("a").await.unwrap();
@@ -301,13 +334,13 @@ pub async fn members_are_counted_in_every_standing(store: &dyn Store) {
     assert_eq!(
         counts,
         MemberCounts {
-            total: 9,
-            linked: 4,
-            pending: 3,
+            total: 16,
+            linked: 5,
+            pending: 6,
             errors: 1,
-            left: 1,
-            revoked: 1,
-            unlinking: 1,
+            left: 3,
+            revoked: 2,
+            unlinking: 4,
         }
     );
     // and they agree with counting the listing member by member
@@ -341,8 +374,8 @@ pub async fn members_are_searched_by_filter_and_text_across_pages(store: &dyn St
     // then each filter finds exactly its members
     let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
     let fillers = |pending_only: bool| {
-        (0..20)
-            .filter(move |n| !pending_only || n % 3 == 0)
+        (0..20_usize)
+            .filter(move |n| !pending_only || n.is_multiple_of(3))
             .map(|n| format!("u{}", 10 + n))
     };
     let all: Vec<String> = members.iter().map(|m| m.user.user_id.clone()).collect();
@@ -503,7 +536,7 @@ const ACTIONS: [&str; 4] = ["role.add", "link.create", "role.remove", "member.le
 /// seventh entry names no member.
 pub fn varied_audit_entry(client: &str, n: usize) -> AuditEntry {
     let member = n % 5;
-    let named = n % 7 != 0;
+    let named = !n.is_multiple_of(7);
     AuditEntry {
         actor: ACTORS[n % ACTORS.len()].to_owned(),
         action: ACTIONS[n % ACTIONS.len()].to_owned(),
@@ -565,12 +598,12 @@ pub async fn the_audit_is_searched_by_member_action_actor_and_time_across_pages(
     );
     assert_eq!(
         audit_searched(store, &by(|s| s.member = Some("u1".into())), 2).await,
-        newest_first(&|n| n % 5 == 1 && n % 7 != 0),
+        newest_first(&|n| n % 5 == 1 && !n.is_multiple_of(7)),
         "by site user"
     );
     assert_eq!(
         audit_searched(store, &by(|s| s.member = Some("d1".into())), 2).await,
-        newest_first(&|n| n % 5 == 1 && n % 7 != 0),
+        newest_first(&|n| n % 5 == 1 && !n.is_multiple_of(7)),
         "by the Discord id of the same entries"
     );
     assert_eq!(
@@ -585,7 +618,7 @@ pub async fn the_audit_is_searched_by_member_action_actor_and_time_across_pages(
     );
     assert_eq!(
         audit_searched(store, &by(|s| s.action = Some("role.add".into())), 3).await,
-        newest_first(&|n| n % 4 == 0)
+        newest_first(&|n| n.is_multiple_of(4))
     );
     assert_eq!(
         audit_searched(store, &by(|s| s.actor = Some("sso".into())), 3).await,
@@ -624,7 +657,7 @@ pub async fn the_audit_is_searched_by_member_action_actor_and_time_across_pages(
             1
         )
         .await,
-        newest_first(&|n| n % 5 == 2 && n % 7 != 0 && n % 3 == 0)
+        newest_first(&|n| n % 5 == 2 && !n.is_multiple_of(7) && n.is_multiple_of(3))
     );
     assert_eq!(
         audit_searched(store, &by(|s| s.action = Some("client.create".into())), 5).await,
