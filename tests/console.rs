@@ -79,12 +79,13 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
         .expect("value")
         .unwrap_or_default();
     assert_eq!(callback, h.url("/discord/sso/callback"));
-    // Forgetting the bot token names the field and keeps what was typed (but no secret).
+    // A mistyped server id is refused naming the field; what was typed stays, but no secret.
     b.fill("Application ID", h.emu.application_id()).await;
     b.fill("Client Secret", h.emu.client_secret()).await;
+    b.fill("Bot token", h.emu.bot_token()).await;
     b.fill("Name", "Test guild").await;
     b.fill("Client id (optional)", CLIENT).await;
-    b.fill("Discord server (guild) ID", h.emu.guild_id()).await;
+    b.fill("Discord server (guild) ID", "my-server").await;
     b.fill("Website origins members may return to", SITE).await;
     b.click("details summary").await;
     b.fill("Discord API base", &h.emu.api_base()).await;
@@ -94,14 +95,29 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
         .check(&b, "new client", Some("setup-new-client"))
         .await;
     b.click_button("Create client").await;
-    b.wait_for(Until::Css("#f-bot_token[aria-invalid=true]"), WAIT)
+    b.wait_for(Until::Css("#f-guild_id[aria-invalid=true]"), WAIT)
         .await;
-    assert!(b.text().await.contains("paste the bot's token"));
+    assert!(b.text().await.contains("guild_id:"), "{}", b.text().await);
     visits.check(&b, "new client (refused)", None).await;
-    assert!(
-        !b.source().await.contains(h.emu.client_secret()),
-        "the client secret is never echoed"
+    let value = |css: &'static str| {
+        let b = &b;
+        async move {
+            b.find(css)
+                .await
+                .prop("value")
+                .await
+                .expect("value")
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(value("#f-client_id").await, h.emu.application_id());
+    assert_eq!(
+        value("#f-client_secret").await,
+        "",
+        "secrets are never echoed"
     );
+    assert_eq!(value("#f-bot_token").await, "");
+    b.fill("Discord server (guild) ID", h.emu.guild_id()).await;
     b.fill("Client Secret", h.emu.client_secret()).await;
     b.fill("Bot token", h.emu.bot_token()).await;
     b.click_button("Create client").await;
@@ -210,9 +226,10 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     b.click_button("Run it for real").await;
     b.wait_for(Until::Text("Run: Remote group sync"), WAIT)
         .await;
+    let run_text = b.text().await;
     assert!(
-        b.text().await.contains("guilds/{guild_id}/members"),
-        "calls by route"
+        run_text.contains("/guilds/{guild}/members"),
+        "calls by route: {run_text}"
     );
     assert_eq!(
         h.roles_on_discord("alice"),
@@ -227,9 +244,13 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     b.click_link("Audit log").await;
     b.select("Action", "role.add").await;
     b.click_button("Filter").await;
-    b.wait_for(Until::Text("role.add"), WAIT).await;
-    assert!(b.text().await.contains("alice-site"));
-    assert!(!b.text().await.contains("link.create"), "filtered");
+    b.wait_for(Until::Css("table"), WAIT).await;
+    let entries = b.text_of("table").await;
+    assert!(
+        entries.contains("role.add") && entries.contains("alice-site"),
+        "{entries}"
+    );
+    assert!(!entries.contains("link.create"), "filtered: {entries}");
     visits.check(&b, "audit", Some("audit")).await;
 
     // The dashboard shows the client's health.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use connector::clock::Timestamp;
 use connector::domain::{
-    ApiToken, AuditEntry, Client, Link, LinkSession, Member, Role, RunReport, SiteUser,
-    StoredTokens, TaskName, UnlinkCleanup, Unlinking,
+    ApiToken, AuditEntry, Client, ConsoleSession, Link, LinkSession, Member, Role, RunReport,
+    SiteUser, StoredTokens, TaskName, UnlinkCleanup, Unlinking,
 };
 use connector::store::prelude::*;
 use connector::store::{
@@ -218,6 +218,15 @@ impl MemberStore for CountingStore {
         self.write().mark_all_linked_pending(client, now).await
     }
 
+    async fn mark_member_pending(
+        &self,
+        client: &str,
+        user_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.write().mark_member_pending(client, user_id, now).await
+    }
+
     async fn list_pending(
         &self,
         client: &str,
@@ -308,6 +317,25 @@ impl ApiTokens for CountingStore {
 
     async fn delete_api_token(&self, id: &str) -> StoreResult<bool> {
         self.write().delete_api_token(id).await
+    }
+}
+
+#[async_trait]
+impl ConsoleSessions for CountingStore {
+    async fn put_console_session(&self, session: &ConsoleSession) -> StoreResult<()> {
+        self.write().put_console_session(session).await
+    }
+
+    async fn get_console_session(
+        &self,
+        id_sha256: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<ConsoleSession>> {
+        self.read().get_console_session(id_sha256, now).await
+    }
+
+    async fn delete_console_session(&self, id_sha256: &str) -> StoreResult<()> {
+        self.write().delete_console_session(id_sha256).await
     }
 }
 

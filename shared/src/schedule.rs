@@ -134,6 +134,7 @@ async fn run_pruning<S: Pruning + ?Sized>(
                 runs = p.runs,
                 audit = p.audit,
                 link_sessions = p.link_sessions,
+                console_sessions = p.console_sessions,
                 leases = p.leases,
                 "pruned what is past retention"
             ),

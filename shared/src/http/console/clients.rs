@@ -428,14 +428,14 @@ pub struct DoneQuery {
 }
 
 fn step(done: Option<bool>, title: &str, body: Markup) -> Markup {
-    let (class, state) = match done {
-        Some(true) => ("step ok", "done"),
-        Some(false) => ("step bad", "needs attention"),
-        None => ("step", "not checked yet"),
+    let class = match done {
+        Some(true) => "step ok",
+        Some(false) => "step bad",
+        None => "step",
     };
     html! {
         li class=(class) {
-            h2 { (title) " " span.visually-hidden { "(" (state) ")" } (mark(done, "done", "needs attention", "not checked")) }
+            h2 { (title) " " (mark(done, "done", "needs attention", "not checked")) }
             (body)
         }
     }
@@ -492,7 +492,7 @@ pub async fn setup(
                         p { "Needed to page through the member list in the weekly remote sync." }
                     }
                 }))
-                (step(hierarchy.ok(&c).map(|ok| ok && hierarchy.above_bot.is_empty()).or(g.synced_at.map(|_| true)), "Role hierarchy", html! {
+                (step(hierarchy.ok(&c), "Role hierarchy", html! {
                     @if g.synced_at.is_none() {
                         p { "Roles are read from Discord by the check below." }
                     } @else if !hierarchy.blocked_mapped.is_empty() {
