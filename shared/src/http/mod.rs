@@ -44,8 +44,42 @@ impl Modify for BearerAuth {
     }
 }
 
-fn admin_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The admin API's routes, written once: [`admin_router`] serves them with plain axum routing,
+/// and [`ADMIN_ROUTES`] lists them for the test that holds the OpenAPI document to them.
+macro_rules! admin_api {
+    ($($path:literal => $($method:ident $handler:path),+;)*) => {
+        /// Every admin API route as (method, path relative to `/api/v1`).
+        pub const ADMIN_ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),*];
+
+        fn admin_router() -> Router<AppState> {
+            Router::new()$(.route($path, axum::routing::MethodRouter::new()$(.$method($handler))+))*
+        }
+    };
+}
+
+admin_api! {
+    "/clients" => post clients::create_client, get clients::list_clients;
+    "/clients/{client}" => get clients::get_client, patch clients::patch_client, delete clients::delete_client;
+    "/clients/{client}/roles/sync" => post roles::sync_roles;
+    "/clients/{client}/roles" => get roles::list_roles;
+    "/clients/{client}/roles/{role_id}" => put roles::map_role;
+    "/clients/{client}/users/{user_id}" => put users::put_user, get users::get_user;
+    "/clients/{client}/users" => get users::list_users;
+    "/clients/{client}/users/import" => post users::import_users;
+    "/clients/{client}/users/{user_id}/link" => delete users::unlink;
+    "/clients/{client}/link-sessions" => post link::create_link_session;
+    "/clients/{client}/tasks/{task}" => post runs::run_task;
+    "/clients/{client}/runs" => get runs::list_runs;
+    "/clients/{client}/audit" => get runs::list_audit;
+    "/tokens" => post tokens::create_token, get tokens::list_tokens;
+    "/tokens/{id}" => delete tokens::delete_token;
+}
+
+/// The OpenAPI document generated from the handlers' annotations. The router serves the
+/// committed copy ([`OPENAPI_JSON`]; a test keeps the two equal): generating it at run time
+/// would put utoipa's schema builders in every Lambda bootstrap that serves the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .routes(routes!(clients::create_client, clients::list_clients))
         .routes(routes!(
             clients::get_client,
@@ -65,16 +99,15 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::list_audit))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::delete_token))
+        .into_openapi()
 }
 
-/// The OpenAPI document, generated from the handlers so it cannot drift.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    admin_routes().split_for_parts().1
-}
+/// The committed OpenAPI document (`openapi.json` beside this file), as served at
+/// `/api/v1/openapi.json`. Regenerate with `UPDATE_OPENAPI=1 cargo test -p connector --lib openapi`.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 
 pub fn router(app: AppState) -> Router {
-    let (admin, doc) = admin_routes().split_for_parts();
-    let admin = admin.layer(axum::middleware::from_fn_with_state(
+    let admin = admin_router().layer(axum::middleware::from_fn_with_state(
         app.clone(),
         auth::authenticate,
     ));
@@ -82,7 +115,12 @@ pub fn router(app: AppState) -> Router {
         .nest("/api/v1", admin)
         .route(
             "/api/v1/openapi.json",
-            get(move || async move { Json(doc) }),
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    OPENAPI_JSON,
+                )
+            }),
         )
         .merge(console::routes(app.clone()));
     finish(routes, app)
@@ -112,4 +150,52 @@ fn finish(routes: Router<AppState>, app: AppState) -> Router {
             ),
         )
         .with_state(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn the_served_openapi_document_is_the_generated_one() {
+        let generated = serde_json::to_string_pretty(&openapi()).expect("serialises") + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/openapi.json");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).expect("writes openapi.json");
+            return;
+        }
+        assert!(
+            OPENAPI_JSON == generated,
+            "shared/src/http/openapi.json is stale: run UPDATE_OPENAPI=1 cargo test -p connector --lib openapi"
+        );
+    }
+
+    #[test]
+    fn every_routed_admin_api_call_is_documented_and_every_documented_one_routed() {
+        let doc = openapi();
+        let documented: BTreeSet<(String, String)> = doc
+            .paths
+            .paths
+            .iter()
+            .flat_map(|(path, item)| {
+                [
+                    ("get", item.get.is_some()),
+                    ("put", item.put.is_some()),
+                    ("post", item.post.is_some()),
+                    ("patch", item.patch.is_some()),
+                    ("delete", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter(|(_, present)| *present)
+                .map(move |(m, _)| (m.to_owned(), path.clone()))
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> = ADMIN_ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        assert_eq!(documented, routed);
+    }
 }
