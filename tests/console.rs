@@ -4,6 +4,7 @@
 //! for secret values; the README's screenshots are taken here (`UPDATE_SCREENSHOTS=1`).
 
 use connector_e2e::browser::{Browser, Until, WAIT};
+use connector_e2e::discord_emulator::Fault;
 use connector_e2e::{Harness, ADMIN_TOKEN, CLIENT, SITE};
 
 /// Every page visited, so the test can say no secret value was ever in one.
@@ -204,13 +205,56 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     b.click_link("alice-site").await;
     b.wait_for(Until::Text("Member alice-site"), WAIT).await;
     assert!(b.text().await.contains("Officer"));
-    visits.check(&b, "member", Some("member")).await;
+    visits.check(&b, "member", None).await;
 
-    // A moderator removes Officer in Discord; the dry run shows the repair before anything is
-    // written.
-    let guild = h.emu.guild_id().to_owned();
+    // Discord fails while the site adds a group: the member page explains the error and shows the
+    // pending change.
     h.emu
-        .set_member_roles(&guild, &h.discord_id("alice"), [h.role("Member")]);
+        .inject_fault(Fault::new("/roles/", 500, 100).with_method("PUT"));
+    h.put_user_nowait("alice-site", &["officers", "members", "admins"])
+        .await;
+    h.wait_for_user("alice-site", |u| !u["last_error"].is_null())
+        .await;
+    b.goto(&h.url(&format!("/admin/clients/{CLIENT}/members/alice-site")))
+        .await;
+    b.wait_for(Until::Text("Discord was unavailable"), WAIT)
+        .await;
+    assert!(
+        b.text().await.contains("Would add Admin"),
+        "{}",
+        b.text().await
+    );
+    visits.check(&b, "member (pending)", Some("member")).await;
+    h.emu.clear_faults();
+
+    // Dry-run verify-groups: the plan, nothing written; then run it for real and read the run.
+    b.click_link("Tasks").await;
+    b.wait_for(Until::Text("Run history"), WAIT).await;
+    b.submit("form[action$='/tasks/verify-groups']:has(input[name=dry_run])")
+        .await;
+    b.wait_for(Until::Text("Would add Admin to @alice"), WAIT)
+        .await;
+    assert_eq!(
+        h.roles_on_discord("alice"),
+        Some(connector_e2e::names(&["Officer", "Member"])),
+        "a dry run writes nothing"
+    );
+    b.click_button("Run it for real").await;
+    b.wait_for(Until::Text("Run: Verify groups"), WAIT).await;
+    assert!(b.text().await.contains("added Admin"), "{}", b.text().await);
+    assert_eq!(
+        h.roles_on_discord("alice"),
+        Some(connector_e2e::names(&["Officer", "Member", "Admin"]))
+    );
+
+    // A moderator removes Officer in Discord; the remote sync's dry run shows the repair before
+    // anything is written.
+    let guild = h.emu.guild_id().to_owned();
+    h.emu.set_member_roles(
+        &guild,
+        &h.discord_id("alice"),
+        [h.role("Member"), h.role("Admin")],
+    );
     b.click_link("Tasks").await;
     b.wait_for(Until::Text("Run history"), WAIT).await;
     b.submit("form[action$='/tasks/remote-sync-groups']:has(input[name=dry_run])")
@@ -219,7 +263,7 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
         .await;
     assert_eq!(
         h.roles_on_discord("alice"),
-        Some(connector_e2e::names(&["Member"])),
+        Some(connector_e2e::names(&["Member", "Admin"])),
         "a dry run writes nothing"
     );
     visits.check(&b, "dry run", Some("dry-run")).await;
@@ -233,7 +277,7 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     );
     assert_eq!(
         h.roles_on_discord("alice"),
-        Some(connector_e2e::names(&["Officer", "Member"]))
+        Some(connector_e2e::names(&["Officer", "Member", "Admin"]))
     );
     visits.check(&b, "run", Some("run")).await;
     b.click_link("Tasks").await;

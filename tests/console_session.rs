@@ -3,6 +3,7 @@
 //! restart, and ends with sign-out, expiry, or its token's revocation), and that a POST without
 //! the session's CSRF token changes nothing.
 
+use connector_e2e::console_http::{hidden, page, sign_in};
 use connector_e2e::{location, Harness, ADMIN_TOKEN, CLIENT};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -10,46 +11,6 @@ use serde_json::{json, Value};
 /// A browser of its own (cookies kept, redirects not followed).
 fn browser() -> reqwest::Client {
     connector_e2e::browser()
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .map(|i| i + marker.len())
-        .expect("hidden field");
-    html[start..].split('"').next().expect("value").to_owned()
-}
-
-/// Signs in with `token`; returns the status and `Location` of the answer.
-async fn sign_in(h: &Harness, b: &reqwest::Client, token: &str) -> (StatusCode, String, String) {
-    let form = b
-        .get(h.url("/admin/login"))
-        .send()
-        .await
-        .expect("login form");
-    assert_eq!(form.status(), StatusCode::OK);
-    let nonce = hidden(&form.text().await.expect("body"), "csrf");
-    let resp = b
-        .post(h.url("/admin/login"))
-        .form(&[
-            ("token", token),
-            ("csrf", nonce.as_str()),
-            ("next", "/admin"),
-        ])
-        .send()
-        .await
-        .expect("login");
-    let status = resp.status();
-    let loc = location(&resp);
-    (status, loc, resp.text().await.unwrap_or_default())
-}
-
-async fn page(h: &Harness, b: &reqwest::Client, path: &str) -> (StatusCode, String, String) {
-    let resp = b.get(h.url(path)).send().await.expect("page");
-    let status = resp.status();
-    let loc = location(&resp);
-    (status, loc, resp.text().await.unwrap_or_default())
 }
 
 async fn create_token(h: &Harness, scope: &str) -> (String, String) {

@@ -120,6 +120,7 @@ pub async fn run(
         "  3. Watch the guild at {} (roles appear within seconds).",
         emulator.base_url()
     );
+    println!("  Operator console: {origin}/admin (sign in with the admin token; client `{DEMO_CLIENT}`).");
     println!("  Admin API: {origin}/api/v1 (OpenAPI: {origin}/api/v1/openapi.json), client id `{DEMO_CLIENT}`.");
     if let Some(token) = &hosted.generated_admin_token {
         println!("  Try: curl -H 'Authorization: Bearer {token}' {origin}/api/v1/clients/{DEMO_CLIENT}/users");

@@ -52,6 +52,7 @@ pub fn announce(hosted: &selfhost::SelfHosted, database: &std::path::Path, liste
         }
     }
     println!("  SSO callback to register in the Discord developer portal: http://{listen}/discord/sso/callback");
+    println!("  operator console: http://{listen}/admin (sign in with the admin token)");
 }
 
 /// Serves the router (plus `extra` routes), runs the guild writers' worker pool and the default

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod chromium;
+pub mod console_http;
 pub mod moto;
 
 use std::collections::BTreeSet;

@@ -60,7 +60,7 @@ pub async fn list(
         until: day("To", &q.until, true),
     };
     let cursor = match given(&q.cursor) {
-        Some(raw) => Some(Cursor::parse(&raw).map_err(|e| Failure::store(&user, e))?),
+        Some(raw) => Some(Cursor::parse(&raw).map_err(|_| Failure::bad_cursor(&user))?),
         None => None,
     };
     let page = app

@@ -41,6 +41,16 @@ impl Failure {
         ))
     }
 
+    /// A page link whose cursor we did not make (edited or truncated).
+    pub fn bad_cursor(user: &ConsoleUser) -> Self {
+        Self(error_page(
+            Some(user),
+            StatusCode::BAD_REQUEST,
+            "Broken page link",
+            "The link's `cursor` is not one the console made. Start again from the first page.",
+        ))
+    }
+
     pub fn store(user: &ConsoleUser, e: StoreError) -> Self {
         Self::service(user, ServiceError::Store(e))
     }
@@ -53,6 +63,7 @@ impl Failure {
     pub fn service(user: &ConsoleUser, e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound(what) => Self::not_found(user, what),
+            ServiceError::Store(StoreError::InvalidCursor) => Self::bad_cursor(user),
             ServiceError::Store(_) | ServiceError::Queue(_) | ServiceError::Secrets(_) => {
                 tracing::error!(error = %e, "console: backend failure");
                 Self(error_page(

@@ -89,7 +89,7 @@ pub async fn list(
         text: text.clone(),
     };
     let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(raw) => Some(Cursor::parse(raw).map_err(|e| Failure::store(&user, e))?),
+        Some(raw) => Some(Cursor::parse(raw).map_err(|_| Failure::bad_cursor(&user))?),
         None => None,
     };
     let base = client_path(&c.id);

@@ -45,7 +45,7 @@ pub async fn list(
 ) -> Result<Page, Failure> {
     let c = load_client(&app, &user, &id).await?;
     let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(raw) => Some(Cursor::parse(raw).map_err(|e| Failure::store(&user, e))?),
+        Some(raw) => Some(Cursor::parse(raw).map_err(|_| Failure::bad_cursor(&user))?),
         None => None,
     };
     let runs = app
