@@ -152,7 +152,7 @@ pub async fn dashboard(
                 }
             } @else {
                 div.table-wrap {
-                    table {
+                    table.stack {
                         caption.visually-hidden { "Every client and its health" }
                         thead { tr {
                             th scope="col" { "Client" }
@@ -184,14 +184,14 @@ pub fn summary_cells(c: &Client, s: &ClientSummary, now: i64) -> Markup {
     let base = client_path(&c.id);
     let counts = &s.counts;
     html! {
-        td { (health(c.guild.bot_token_ok, "accepted", "refused", "not checked")) }
-        td {
+        td data-label="Bot token" { (health(c.guild.bot_token_ok, "accepted", "refused", "not checked")) }
+        td data-label="Hierarchy" {
             (health(s.hierarchy_ok, "OK", "blocked", "not synced"))
             @if !s.blocked_mapped.is_empty() {
                 br; span.help { "move the bot above " (s.blocked_mapped.join(", ")) }
             }
         }
-        td {
+        td data-label="Members" {
             ul.counts {
                 li { a href=(format!("{base}/members")) { (counts.linked) " linked" } " of " (counts.total) }
                 li { a href=(format!("{base}/members?filter=pending")) { (counts.pending) " pending" } }
@@ -202,7 +202,7 @@ pub fn summary_cells(c: &Client, s: &ClientSummary, now: i64) -> Markup {
                 li { a href=(format!("{base}/members?filter=left")) { (counts.left) " left" } }
             }
         }
-        td {
+        td data-label="Last runs" {
             ul.counts {
                 @for t in &s.tasks {
                     li {
@@ -220,7 +220,7 @@ pub fn summary_cells(c: &Client, s: &ClientSummary, now: i64) -> Markup {
                 }
             }
         }
-        td {
+        td data-label="429s (24 h)" {
             @if s.rate_limited_24h == 0 { (badge("good", "0")) } @else { (badge("bad", &s.rate_limited_24h.to_string())) }
         }
     }

@@ -178,7 +178,7 @@ fn list_page(
                 p { "No member on this page matches." @if next.is_some() { " More members remain to be searched: see the next page." } }
             } @else {
                 div.table-wrap {
-                    table {
+                    table.stack {
                         caption.visually-hidden { "Members" }
                         thead { tr {
                             th scope="col" { "Site user" }
@@ -191,14 +191,14 @@ fn list_page(
                             @for m in &members {
                                 tr {
                                     th scope="row" { a href=(format!("{base}/members/{}", enc(&m.user.user_id))) { (m.user.user_id) } }
-                                    td { (discord_name(m)) }
-                                    td {
+                                    td data-label="Discord" { (discord_name(m)) }
+                                    td data-label="Status" {
                                         (status_badge(m))
                                         @if m.pending { " " (badge("unknown", "pending")) }
                                         @if m.last_error.is_some() { " " (badge("bad", "error")) }
                                     }
-                                    td { (m.user.groups.iter().cloned().collect::<Vec<_>>().join(", ")) }
-                                    td { (ago(m.updated_at, now)) }
+                                    td data-label="Groups" { (m.user.groups.iter().cloned().collect::<Vec<_>>().join(", ")) }
+                                    td data-label="Updated" { (ago(m.updated_at, now)) }
                                 }
                             }
                         }
