@@ -389,6 +389,41 @@ async fn the_lambda_functions_link_a_member_and_the_schedule_applies_pending_rol
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["roles_sync"]["status"], "synced", "{body}");
+
+    // and the operator console, served by the same function, signs in with a session stored in
+    // DynamoDB and shows the client
+    let console = connector_e2e::browser();
+    let form = console
+        .get(watch.url("admin-api", "/admin/login"))
+        .send()
+        .await
+        .expect("console sign-in form");
+    assert_eq!(form.status(), StatusCode::OK);
+    let nonce = connector_e2e::console_http::hidden(&form.text().await.expect("body"), "csrf");
+    let signed_in = console
+        .post(watch.url("admin-api", "/admin/login"))
+        .form(&[("token", ADMIN_TOKEN), ("csrf", nonce.as_str())])
+        .send()
+        .await
+        .expect("console sign-in");
+    assert_eq!(
+        signed_in.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        watch.log_tail()
+    );
+    let dashboard = console
+        .get(watch.url("admin-api", "/admin"))
+        .send()
+        .await
+        .expect("dashboard");
+    assert_eq!(dashboard.status(), StatusCode::OK);
+    assert!(dashboard
+        .text()
+        .await
+        .expect("body")
+        .contains("Lambda guild"));
+
     for (role, group) in [("Member", "members"), ("Pilot", "pilots")] {
         let role_id = emu.role_id(role).expect("role in scenario");
         let (status, body) = api(
