@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use connector::tracing_subscriber;
+use connector_e2e::console_http::hidden;
 use connector_e2e::discord_emulator::Consent;
 use connector_e2e::*;
 use reqwest::{Method, StatusCode};
@@ -103,6 +104,36 @@ async fn the_link_flow_at_trace_logs_no_secret() {
     assert_eq!(status, StatusCode::ACCEPTED);
     h.settle().await;
 
+    // and the operator console: a sign-in (the token in a form body), a page, a sign-out
+    let console = connector_e2e::browser();
+    let form = console.get(h.url("/admin/login")).send().await.unwrap();
+    let nonce = hidden(&form.text().await.unwrap(), "csrf");
+    let signed_in = console
+        .post(h.url("/admin/login"))
+        .form(&[("token", ADMIN_TOKEN), ("csrf", nonce.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let session = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("dc_console="))
+        .and_then(|c| c.split(';').next())
+        .expect("the session cookie")
+        .to_owned();
+    let dashboard = console.get(h.url("/admin")).send().await.unwrap();
+    let csrf = hidden(&dashboard.text().await.unwrap(), "csrf");
+    let signed_out = console
+        .post(h.url("/admin/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(
         log.contains("TRACE") && log.contains("DEBUG") && log.len() > 2_000,
@@ -118,6 +149,9 @@ async fn the_link_flow_at_trace_logs_no_secret() {
         ("binding cookie", cookie),
         ("OAuth code", code),
         ("OAuth state", state),
+        ("console login nonce", nonce),
+        ("console session", session),
+        ("console CSRF token", csrf),
     ];
     let issued = h.emu.issued_tokens();
     assert!(
