@@ -77,6 +77,7 @@ pub async fn run(
             return_to_origins: vec![origin.clone()],
             discord_api_base: emulator.api_base(),
             discord_authorize_url: emulator.authorize_url(),
+            public_key: Some(emulator.public_key()),
             guild: Default::default(),
             created_at: now,
             updated_at: now,

@@ -91,6 +91,10 @@ pub struct Client {
     pub return_to_origins: Vec<String>,
     pub discord_api_base: String,
     pub discord_authorize_url: String,
+    /// The application's Ed25519 public key (64 hex digits, lowercase), which verifies Discord's
+    /// Webhook Events (`POST /discord/events`). `None`: events for this client are refused.
+    #[serde(default)]
+    pub public_key: Option<String>,
     pub guild: GuildFacts,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
