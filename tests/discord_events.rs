@@ -631,3 +631,68 @@ async fn the_public_key_is_validated_shown_and_removable() {
         .await;
     assert_eq!(client["public_key"], Value::Null);
 }
+
+#[tokio::test]
+async fn the_console_sets_the_public_key_in_the_client_settings() {
+    use connector_e2e::console_http::{hidden, page, signed_in};
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let b = signed_in(&h, &h.admin_token).await;
+
+    // the guided setup asks for it beside the application id
+    let (_, _, new_page) = page(&h, &b, "/admin/clients/new").await;
+    assert!(new_page.contains("name=\"public_key\""), "{new_page}");
+    assert!(new_page.contains("Public Key"));
+
+    let (_, _, overview) = page(&h, &b, &format!("/admin/clients/{CLIENT}")).await;
+    assert!(overview.contains("name=\"public_key\""), "{overview}");
+    let csrf = hidden(&overview, "csrf");
+    let settings = |key: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "Test guild".to_owned()),
+            ("guild_id", h.emu.guild_id().to_owned()),
+            ("client_id", h.emu.application_id().to_owned()),
+            ("callback_url", h.url("/discord/sso/callback")),
+            ("unlink_policy", "remove_roles".to_owned()),
+            ("source_of_truth", "site".to_owned()),
+            ("return_to_origins", SITE.to_owned()),
+            ("discord_api_base", h.emu.api_base()),
+            ("discord_authorize_url", h.emu.authorize_url()),
+            ("public_key", key.to_owned()),
+        ]
+    };
+    let path = h.url(&format!("/admin/clients/{CLIENT}/settings"));
+
+    // a key that is not one is refused at the field, nothing saved
+    let refused = b.post(&path).form(&settings("abc")).send().await.unwrap();
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains("id=\"f-public_key-error\""), "{refused}");
+    let (_, client) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}"), None)
+        .await;
+    assert_eq!(client["public_key"], Value::Null);
+
+    // the emulator's key is saved, and shown again
+    let saved = b
+        .post(&path)
+        .form(&settings(&h.emu.public_key()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let (_, client) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}"), None)
+        .await;
+    assert_eq!(client["public_key"], h.emu.public_key());
+    let (_, _, overview) = page(&h, &b, &format!("/admin/clients/{CLIENT}")).await;
+    assert!(overview.contains(&h.emu.public_key()));
+
+    // an emptied field removes it
+    let cleared = b.post(&path).form(&settings("")).send().await.unwrap();
+    assert_eq!(cleared.status(), StatusCode::SEE_OTHER);
+    let (_, client) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}"), None)
+        .await;
+    assert_eq!(client["public_key"], Value::Null);
+}
