@@ -191,6 +191,20 @@ async fn a_validly_signed_application_authorized_event_is_audited_for_the_applic
     assert_eq!(entries[0]["action"], "app.authorized");
     assert_eq!(entries[0]["actor"], "discord");
     assert_eq!(entries[0]["discord_user_id"], h.discord_id("bob"));
+    assert_eq!(
+        entries[0]["user_id"],
+        Value::Null,
+        "bob is linked to nobody"
+    );
+
+    // a linked account's entry names the site user
+    linked_alice(&h).await;
+    let (status, _, _) =
+        post_signed_at(&h, event(&h, "APPLICATION_AUTHORIZED", "alice"), now()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let entries = audit(&h).await;
+    assert_eq!(entries[0]["action"], "app.authorized");
+    assert_eq!(entries[0]["user_id"], "u-alice");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! One axum Router: admin API (`/api/v1/…`), the operator console (`/admin`) and SSO
 //! (`/discord/sso/…`), served the same way by the self-hosted binary and by the `admin-api`
-//! Lambda; the `sso-callback` Lambda serves [`sso_router`], the callback alone.
+//! Lambda; the `sso-callback` Lambda serves [`sso_router`]: the callback and Discord's Webhook
+//! Events (`POST /discord/events`).
 
 pub mod auth;
 pub mod clients;

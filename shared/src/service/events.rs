@@ -59,10 +59,17 @@ pub async fn handle(
                     deauthorized(app, client, discord_user_id).await?
                 }
                 Event::Authorized { discord_user_id } => {
+                    // Named when the account is already linked (our own link flow authorizes
+                    // too, and the event may arrive before or after the link is stored).
+                    let member = app
+                        .store
+                        .find_member_by_discord(&client.id, discord_user_id)
+                        .await?;
+                    let user_id = member.as_ref().map(|m| m.user.user_id.as_str());
                     let mut audit = AuditBatch::new(&client.id, ACTOR, now);
                     audit.push(
                         AuditAction::AppAuthorized,
-                        None,
+                        user_id,
                         Some(discord_user_id),
                         json!({}),
                     );
