@@ -33,11 +33,10 @@ async fn set_public_key(h: &Harness, client: &str, key: Value) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+/// The connector's clock (the harness holds it still; tests move it).
+fn now(h: &Harness) -> i64 {
+    use connector::clock::Clock;
+    h.clock.now()
 }
 
 fn deauthorized(h: &Harness, discord_user: &str) -> Vec<u8> {
@@ -153,7 +152,7 @@ async fn a_ping_is_answered_204_without_a_body() {
     assert_eq!(delivery.status, Some(204));
 
     let ping = json!({"version": 1, "application_id": h.emu.application_id(), "type": 0});
-    let (status, _, body) = post_signed_at(&h, ping.to_string().into_bytes(), now()).await;
+    let (status, _, body) = post_signed_at(&h, ping.to_string().into_bytes(), now(&h)).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(body, "");
 }
@@ -183,7 +182,7 @@ async fn a_validly_signed_application_authorized_event_is_audited_for_the_applic
     let before = audit(&h).await.len();
 
     let (status, _, body) =
-        post_signed_at(&h, event(&h, "APPLICATION_AUTHORIZED", "bob"), now()).await;
+        post_signed_at(&h, event(&h, "APPLICATION_AUTHORIZED", "bob"), now(&h)).await;
 
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let entries = audit(&h).await;
@@ -200,7 +199,7 @@ async fn a_validly_signed_application_authorized_event_is_audited_for_the_applic
     // a linked account's entry names the site user
     linked_alice(&h).await;
     let (status, _, _) =
-        post_signed_at(&h, event(&h, "APPLICATION_AUTHORIZED", "alice"), now()).await;
+        post_signed_at(&h, event(&h, "APPLICATION_AUTHORIZED", "alice"), now(&h)).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let entries = audit(&h).await;
     assert_eq!(entries[0]["action"], "app.authorized");
@@ -214,8 +213,8 @@ async fn a_body_delivered_twice_is_handled_once() {
     let before = audit(&h).await.len();
     let body = event(&h, "APPLICATION_AUTHORIZED", "bob");
 
-    let first = post_signed_at(&h, body.clone(), now()).await;
-    let retry = post_signed_at(&h, body, now() + 1).await;
+    let first = post_signed_at(&h, body.clone(), now(&h)).await;
+    let retry = post_signed_at(&h, body, now(&h) + 1).await;
 
     assert_eq!(first.0, StatusCode::NO_CONTENT);
     assert_eq!(retry.0, StatusCode::NO_CONTENT);
@@ -224,7 +223,7 @@ async fn a_body_delivered_twice_is_handled_once() {
     let mut other: Value =
         serde_json::from_slice(&event(&h, "APPLICATION_AUTHORIZED", "bob")).unwrap();
     other["event"]["timestamp"] = json!("2026-11-30T09:00:00.000000+00:00");
-    let third = post_signed_at(&h, other.to_string().into_bytes(), now()).await;
+    let third = post_signed_at(&h, other.to_string().into_bytes(), now(&h)).await;
     assert_eq!(third.0, StatusCode::NO_CONTENT);
     assert_eq!(audit(&h).await.len(), before + 2);
 }
@@ -234,9 +233,15 @@ async fn an_event_type_we_do_not_handle_is_answered_204_and_recorded_nowhere() {
     let h = start().await;
     let before = audit(&h).await.len();
 
-    let (status, _, _) = post_signed_at(&h, event(&h, "ENTITLEMENT_CREATE", "bob"), now()).await;
+    let (status, _, _) = post_signed_at(&h, event(&h, "ENTITLEMENT_CREATE", "bob"), now(&h)).await;
 
     assert_eq!(status, StatusCode::NO_CONTENT);
+    // whatever shape its data has
+    let mut odd: Value =
+        serde_json::from_slice(&event(&h, "QUEST_USER_ENROLLMENT", "bob")).unwrap();
+    odd["event"]["data"] = json!(["not", "an", "object"]);
+    let (status, _, body) = post_signed_at(&h, odd.to_string().into_bytes(), now(&h)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(audit(&h).await.len(), before);
 }
 
@@ -247,7 +252,7 @@ async fn bad_missing_or_foreign_signatures_are_refused_and_change_nothing() {
     linked_alice(&h).await;
     let before = audit(&h).await.len();
     let body = deauthorized(&h, "alice");
-    let t = now().to_string();
+    let t = now(&h).to_string();
     let good = h.emu.sign_event(&t, &body);
 
     // a flipped bit in the signature
@@ -274,7 +279,7 @@ async fn bad_missing_or_foreign_signatures_are_refused_and_change_nothing() {
         &post(
             &h,
             body.clone(),
-            Some((now() - 1).to_string()),
+            Some((now(&h) - 1).to_string()),
             Some(good.clone()),
         )
         .await,
@@ -302,17 +307,17 @@ async fn a_signature_by_another_key_or_for_an_unknown_application_is_refused() {
 
     // the client holds another application's key
     set_public_key(&h, CLIENT, json!(OTHER_KEY)).await;
-    assert_refused(&post_signed_at(&h, deauthorized(&h, "alice"), now()).await);
+    assert_refused(&post_signed_at(&h, deauthorized(&h, "alice"), now(&h)).await);
     // the client holds no key at all
     set_public_key(&h, CLIENT, Value::Null).await;
-    assert_refused(&post_signed_at(&h, deauthorized(&h, "alice"), now()).await);
+    assert_refused(&post_signed_at(&h, deauthorized(&h, "alice"), now(&h)).await);
     set_public_key(&h, CLIENT, json!(h.emu.public_key())).await;
     // an application no client belongs to (signed with the right key all the same)
     let mut unknown: Value = serde_json::from_slice(&deauthorized(&h, "alice")).unwrap();
     unknown["application_id"] = json!("999999999999999999");
-    assert_refused(&post_signed_at(&h, unknown.to_string().into_bytes(), now()).await);
+    assert_refused(&post_signed_at(&h, unknown.to_string().into_bytes(), now(&h)).await);
     // not JSON at all
-    assert_refused(&post_signed_at(&h, b"not json".to_vec(), now()).await);
+    assert_refused(&post_signed_at(&h, b"not json".to_vec(), now(&h)).await);
 
     // the three PATCHes of the key are audited as client updates; nothing else happened
     let updates = 3;
@@ -327,11 +332,11 @@ async fn old_future_tampered_and_replayed_requests_are_refused() {
     let body = deauthorized(&h, "alice");
 
     // signed more than 5 minutes ago, or more than 5 minutes ahead
-    assert_refused(&post_signed_at(&h, body.clone(), now() - 301).await);
-    assert_refused(&post_signed_at(&h, body.clone(), now() + 301).await);
+    assert_refused(&post_signed_at(&h, body.clone(), now(&h) - 301).await);
+    assert_refused(&post_signed_at(&h, body.clone(), now(&h) + 301).await);
 
     // a valid signature of another body (Bob's deauthorization) on Alice's
-    let t = now().to_string();
+    let t = now(&h).to_string();
     let bobs = h.emu.sign_event(&t, &deauthorized(&h, "bob"));
     assert_refused(&post(&h, body.clone(), Some(t.clone()), Some(bobs)).await);
     // one byte appended to a signed body
@@ -355,7 +360,7 @@ async fn a_body_past_64_kib_is_refused_before_anything_else() {
     let mut body = deauthorized(&h, "alice");
     body.extend(vec![b' '; 64 * 1024]);
 
-    let (status, content_type, _) = post_signed_at(&h, body, now()).await;
+    let (status, content_type, _) = post_signed_at(&h, body, now(&h)).await;
 
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(content_type.starts_with("application/problem+json"));
@@ -594,7 +599,7 @@ async fn a_deauthorization_of_an_account_nobody_linked_does_nothing() {
     let before = audit(&h).await.len();
     let requests = h.emu.requests().len();
 
-    let (status, _, _) = post_signed_at(&h, deauthorized(&h, "bob"), now()).await;
+    let (status, _, _) = post_signed_at(&h, deauthorized(&h, "bob"), now(&h)).await;
 
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_nothing_changed(&h, before).await;
@@ -709,4 +714,19 @@ async fn the_console_sets_the_public_key_in_the_client_settings() {
         .api(Method::GET, &format!("/clients/{CLIENT}"), None)
         .await;
     assert_eq!(client["public_key"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_signed_deauthorization_without_a_user_is_refused_naming_the_field() {
+    let h = start().await;
+    let mut body: Value = serde_json::from_slice(&deauthorized(&h, "alice")).unwrap();
+    body["event"]["data"] = json!({});
+
+    let (status, content_type, problem) =
+        post_signed_at(&h, body.to_string().into_bytes(), now(&h)).await;
+
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(content_type.starts_with("application/problem+json"));
+    let problem: Value = serde_json::from_str(&problem).unwrap();
+    assert_eq!(problem["field"], "event.data.user.id");
 }
