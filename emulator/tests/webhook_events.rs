@@ -189,3 +189,46 @@ async fn the_public_key_survives_a_restart_of_the_same_scenario() {
     assert_eq!(a.emu.public_key(), b.emu.public_key());
     assert_eq!(a.emu.public_key().len(), 64);
 }
+
+#[tokio::test]
+async fn the_dashboard_lists_authorized_users_with_a_deauthorize_button_that_sends_the_event() {
+    let h = start().await;
+    let (url, inbox) = receiver().await;
+    h.emu.set_events_url(&url);
+    h.link("alice").await;
+    let alice = h.user("alice");
+
+    let page = h
+        .http
+        .get(format!("{}/", h.emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let action = format!("/_emulator/users/{alice}/deauthorize?then=dashboard");
+    assert!(page.contains(&action), "{page}");
+    assert!(page.contains(&url), "the events URL is shown");
+
+    // the button's POST goes back to the dashboard, which no longer lists her
+    let pressed = h
+        .http
+        .post(format!("{}{action}", h.emu.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pressed.status(), 303);
+    assert_eq!(pressed.headers()["location"], "/");
+    assert_eq!(inbox.lock().unwrap().len(), 1);
+    let page = h
+        .http
+        .get(format!("{}/", h.emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains(&action));
+}
