@@ -267,6 +267,7 @@ fn http_routes_reach_the_right_functions() {
     }
     let expected: BTreeSet<(String, String, String)> = [
         ("GET", "/discord/sso/callback", "sso-callback"),
+        ("POST", "/discord/events", "sso-callback"),
         ("ANY", "/api/v1/{proxy+}", "admin-api"),
         ("GET", "/healthz", "admin-api"),
         ("GET", "/admin", "admin-api"),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use connector::domain::SiteUser;
 use connector::secrecy::SecretString;
 use connector::selfhost::{self, SelfHostConfig};
-use connector::service::clients::{create_client, ClientSecrets};
+use connector::service::clients::{create_client, update_client, ClientSecrets};
 use connector::service::{members, roles};
 use discord_emulator::{Emulator, Scenario};
 
@@ -77,6 +77,7 @@ pub async fn run(
             return_to_origins: vec![origin.clone()],
             discord_api_base: emulator.api_base(),
             discord_authorize_url: emulator.authorize_url(),
+            public_key: Some(emulator.public_key()),
             guild: Default::default(),
             created_at: now,
             updated_at: now,
@@ -111,6 +112,21 @@ pub async fn run(
         }
     }
 
+    // Webhook Events: the emulator signs them with its application's key and POSTs them to the
+    // connector, so deauthorizing the app in the emulator unlinks the member end to end. (A demo
+    // database from before Webhook Events gets the key here.)
+    if let Some(mut client) = app.store.get_client(DEMO_CLIENT).await? {
+        if client.public_key.as_deref() != Some(emulator.public_key().as_str()) {
+            client.public_key = Some(emulator.public_key());
+            let unchanged = ClientSecrets {
+                bot_token: None,
+                client_secret: None,
+            };
+            update_client(&app, client, unchanged).await?;
+        }
+    }
+    emulator.set_events_url(&format!("{origin}/discord/events"));
+
     announce(&hosted, &database, listen);
     println!();
     println!("Demo ready:");
@@ -119,6 +135,9 @@ pub async fn run(
     println!(
         "  3. Watch the guild at {} (roles appear within seconds).",
         emulator.base_url()
+    );
+    println!(
+        "  4. Deauthorize a linked user there (Authorized apps): Discord's signed event unlinks them."
     );
     println!("  Operator console: {origin}/admin (sign in with the admin token; client `{DEMO_CLIENT}`).");
     println!("  Admin API: {origin}/api/v1 (OpenAPI: {origin}/api/v1/openapi.json), client id `{DEMO_CLIENT}`.");

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::audit::AuditLogEntry;
 use crate::consent::Consent;
+use crate::events::EventDelivery;
 use crate::fault::Fault;
 use crate::http::router;
 use crate::ratelimit::RateLimits;
@@ -265,11 +266,82 @@ impl Emulator {
         parse_id(user).map_or(0, |u| lock(&self.shared.oauth).active_grants(u))
     }
 
-    /// The user removed the app in Discord: every token of theirs stops working.
+    /// The user removed the app in Discord: every token of theirs stops working, and — when an
+    /// events URL is set and they had authorized the application — a signed
+    /// APPLICATION_DEAUTHORIZED event is POSTed there in the background, as Discord does (see
+    /// [`Emulator::event_deliveries`]; [`Emulator::deauthorize`] waits for it instead).
     pub fn revoke_user_grants(&self, user: &str) {
-        if let Some(user) = parse_id(user) {
-            lock(&self.shared.oauth).revoke_user(user);
+        let Some(body) = parse_id(user).and_then(|u| self.shared.deauthorize_user(u)) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let shared = self.shared.clone();
+            runtime.spawn(async move {
+                shared
+                    .deliver("APPLICATION_DEAUTHORIZED", body, None, None)
+                    .await
+            });
         }
+    }
+
+    /// Like [`Emulator::revoke_user_grants`], but waits for the event's delivery. `None` when
+    /// the user had not authorized the application or no events URL is set.
+    pub async fn deauthorize(&self, user: &str) -> Option<EventDelivery> {
+        let body = parse_id(user).and_then(|u| self.shared.deauthorize_user(u))?;
+        self.shared
+            .deliver("APPLICATION_DEAUTHORIZED", body, None, None)
+            .await
+    }
+
+    /// The application's Ed25519 public key in hex, as the developer portal shows it (General
+    /// Information → Public Key): a connector verifies Webhook Events with it.
+    pub fn public_key(&self) -> String {
+        self.shared.public_key_hex()
+    }
+
+    /// The Events Endpoint URL Webhook Events are POSTed to.
+    pub fn set_events_url(&self, url: &str) {
+        lock(&self.shared.settings).events_url = Some(url.to_owned());
+    }
+
+    pub fn clear_events_url(&self) {
+        lock(&self.shared.settings).events_url = None;
+    }
+
+    /// `X-Signature-Ed25519` for `timestamp` + `body`, signed with the application's key: lets a
+    /// test build a request that is signed but wrong in some other way (old, tampered).
+    pub fn sign_event(&self, timestamp: &str, body: &[u8]) -> String {
+        crate::events::sign(&self.shared.events_key, timestamp, body)
+    }
+
+    /// Discord's PING (`type` 0), signed now. `None` without an events URL.
+    pub async fn send_ping(&self) -> Option<EventDelivery> {
+        let body = crate::events::ping_body(self.application_id());
+        self.shared.deliver("PING", body, None, None).await
+    }
+
+    /// An event (`type` 1) of `kind` with `data`, signed now, e.g.
+    /// `send_event("APPLICATION_AUTHORIZED", json!({"user": {"id": …}}))`.
+    pub async fn send_event(&self, kind: &str, data: serde_json::Value) -> Option<EventDelivery> {
+        let body =
+            crate::events::event_body(self.application_id(), kind, self.shared.clock.now(), data);
+        self.shared.deliver(kind, body, None, None).await
+    }
+
+    /// Any body with any headers: `timestamp` defaults to now, `signature` to the correct one
+    /// (`Some(None)` leaves the header out, `Some(Some(x))` sends `x`).
+    pub async fn send_raw_event(
+        &self,
+        body: Vec<u8>,
+        timestamp: Option<String>,
+        signature: Option<Option<String>>,
+    ) -> Option<EventDelivery> {
+        self.shared.deliver("RAW", body, timestamp, signature).await
+    }
+
+    /// Every Webhook Event POSTed so far, oldest first.
+    pub fn event_deliveries(&self) -> Vec<EventDelivery> {
+        lock(&self.shared.deliveries).clone()
     }
 
     /// Stops accepting connections and waits for in-flight requests.

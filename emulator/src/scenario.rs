@@ -22,6 +22,11 @@ pub struct ScenarioApplication {
     /// Empty accepts any `redirect_uri`, which keeps ad-hoc test set-ups short.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// The Events Endpoint URL (developer portal → General Information): where signed Webhook
+    /// Events go, e.g. `APPLICATION_DEAUTHORIZED` when a user removes the application. Unset:
+    /// none are sent (until `PUT /_emulator/events-url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_url: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,8 +7,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use ed25519_dalek::SigningKey;
+
 use crate::clock::Clock;
 use crate::consent::Consent;
+use crate::events::EventDelivery;
 use crate::fault::Fault;
 use crate::oauth::OAuthStore;
 use crate::ratelimit::{Limiter, RateLimits};
@@ -27,6 +30,9 @@ pub(crate) struct Shared {
     pub(crate) faults: Mutex<Vec<Fault>>,
     pub(crate) requests: Mutex<Vec<RecordedRequest>>,
     pub(crate) rate_limited: AtomicU64,
+    /// Signs Webhook Events; its public half is what the developer portal shows.
+    pub(crate) events_key: SigningKey,
+    pub(crate) deliveries: Mutex<Vec<EventDelivery>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -34,22 +40,30 @@ pub(crate) struct Settings {
     pub(crate) consent: Consent,
     pub(crate) rate_limits: RateLimits,
     pub(crate) latency: Duration,
+    pub(crate) events_url: Option<String>,
 }
 
 impl Shared {
     pub(crate) fn new(scenario: Scenario) -> Result<Self, String> {
         let clock = Clock::default();
         let world = World::from_scenario(&scenario, clock.now())?;
+        let events_key = crate::events::signing_key(&scenario.application);
+        let settings = Settings {
+            events_url: scenario.application.events_url.clone(),
+            ..Settings::default()
+        };
         Ok(Self {
             scenario,
             clock,
             world: Mutex::new(world),
             oauth: Mutex::new(OAuthStore::default()),
-            settings: Mutex::new(Settings::default()),
+            settings: Mutex::new(settings),
             limiter: Mutex::new(Limiter::default()),
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             rate_limited: AtomicU64::new(0),
+            events_key,
+            deliveries: Mutex::new(Vec::new()),
         })
     }
 

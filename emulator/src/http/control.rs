@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::consent::Consent;
+use crate::events::EventDelivery;
 use crate::fault::Fault;
 use crate::ratelimit::RateLimits;
 use crate::requests::RecordedRequest;
@@ -118,4 +120,66 @@ pub(crate) async fn advance_clock(
 ) -> Json<Value> {
     s.clock.advance(advance.secs);
     Json(json!({ "now": s.clock.now() }))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EventsUrl {
+    url: Option<String>,
+}
+
+/// `PUT /_emulator/events-url` `{"url": "https://…/discord/events"}` (`null` stops events).
+pub(crate) async fn set_events_url(
+    State(s): State<AppState>,
+    Json(body): Json<EventsUrl>,
+) -> StatusCode {
+    lock(&s.settings).events_url = body.url;
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /_emulator/events/ping`: Discord's PING, as the portal sends when the Events Endpoint
+/// URL is saved. Answers with the delivery (409 without an events URL).
+pub(crate) async fn send_ping(State(s): State<AppState>) -> Response {
+    let body = crate::events::ping_body(&s.scenario.application.id);
+    delivered(s.deliver("PING", body, None, None).await)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Then {
+    /// Set by the dashboard's form: go back to the dashboard instead of answering JSON.
+    then: Option<String>,
+}
+
+/// `POST /_emulator/users/{user}/deauthorize`: the user removes the application (User Settings
+/// → Authorized Apps → Deauthorize): their grants are revoked and a signed
+/// APPLICATION_DEAUTHORIZED event goes to the events URL. 404 when they had not authorized it.
+pub(crate) async fn deauthorize(
+    State(s): State<AppState>,
+    Path(user): Path<String>,
+    Query(then): Query<Then>,
+) -> Response {
+    let Some(body) = crate::world::parse_id(&user).and_then(|u| s.deauthorize_user(u)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let delivery = s
+        .deliver("APPLICATION_DEAUTHORIZED", body, None, None)
+        .await;
+    if then.then.is_some() {
+        return Redirect::to("/").into_response();
+    }
+    match delivery {
+        Some(d) => Json(d).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+/// `GET /_emulator/events`: every delivery so far.
+pub(crate) async fn deliveries(State(s): State<AppState>) -> Json<Vec<EventDelivery>> {
+    Json(lock(&s.deliveries).clone())
+}
+
+fn delivered(delivery: Option<EventDelivery>) -> Response {
+    match delivery {
+        Some(d) => Json(d).into_response(),
+        None => (StatusCode::CONFLICT, "no events URL set").into_response(),
+    }
 }

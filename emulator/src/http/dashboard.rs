@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::response::Html;
 
-use crate::shared::lock;
+use crate::shared::{lock, Shared};
 use crate::world::{Guild, World};
 
 use super::html::{escape, page};
@@ -15,17 +15,51 @@ use super::AppState;
 const MAX_ROWS: usize = 500;
 
 pub(crate) async fn dashboard(State(s): State<AppState>) -> Html<String> {
+    let authorized = authorized_section(&s);
     let world = lock(&s.world);
-    let body: String = world
+    let mut body: String = world
         .guilds
         .values()
         .map(|g| guild_section(&world, g))
         .collect();
+    body.push_str(&authorized);
     let head = "<meta http-equiv=\"refresh\" content=\"2\">";
     page(
         "Discord emulator",
         head,
         &format!("<h1>Discord emulator</h1>{body}"),
+    )
+}
+
+/// Users who authorized the application, each with Discord's "Deauthorize" (User Settings →
+/// Authorized Apps): it revokes their grants and sends APPLICATION_DEAUTHORIZED to the events URL.
+fn authorized_section(s: &Shared) -> String {
+    let users = lock(&s.oauth).authorized_users();
+    let events_url = lock(&s.settings).events_url.clone();
+    let world = lock(&s.world);
+    let rows: String = users
+        .iter()
+        .take(MAX_ROWS)
+        .map(|user| {
+            let name = world.user_json(*user)["username"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            format!(
+                "<tr><td>{user}</td><td>@{}</td><td><form method=\"post\" \
+                 action=\"/_emulator/users/{user}/deauthorize?then=dashboard\">\
+                 <button type=\"submit\">Deauthorize</button></form></td></tr>",
+                escape(&name)
+            )
+        })
+        .collect();
+    let target = match &events_url {
+        Some(url) => format!("events go to <code>{}</code>", escape(url)),
+        None => "no events URL set: nothing is sent".to_owned(),
+    };
+    format!(
+        "<h2>Authorized apps <small>({target})</small></h2>\
+         <table><tr><th>User id</th><th>User</th><th></th></tr>{rows}</table>"
     )
 }
 

@@ -68,6 +68,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/latency", put(control::set_latency))
         .route("/faults", post(control::add_fault))
         .route("/clock/advance", post(control::advance_clock))
+        .route("/events-url", put(control::set_events_url))
+        .route("/events", get(control::deliveries))
+        .route("/events/ping", post(control::send_ping))
+        .route("/users/{user}/deauthorize", post(control::deauthorize))
         .route(
             "/guilds/{guild}/members-intent",
             put(control::set_members_intent),

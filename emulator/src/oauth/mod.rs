@@ -179,6 +179,15 @@ impl OAuthStore {
         self.issued.clone()
     }
 
+    /// Users with at least one grant not revoked: Discord's "Authorized Apps" of each lists us.
+    pub(crate) fn authorized_users(&self) -> std::collections::BTreeSet<u64> {
+        self.grants
+            .values()
+            .filter(|g| !g.revoked)
+            .map(|g| g.user)
+            .collect()
+    }
+
     pub(crate) fn active_grants(&self, user: u64) -> usize {
         self.grants
             .values()

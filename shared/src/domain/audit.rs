@@ -9,7 +9,7 @@ pub struct AuditEntry {
     pub id: String,
     pub client: String,
     pub at: Timestamp,
-    /// `admin`, `sso`, or `task:<name>`.
+    /// `admin`, `sso`, `discord` (a Webhook Event), or `task:<name>`.
     pub actor: String,
     /// One of [`AuditAction`]'s names (`role.add`, `link.create`, …); kept as text so entries
     /// written by another version still read.
@@ -39,6 +39,8 @@ pub enum AuditAction {
     LinkDelete,
     LinkRevoked,
     UsersImport,
+    /// Discord told us (a Webhook Event) that a user authorized the application.
+    AppAuthorized,
     /// Remote-priority mode: a user's groups rewritten from their roles on Discord.
     GroupsFromDiscord,
 }
@@ -61,6 +63,7 @@ impl AuditAction {
             AuditAction::LinkDelete => "link.delete",
             AuditAction::LinkRevoked => "link.revoked",
             AuditAction::UsersImport => "users.import",
+            AuditAction::AppAuthorized => "app.authorized",
             AuditAction::GroupsFromDiscord => "groups.from_discord",
         }
     }

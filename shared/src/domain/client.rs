@@ -91,7 +91,51 @@ pub struct Client {
     pub return_to_origins: Vec<String>,
     pub discord_api_base: String,
     pub discord_authorize_url: String,
+    /// The application's Ed25519 public key (64 hex digits, lowercase), which verifies Discord's
+    /// Webhook Events (`POST /discord/events`). `None`: events for this client are refused.
+    #[serde(default)]
+    pub public_key: Option<String>,
     pub guild: GuildFacts,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_stored_before_public_key_existed_still_reads() {
+        // Both store adapters keep a client as its serde form; rows written by an older version
+        // have no `public_key`.
+        let client = Client {
+            id: "c".into(),
+            name: "C".into(),
+            guild_id: "1".into(),
+            client_id: "2".into(),
+            callback_url: "https://example.test/discord/sso/callback".into(),
+            invite_link: None,
+            nickname_template: None,
+            unlink_policy: UnlinkPolicy::default(),
+            source_of_truth: SourceOfTruth::default(),
+            return_to_origins: vec![],
+            discord_api_base: DEFAULT_API_BASE.into(),
+            discord_authorize_url: DEFAULT_AUTHORIZE_URL.into(),
+            public_key: Some("ab".repeat(32)),
+            guild: GuildFacts::default(),
+            created_at: 1,
+            updated_at: 1,
+        };
+        let mut old = serde_json::to_value(&client).expect("serialises");
+        old.as_object_mut().expect("object").remove("public_key");
+        let read: Client = serde_json::from_value(old).expect("an old row reads");
+        assert_eq!(read.public_key, None);
+        assert_eq!(
+            Client {
+                public_key: None,
+                ..client
+            },
+            read
+        );
+    }
 }

@@ -86,6 +86,9 @@ pub enum UnlinkReason {
     Relinked,
     /// An import gave the site user another Discord account.
     Imported,
+    /// The member removed the application from their authorized apps on Discord (a Webhook
+    /// Event `APPLICATION_DEAUTHORIZED`), or Discord did so when banning the account.
+    Revoked,
 }
 
 /// A Discord account a site user no longer has linked, whose clean-up on Discord is still to

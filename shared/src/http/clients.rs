@@ -43,6 +43,9 @@ pub struct ClientInput {
     pub return_to_origins: Vec<String>,
     pub discord_api_base: Option<String>,
     pub discord_authorize_url: Option<String>,
+    /// The application's public key (General Information in the developer portal, 64 hex
+    /// digits): verifies Discord's Webhook Events. Without it, events are refused.
+    pub public_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -67,6 +70,10 @@ pub struct ClientPatch {
     pub return_to_origins: Option<Vec<String>>,
     pub discord_api_base: Option<String>,
     pub discord_authorize_url: Option<String>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub public_key: Option<Option<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -83,6 +90,8 @@ pub struct ClientView {
     pub return_to_origins: Vec<String>,
     pub discord_api_base: String,
     pub discord_authorize_url: String,
+    /// Public, not a secret: shown as it is.
+    pub public_key: Option<String>,
     pub has_bot_token: bool,
     pub has_client_secret: bool,
     pub guild: GuildFacts,
@@ -124,6 +133,7 @@ pub(crate) async fn view(
         return_to_origins: c.return_to_origins,
         discord_api_base: c.discord_api_base,
         discord_authorize_url: c.discord_authorize_url,
+        public_key: c.public_key,
         has_bot_token,
         has_client_secret,
         guild: c.guild,
@@ -176,6 +186,9 @@ fn check(c: &mut Client, policy: DiscordUrlPolicy) -> Result<(), ApiError> {
         DEFAULT_AUTHORIZE_URL,
         policy,
     )?;
+    if let Some(k) = &c.public_key {
+        c.public_key = Some(validate::public_key("public_key", k)?);
+    }
     Ok(())
 }
 
@@ -271,6 +284,7 @@ pub fn new_client(app: &AppState, input: ClientInput) -> Result<(Client, ClientS
         discord_authorize_url: input
             .discord_authorize_url
             .unwrap_or_else(|| DEFAULT_AUTHORIZE_URL.to_owned()),
+        public_key: input.public_key,
         guild: GuildFacts::default(),
         created_at: now,
         updated_at: now,
@@ -348,7 +362,8 @@ pub fn patched_client(
         unlink_policy,
         source_of_truth,
         discord_api_base,
-        discord_authorize_url
+        discord_authorize_url,
+        public_key
     );
     if let Some(o) = p.return_to_origins {
         c.return_to_origins = normalise_origins(o)?;

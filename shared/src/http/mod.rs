@@ -1,11 +1,13 @@
 //! One axum Router: admin API (`/api/v1/…`), the operator console (`/admin`) and SSO
 //! (`/discord/sso/…`), served the same way by the self-hosted binary and by the `admin-api`
-//! Lambda; the `sso-callback` Lambda serves [`sso_router`], the callback alone.
+//! Lambda; the `sso-callback` Lambda serves [`sso_router`]: the callback and Discord's Webhook
+//! Events (`POST /discord/events`).
 
 pub mod auth;
 pub mod clients;
 pub mod console;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod link;
 pub mod roles;
@@ -14,7 +16,8 @@ pub mod tokens;
 pub mod users;
 pub mod validate;
 
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -126,7 +129,8 @@ pub fn router(app: AppState) -> Router {
     finish(routes, app)
 }
 
-/// The SSO callback and `/healthz` only: what the `sso-callback` function serves.
+/// The SSO callback, Discord's Webhook Events and `/healthz` only: what the `sso-callback`
+/// function serves.
 pub fn sso_router(app: AppState) -> Router {
     finish(Router::new(), app)
 }
@@ -139,6 +143,12 @@ fn finish(routes: Router<AppState>, app: AppState) -> Router {
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/discord/sso/callback", get(link::sso_callback))
+        // Discord's Webhook Events: the callback's neighbour, so the `sso-callback` function
+        // (the only public one besides the admin API) serves it on AWS.
+        .route(
+            "/discord/events",
+            post(events::discord_events).layer(DefaultBodyLimit::max(events::MAX_EVENT_BYTES)),
+        )
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(axum::middleware::from_fn(error::problem_for_bare_errors))
         .layer(

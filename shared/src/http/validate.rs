@@ -176,3 +176,23 @@ where
 {
     serde::Deserialize::deserialize(de).map(Some)
 }
+
+/// An Ed25519 public key as the developer portal shows it: 32 bytes in hex. Returned lowercase,
+/// so one key has one spelling.
+pub fn public_key(field: &str, v: &str) -> Result<String, ApiError> {
+    let v = v.trim();
+    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid(
+            field,
+            "must be the application's public key: 64 hexadecimal digits (32 bytes)",
+        ));
+    }
+    let key = v.to_ascii_lowercase();
+    if crate::http::events::verifying_key(&key).is_none() {
+        return Err(ApiError::invalid(
+            field,
+            "is not a valid Ed25519 public key",
+        ));
+    }
+    Ok(key)
+}

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod clients;
 pub mod context;
+pub mod events;
 pub mod health;
 pub mod import;
 pub mod linking;

@@ -119,6 +119,9 @@ pub fn client(id: &str) -> Client {
         return_to_origins: vec!["https://example.test".to_owned()],
         discord_api_base: crate::domain::client::DEFAULT_API_BASE.to_owned(),
         discord_authorize_url: crate::domain::client::DEFAULT_AUTHORIZE_URL.to_owned(),
+        public_key: Some(
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c".to_owned(),
+        ),
         guild: GuildFacts::default(),
         created_at: T0,
         updated_at: T0,
@@ -315,6 +318,8 @@ pub async fn clients_are_created_once_read_updated_and_deleted(store: &dyn Store
     let mut updated = client("a");
     updated.name = "Renamed".to_owned();
     updated.guild.bot_top_position = Some(7);
+    // The Webhook Events key is kept and can be removed again.
+    updated.public_key = None;
     updated.updated_at = T0 + 5;
     store.update_client(&updated).await.unwrap();
     assert_eq!(store.get_client("a").await.unwrap(), Some(updated));

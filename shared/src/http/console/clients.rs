@@ -42,6 +42,7 @@ pub struct ClientForm {
     return_to_origins: String,
     discord_api_base: String,
     discord_authorize_url: String,
+    public_key: String,
 }
 
 fn given(s: &str) -> Option<String> {
@@ -89,6 +90,7 @@ impl ClientForm {
             return_to_origins: origins(&self.return_to_origins),
             discord_api_base: given(&self.discord_api_base),
             discord_authorize_url: given(&self.discord_authorize_url),
+            public_key: given(&self.public_key),
         }
     }
 
@@ -107,6 +109,8 @@ impl ClientForm {
             return_to_origins: Some(origins(&self.return_to_origins)),
             discord_api_base: given(&self.discord_api_base),
             discord_authorize_url: given(&self.discord_authorize_url),
+            // The settings form always shows the key: empty removes it.
+            public_key: Some(given(&self.public_key)),
         }
     }
 
@@ -141,6 +145,7 @@ impl ClientForm {
             return_to_origins: c.return_to_origins.join("\n"),
             discord_api_base: c.discord_api_base.clone(),
             discord_authorize_url: c.discord_authorize_url.clone(),
+            public_key: c.public_key.clone().unwrap_or_default(),
         }
     }
 }
@@ -207,6 +212,7 @@ fn settings_fields(f: &ClientForm, refusal: Option<&ApiError>, app: &AppState) -
             Some(html! { "Discord → User Settings → Advanced → Developer Mode on; then right-click your server → Copy Server ID." }), refusal, true))
         (input("client_id", "Application ID", "text", &f.client_id,
             Some(html! { "Developer Portal → your application → General Information → Application ID." }), refusal, true))
+        (public_key_field(&f.public_key, refusal))
         (callback_field(&f.callback_url, refusal))
         (input("invite_link", "Server invite link (optional)", "url", &f.invite_link,
             Some(html! { "Shown to members who cannot be joined automatically." }), refusal, false))
@@ -242,6 +248,24 @@ fn settings_fields(f: &ClientForm, refusal: Option<&ApiError>, app: &AppState) -
             }
         }
     }
+}
+
+/// The application's public key, which verifies Discord's Webhook Events (a member who removes
+/// the application on Discord is unlinked at once).
+fn public_key_field(value: &str, refusal: Option<&ApiError>) -> Markup {
+    input(
+        "public_key",
+        "Public Key (optional)",
+        "text",
+        value,
+        Some(html! {
+            "General Information → Public Key. With it, set General Information → Events Endpoint URL to "
+            code { "https://<this host>/discord/events" }
+            " and enable the " code { "APPLICATION_DEAUTHORIZED" } " event: a member who removes the application on Discord is unlinked at once."
+        }),
+        refusal,
+        false,
+    )
 }
 
 fn callback_field(value: &str, refusal: Option<&ApiError>) -> Markup {
@@ -298,6 +322,7 @@ fn new_page(
                         h2 { "Copy its ids and secret" }
                         (input("client_id", "Application ID", "text", &f.client_id,
                             Some(html! { "General Information → Application ID." }), refusal, true))
+                        (public_key_field(&f.public_key, refusal))
                         (secret_input("client_secret", "Client Secret", None,
                             html! { "OAuth2 → Client Secret → Reset Secret, then copy. Never shown again here." }, refusal))
                     }
@@ -418,6 +443,7 @@ fn clone_form(f: &ClientForm) -> ClientForm {
         return_to_origins: f.return_to_origins.clone(),
         discord_api_base: f.discord_api_base.clone(),
         discord_authorize_url: f.discord_authorize_url.clone(),
+        public_key: f.public_key.clone(),
     }
 }
 

@@ -108,6 +108,7 @@ pub const AUDIT_ACTIONS: &[&str] = &[
     "link.delete",
     "link.revoked",
     "users.import",
+    "app.authorized",
     "groups.from_discord",
 ];
 
@@ -163,6 +164,7 @@ mod tests {
             A::LinkDelete,
             A::LinkRevoked,
             A::UsersImport,
+            A::AppAuthorized,
             A::GroupsFromDiscord,
         ] {
             assert!(AUDIT_ACTIONS.contains(&a.as_str()), "{a}");
