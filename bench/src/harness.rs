@@ -83,6 +83,7 @@ pub fn bench_client(id: &str, guild_id: &str, emu: &Emulator, now: i64) -> Clien
         return_to_origins: vec![],
         discord_api_base: emu.api_base(),
         discord_authorize_url: emu.authorize_url(),
+        webhook_url: None,
         guild: Default::default(),
         created_at: now,
         updated_at: now,

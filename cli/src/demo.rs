@@ -77,6 +77,7 @@ pub async fn run(
             return_to_origins: vec![origin.clone()],
             discord_api_base: emulator.api_base(),
             discord_authorize_url: emulator.authorize_url(),
+            webhook_url: None,
             guild: Default::default(),
             created_at: now,
             updated_at: now,
@@ -86,6 +87,7 @@ pub async fn run(
             client_secret: Some(SecretString::from(
                 scenario.application.client_secret.clone(),
             )),
+            webhook_secret: None,
         };
         create_client(&app, client, secrets).await?;
         roles::sync_roles(&app, DEMO_CLIENT, "demo").await?;

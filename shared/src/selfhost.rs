@@ -153,6 +153,8 @@ impl SelfHosted {
                 inbox,
                 workers,
             ));
+            // Website webhooks go out beside the writers, never through them.
+            tokio::spawn(crate::work::webhooks::run_loop(self.state.clone()));
         }
     }
 }

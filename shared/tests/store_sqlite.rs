@@ -286,7 +286,8 @@ async fn pruning_removes_what_is_past_retention_a_bounded_batch_at_a_time() {
             audit: 2,
             link_sessions: 2,
             console_sessions: 2,
-            leases: 2
+            leases: 2,
+            webhook_deliveries: 0
         }
     );
     // and pruning on removes the rest, and nothing else
@@ -298,7 +299,8 @@ async fn pruning_removes_what_is_past_retention_a_bounded_batch_at_a_time() {
             audit: 1,
             link_sessions: 1,
             console_sessions: 1,
-            leases: 0
+            leases: 0,
+            webhook_deliveries: 0
         }
     );
     assert_eq!(

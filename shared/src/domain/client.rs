@@ -91,6 +91,10 @@ pub struct Client {
     pub return_to_origins: Vec<String>,
     pub discord_api_base: String,
     pub discord_authorize_url: String,
+    /// Where the website receives signed webhooks (`domain::webhook`); `None`: no events are
+    /// kept for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
     pub guild: GuildFacts,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

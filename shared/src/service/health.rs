@@ -270,6 +270,7 @@ mod tests {
             return_to_origins: vec![],
             discord_api_base: crate::domain::client::DEFAULT_API_BASE.into(),
             discord_authorize_url: crate::domain::client::DEFAULT_AUTHORIZE_URL.into(),
+            webhook_url: None,
             guild: Default::default(),
             created_at: 0,
             updated_at: 0,

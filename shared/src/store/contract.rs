@@ -119,6 +119,7 @@ pub fn client(id: &str) -> Client {
         return_to_origins: vec!["https://example.test".to_owned()],
         discord_api_base: crate::domain::client::DEFAULT_API_BASE.to_owned(),
         discord_authorize_url: crate::domain::client::DEFAULT_AUTHORIZE_URL.to_owned(),
+        webhook_url: None,
         guild: GuildFacts::default(),
         created_at: T0,
         updated_at: T0,

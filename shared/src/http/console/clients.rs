@@ -89,6 +89,9 @@ impl ClientForm {
             return_to_origins: origins(&self.return_to_origins),
             discord_api_base: given(&self.discord_api_base),
             discord_authorize_url: given(&self.discord_authorize_url),
+            // Set in the "Website webhooks" section, not in this form.
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 
@@ -107,6 +110,8 @@ impl ClientForm {
             return_to_origins: Some(origins(&self.return_to_origins)),
             discord_api_base: given(&self.discord_api_base),
             discord_authorize_url: given(&self.discord_authorize_url),
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 
