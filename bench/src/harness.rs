@@ -101,6 +101,7 @@ pub async fn add_client(
     let secrets = ClientSecrets {
         bot_token: Some(SecretString::from(emu.bot_token().to_owned())),
         client_secret: Some(SecretString::from(emu.client_secret().to_owned())),
+        webhook_secret: None,
     };
     create_client(
         app,

@@ -396,7 +396,8 @@ async fn a_lease_from_before_the_retention_migration_is_kept_a_day_past_its_expi
     {
         let conn = raw(&path);
         conn.execute_batch(
-            "DROP TABLE console_sessions; ALTER TABLE roles DROP COLUMN color;
+            "DROP TABLE webhook_deliveries;
+             DROP TABLE console_sessions; ALTER TABLE roles DROP COLUMN color;
              DROP INDEX leases_keep_until; DROP INDEX runs_started; DROP INDEX audit_at;
              ALTER TABLE leases DROP COLUMN keep_until;
              INSERT INTO leases (name, holder, expires_at, handover) VALUES ('g', 'A', 1000, 'h');

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::clock::Timestamp;
-use crate::domain::{LastError, Link, LinkStatus, UnlinkReason};
+use crate::domain::{LastError, Link, LinkStatus, UnlinkCleanup, UnlinkReason};
 
 /// What happened to a site user's link or membership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -98,6 +98,27 @@ impl WebhookEvent {
             &link.discord_user_id,
             json!({ "reason": reason }),
         )
+    }
+
+    /// What a new link tells the website: the account it replaces is gone (`link.removed`), and
+    /// the new one is linked — unless it is the same account, still active (nothing changed for
+    /// the site).
+    pub fn for_new_link(
+        user_id: &str,
+        old: Option<&Link>,
+        link: &Link,
+        replaced: Option<&UnlinkCleanup>,
+    ) -> Vec<Self> {
+        let mut events = Vec::new();
+        match old {
+            Some(o) if o.discord_user_id != link.discord_user_id => {
+                events.push(Self::link_removed(user_id, o, replaced.map(|c| c.reason)));
+            }
+            Some(o) if o.status == LinkStatus::Active => return events,
+            _ => {}
+        }
+        events.push(Self::link_created(user_id, link));
+        events
     }
 
     /// The events a change of a link's status (by a task's outcome) means: left, returned,

@@ -23,6 +23,7 @@ pub trait WebhookOutbox: Send + Sync {
     /// Records one attempt: `attempts` + 1 and the outcome. `NotFound` when the entry is gone.
     async fn record_attempt(
         &self,
+        client: &str,
         id: &str,
         attempt: &DeliveryAttempt,
         now: Timestamp,

@@ -159,7 +159,7 @@ async fn deliver_entries(
             (_, None) => final_failure("the client has no webhook secret"),
         };
         app.store
-            .record_attempt(&entry.id, &attempt, app.clock.now())
+            .record_attempt(client, &entry.id, &attempt, app.clock.now())
             .await?;
     }
     Ok(())

@@ -346,7 +346,7 @@ fn create_link(
     let link_json = to_json(link)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (old, mut unlinking) = link_state(&tx, client, user_id)?;
-    let events = link_events(user_id, old.as_ref(), link, replaced);
+    let events = WebhookEvent::for_new_link(user_id, old.as_ref(), link, replaced);
     // The account is back: whatever clean-up it was waiting for is the new link's business.
     unlinking.remove(&link.discord_user_id);
     let retired = old
@@ -393,30 +393,6 @@ fn create_link(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// What a new link tells the website: the account it replaces is gone (`link.removed`), and the
-/// new one is linked — unless it is the same account, still active (nothing changed for the site).
-fn link_events(
-    user_id: &str,
-    old: Option<&Link>,
-    link: &Link,
-    replaced: Option<&UnlinkCleanup>,
-) -> Vec<WebhookEvent> {
-    let mut events = Vec::new();
-    match old {
-        Some(o) if o.discord_user_id != link.discord_user_id => {
-            events.push(WebhookEvent::link_removed(
-                user_id,
-                o,
-                replaced.map(|c| c.reason),
-            ));
-        }
-        Some(o) if o.status == LinkStatus::Active => return events,
-        _ => {}
-    }
-    events.push(WebhookEvent::link_created(user_id, link));
-    events
 }
 
 fn delete_link(

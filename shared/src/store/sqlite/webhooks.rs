@@ -69,23 +69,25 @@ impl WebhookOutbox for SqliteStore {
 
     async fn record_attempt(
         &self,
+        client: &str,
         id: &str,
         attempt: &DeliveryAttempt,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let (id, attempt) = (id.to_owned(), attempt.clone());
+        let (client, id, attempt) = (client.to_owned(), id.to_owned(), attempt.clone());
         self.run(move |c| {
             let changed = c.execute(
                 "UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?2,
                      last_status_code = ?3, last_error = ?4, next_attempt_at = ?5, updated_at = ?6
-                 WHERE id = ?1",
+                 WHERE id = ?1 AND client = ?7",
                 params![
                     id,
                     attempt.status.as_str(),
                     attempt.status_code,
                     attempt.error,
                     attempt.next_attempt_at,
-                    now
+                    now,
+                    client
                 ],
             )?;
             if changed == 0 {
