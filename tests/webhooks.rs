@@ -521,3 +521,75 @@ async fn a_bad_webhook_url_or_secret_is_refused_naming_the_field() {
     h.link("u-bob", "bob").await;
     assert!(deliveries(&h, CLIENT).await.is_empty());
 }
+
+#[tokio::test]
+async fn the_console_sets_the_webhook_shows_a_new_secret_once_and_retries_a_delivery() {
+    use connector_e2e::console_http::{hidden, page, signed_in};
+    use connector_e2e::ADMIN_TOKEN;
+    // given an operator in the console and a receiver
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let r = Receiver::start().await;
+    let b = signed_in(&h, ADMIN_TOKEN).await;
+    let path = format!("/admin/clients/{CLIENT}/webhooks");
+    let (status, _, html) = page(&h, &b, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = hidden(&html, "csrf");
+    let (_, _, overview) = page(&h, &b, &format!("/admin/clients/{CLIENT}")).await;
+    assert!(overview.contains("Website webhooks"), "{overview}");
+
+    // a URL the API refuses is refused here, naming it
+    let resp = b
+        .post(h.url(&path))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("webhook_url", "http://example.org/x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().await.unwrap().contains("https"));
+
+    // when it sets the receiver's URL
+    let resp = b
+        .post(h.url(&path))
+        .form(&[("csrf", csrf.as_str()), ("webhook_url", r.url.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    // then the generated secret is on that page, once
+    let start = html.find("whsec_").expect("secret shown");
+    let secret: String = html[start..]
+        .chars()
+        .take_while(|c| !matches!(c, '<' | '"'))
+        .collect();
+    *r.secret.lock().unwrap() = Some(secret.clone());
+    let (_, _, again) = page(&h, &b, &path).await;
+    assert!(!again.contains(&secret), "never shown again");
+    assert!(again.contains("set"));
+
+    // and a link is delivered with it, listed, and sent again from the console
+    h.put_user("u-bob", &["members"]).await;
+    h.link("u-bob", "bob").await;
+    let got = r.wait_for(1).await;
+    assert!(got[0].valid);
+    let listed = wait_deliveries(&h, CLIENT, |d| d[0]["status"] == "delivered").await;
+    let id = listed[0]["id"].as_str().unwrap();
+    let (_, _, html) = page(&h, &b, &path).await;
+    assert!(
+        html.contains("link.created") && html.contains("delivered"),
+        "{html}"
+    );
+    let resp = b
+        .post(h.url(&format!("{path}/{id}/retry")))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let got = r.wait_for(2).await;
+    assert_eq!(got[1].id, id);
+}

@@ -77,7 +77,8 @@ pub async fn run(
             return_to_origins: vec![origin.clone()],
             discord_api_base: emulator.api_base(),
             discord_authorize_url: emulator.authorize_url(),
-            webhook_url: None,
+            // The demo website below receives and shows the signed webhooks.
+            webhook_url: Some(format!("{origin}/demo/webhooks")),
             guild: Default::default(),
             created_at: now,
             updated_at: now,
@@ -87,7 +88,9 @@ pub async fn run(
             client_secret: Some(SecretString::from(
                 scenario.application.client_secret.clone(),
             )),
-            webhook_secret: None,
+            webhook_secret: Some(SecretString::from(
+                connector::domain::webhook::new_webhook_secret(),
+            )),
         };
         create_client(&app, client, secrets).await?;
         roles::sync_roles(&app, DEMO_CLIENT, "demo").await?;

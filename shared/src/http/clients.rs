@@ -374,13 +374,23 @@ pub async fn patch_client(
         .get_client(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("client"))?;
-    let (c, mut secrets) = patched_client(&app, &before, p)?;
-    let exists = has_webhook_secret(&app, &c.id).await?;
+    Ok(Json(update_client(&app, &before, p).await?))
+}
+
+/// Applies a patch as `PATCH /clients/{client}` does (the console's webhook form too): checked,
+/// stored, and a webhook secret generated when a URL needs one — in the answer this once.
+pub async fn update_client(
+    app: &AppState,
+    before: &Client,
+    p: ClientPatch,
+) -> ApiResult<ClientView> {
+    let (c, mut secrets) = patched_client(app, before, p)?;
+    let exists = has_webhook_secret(app, &c.id).await?;
     let generated = generate_webhook_secret(&c, &mut secrets, exists);
-    let (c, sync) = svc::update_client(&app, c, secrets).await?;
-    let mut view = view(&app, c, sync).await?;
+    let (c, sync) = svc::update_client(app, c, secrets).await?;
+    let mut view = view(app, c, sync).await?;
     view.webhook_secret = generated;
-    Ok(Json(view))
+    Ok(view)
 }
 
 /// `before` with a patch applied, checked as a new client is; a change of where or whose the

@@ -601,6 +601,7 @@ async fn overview_page(
                     button type="submit" { "Replace secrets" }
                 }
             }
+            (super::webhooks::overview_section(&c, v.has_webhook_secret))
             section aria-labelledby="delete-h" {
                 h2 #delete-h { "Delete this client" }
                 p { "Removes its configuration, secrets, links and history from the connector. Nothing changes on Discord." }
