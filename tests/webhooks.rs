@@ -593,3 +593,69 @@ async fn the_console_sets_the_webhook_shows_a_new_secret_once_and_retries_a_deli
     let got = r.wait_for(2).await;
     assert_eq!(got[1].id, id);
 }
+
+#[tokio::test]
+async fn the_aws_worker_delivers_a_clients_webhooks_after_its_job_and_keeps_it_marked_while_one_waits(
+) {
+    use connector::aws::worker::{handle, SqsEvent};
+    use connector::aws::Invocation;
+    use connector::domain::TaskName;
+    use connector_e2e::Options;
+    // given a connector without the self-hosted delivery loop (like the Lambda functions) and a
+    // site that answers 500
+    let h = Harness::start_with(Options {
+        deliver_webhooks: false,
+        ..Options::default()
+    })
+    .await;
+    h.setup_client().await;
+    let r = Receiver::start().await;
+    configure(&h, CLIENT, &r).await;
+    r.answer.store(500, Ordering::SeqCst);
+    h.put_user("u-bob", &["members"]).await;
+    h.link("u-bob", "bob").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        r.events().is_empty(),
+        "nothing delivers without a loop or a job"
+    );
+
+    // when the worker runs a job of the client (an SQS message, as Lambda hands it over)
+    let job = |dedupe: &str| {
+        let body = json!({"client": CLIENT, "task": "verify-groups", "trigger": "schedule", "dedupe": dedupe});
+        serde_json::from_value::<SqsEvent>(json!({"Records": [
+            {"messageId": dedupe, "body": body.to_string(), "attributes": {}}
+        ]}))
+        .unwrap()
+    };
+    let deadline_ms = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 60_000) as u64;
+    let invocation = Invocation::from_lambda("req-1", deadline_ms);
+    let answer = handle(&h.app, job("t1"), &invocation).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+
+    // then it tried the webhook after the job, and the client stays in the work index for the
+    // retry (the 5-minute tick brings it back)
+    assert_eq!(r.wait_for(1).await.len(), 1);
+    let mark = h
+        .app
+        .store
+        .get_work(CLIENT, TaskName::VerifyGroups)
+        .await
+        .unwrap();
+    assert!(mark.is_some(), "a pending delivery keeps the client marked");
+
+    // and once the site is back and the backoff passed, the next job delivers it
+    r.answer.store(200, Ordering::SeqCst);
+    h.clock.advance(6);
+    let answer = handle(&h.app, job("t2"), &invocation).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let got = r.wait_for(2).await;
+    assert!(got[1].valid);
+    let listed = deliveries(&h, CLIENT).await;
+    assert_eq!(listed[0]["status"], "delivered");
+    assert_eq!(listed[0]["attempts"], 2);
+}

@@ -101,6 +101,54 @@ pub async fn deliver_due(
     Ok(tasks)
 }
 
+/// Entries one client's job sends on AWS at most (the client's next job waits for them).
+const ROUND_AFTER_JOB: usize = 20;
+
+/// What the AWS worker does after each job of a client (a Lambda has no loop of its own): the
+/// client's due deliveries — skipped when less than two attempt timeouts of the invocation
+/// remain — and, while any of its entries is still pending, a work mark, so the 5-minute tick
+/// brings a job (and this round) back for the retry.
+pub async fn deliver_for_client(
+    app: &AppState,
+    http: &reqwest::Client,
+    client: &str,
+    deadline: Option<std::time::Instant>,
+) -> StoreResult<()> {
+    let time_left = deadline.is_none_or(|d| {
+        d.saturating_duration_since(std::time::Instant::now()) > DELIVERY_TIMEOUT * 2
+    });
+    if time_left {
+        let due: Vec<WebhookDelivery> = app
+            .store
+            .due_deliveries(app.clock.now(), 1_000)
+            .await?
+            .into_iter()
+            .filter(|d| d.client == client)
+            .take(ROUND_AFTER_JOB)
+            .collect();
+        if !due.is_empty() {
+            deliver_client(app, http, client, due).await?;
+        }
+    }
+    // Each user's first pending entry, due or not.
+    let waiting = app
+        .store
+        .due_deliveries(i64::MAX, 1_000)
+        .await?
+        .iter()
+        .any(|d| d.client == client);
+    if waiting {
+        app.store
+            .mark_work(
+                client,
+                crate::domain::TaskName::VerifyGroups,
+                app.clock.now(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// The self-hosted delivery loop (started with the worker pool).
 pub async fn run_loop(app: AppState) {
     let http = http_client();
@@ -152,15 +200,24 @@ async fn deliver_entries(
         .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?;
     let key = secret.and_then(|s| webhook_secret_key(s.expose_secret()));
     for entry in entries {
-        let attempt = match (&url, &key) {
-            (Some(url), Some(key)) => attempt(app, http, url, key, &entry).await,
+        let (attempt, unreachable) = match (&url, &key) {
+            (Some(url), Some(key)) => {
+                let a = attempt(app, http, url, key, &entry).await;
+                let unreachable = a.status != DeliveryStatus::Delivered && a.status_code.is_none();
+                (a, unreachable)
+            }
             // The site stopped taking webhooks: nothing to retry towards.
-            (None, _) => final_failure("the client has no webhook_url"),
-            (_, None) => final_failure("the client has no webhook secret"),
+            (None, _) => (final_failure("the client has no webhook_url"), false),
+            (_, None) => (final_failure("the client has no webhook secret"), false),
         };
         app.store
             .record_attempt(client, &entry.id, &attempt, app.clock.now())
             .await?;
+        if unreachable {
+            // No answer at all (refused, timed out): the other users' entries would only wait
+            // for the same; they stay due for the next round.
+            break;
+        }
     }
     Ok(())
 }
