@@ -563,3 +563,46 @@ async fn console_reads_use_indexes() {
         assert!(plan.iter().any(|s| s.contains(index)), "{sql}: {plan:?}");
     }
 }
+
+#[tokio::test]
+async fn finished_webhook_deliveries_are_pruned_with_run_reports_and_pending_ones_never() {
+    use connector::domain::{DeliveryAttempt, DeliveryStatus};
+    use connector::store::retention::DAY_SECS;
+    // given a client with a webhook URL and three entries: delivered, failed, pending
+    let store = fresh().await;
+    let mut c = client("a");
+    c.webhook_url = Some("https://a.example.test/hooks".into());
+    store.create_client(&c).await.unwrap();
+    for (user, discord) in [("u1", "d1"), ("u2", "d2"), ("u3", "d3")] {
+        store
+            .create_link("a", user, &link(discord), None, false, T0)
+            .await
+            .unwrap();
+    }
+    let entries = store.list_deliveries("a", None, 10).await.unwrap().items;
+    assert_eq!(entries.len(), 3);
+    for (entry, status) in entries
+        .iter()
+        .zip([DeliveryStatus::Delivered, DeliveryStatus::Failed])
+    {
+        let attempt = DeliveryAttempt {
+            status,
+            status_code: Some(200),
+            error: None,
+            next_attempt_at: None,
+        };
+        store
+            .record_attempt("a", &entry.id, &attempt, T0)
+            .await
+            .unwrap();
+    }
+    // when pruned a day before and at the runs' retention (90 days) after they finished
+    let before = store.prune_expired(T0 + 89 * DAY_SECS, 10).await.unwrap();
+    let at = store.prune_expired(T0 + 90 * DAY_SECS, 10).await.unwrap();
+    // then both finished ones go then, the pending one stays
+    assert_eq!(before.webhook_deliveries, 0);
+    assert_eq!(at.webhook_deliveries, 2);
+    let left = store.list_deliveries("a", None, 10).await.unwrap().items;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].status, DeliveryStatus::Pending);
+}
