@@ -93,7 +93,7 @@ impl WebhookEvent {
     /// back).
     pub fn link_removed(user_id: &str, link: &Link, reason: Option<UnlinkReason>) -> Self {
         Self::new(
-            WebhookEventType::LinkRemoved,
+            reason.map_or(WebhookEventType::LinkRemoved, event_for_unlink),
             user_id,
             &link.discord_user_id,
             json!({ "reason": reason }),
@@ -176,6 +176,16 @@ impl WebhookEvent {
             "timestamp": rfc3339(now),
             "data": data,
         })
+    }
+}
+
+/// The event an unlink is for the website. Exhaustive on purpose: a new reason (say, the member
+/// withdrew our authorization on Discord) must decide here whether it is `link.revoked`.
+fn event_for_unlink(reason: UnlinkReason) -> WebhookEventType {
+    match reason {
+        UnlinkReason::Unlinked | UnlinkReason::Relinked | UnlinkReason::Imported => {
+            WebhookEventType::LinkRemoved
+        }
     }
 }
 
