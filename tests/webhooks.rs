@@ -659,3 +659,27 @@ async fn the_aws_worker_delivers_a_clients_webhooks_after_its_job_and_keeps_it_m
     assert_eq!(listed[0]["status"], "delivered");
     assert_eq!(listed[0]["attempts"], 2);
 }
+
+#[tokio::test]
+async fn a_member_who_withdraws_our_authorization_is_reported_revoked() {
+    // given a linked member who then removed the app from their Discord account
+    let (h, r) = setup().await;
+    h.put_user("u-alice", &["members"]).await;
+    h.link("u-alice", "alice").await;
+    r.wait_for(1).await;
+    h.emu.revoke_user_grants(&h.discord_id("alice"));
+
+    // when sync-accounts meets `invalid_grant`
+    let report = h.run_task("sync-accounts", false).await;
+    assert_eq!(report["counts"]["revoked"], 1, "{report}");
+
+    // then the site is told, signed
+    let got = r.wait_for(2).await;
+    assert_eq!(r.types(), vec!["link.created", "link.revoked"]);
+    assert!(got[1].valid);
+    assert_eq!(got[1].body["data"]["user_id"], "u-alice");
+    assert_eq!(
+        got[1].body["data"]["discord_user_id"],
+        h.discord_id("alice")
+    );
+}
