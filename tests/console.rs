@@ -312,6 +312,16 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
         .await;
     b.set_viewport(1280, 900).await;
 
+    // Website webhooks: setting the URL shows a new signing secret once; the unlink below is
+    // then listed as a delivery.
+    b.goto(&h.url(&format!("/admin/clients/{CLIENT}/webhooks")))
+        .await;
+    b.wait_for(Until::Text("Website webhooks"), WAIT).await;
+    b.fill("Webhook URL", "https://site.example/hooks").await;
+    b.click_button("Save webhook settings").await;
+    b.wait_for(Until::Text("New signing secret"), WAIT).await;
+    visits.check(&b, "webhooks (new secret)", None).await;
+
     // Unlink alice after a confirmation: the account is free at once, the writer strips the
     // managed roles.
     b.goto(&h.url(&format!("/admin/clients/{CLIENT}/members/alice-site")))
@@ -323,6 +333,10 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
     b.wait_for(Until::Text("Unlinked."), WAIT).await;
     assert!(h.settle().await);
     assert_eq!(h.roles_on_discord("alice"), Some(connector_e2e::names(&[])));
+    b.goto(&h.url(&format!("/admin/clients/{CLIENT}/webhooks")))
+        .await;
+    b.wait_for(Until::Text("link.removed"), WAIT).await;
+    visits.check(&b, "webhook deliveries", None).await;
 
     // Sign out: the session is gone on the server, not just the cookie.
     let session = b.cookie("dc_console").await.expect("cookie").value;

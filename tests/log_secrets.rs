@@ -55,6 +55,22 @@ async fn the_link_flow_at_trace_logs_no_secret() {
 
     let h = Harness::start().await;
     h.setup_client().await;
+    // the website takes signed webhooks: its secret is handed out once and signs every delivery
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", receiver.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+        axum::serve(receiver, app).await.unwrap();
+    });
+    let (status, client) = h
+        .api(
+            Method::PATCH,
+            &format!("/clients/{CLIENT}"),
+            Some(json!({"webhook_url": hook_url})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{client}");
+    let webhook_secret = client["webhook_secret"].as_str().unwrap().to_owned();
     h.put_user("u-alice", &["members", "pilots"]).await;
     let (status, token) = h
         .api(
@@ -103,6 +119,24 @@ async fn the_link_flow_at_trace_logs_no_secret() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     h.settle().await;
+    // the link and unlink webhooks went out signed
+    let mut delivered = false;
+    for _ in 0..200 {
+        let (_, d) = h
+            .api(
+                Method::GET,
+                &format!("/clients/{CLIENT}/webhook-deliveries"),
+                None,
+            )
+            .await;
+        let items = d["items"].as_array().cloned().unwrap_or_default();
+        delivered = items.len() >= 2 && items.iter().all(|i| i["status"] == "delivered");
+        if delivered {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(delivered, "the webhooks were delivered");
 
     // and the operator console: a sign-in (the token in a form body), a page, a sign-out
     let console = connector_e2e::browser();
@@ -152,6 +186,11 @@ async fn the_link_flow_at_trace_logs_no_secret() {
         ("console login nonce", nonce),
         ("console session", session),
         ("console CSRF token", csrf),
+        // its key part: the secret without the `whsec_` prefix
+        (
+            "webhook secret",
+            webhook_secret["whsec_".len()..].to_owned(),
+        ),
     ];
     let issued = h.emu.issued_tokens();
     assert!(

@@ -953,3 +953,67 @@ async fn runs_audit_entries_sessions_and_leases_carry_their_retention_as_ttl() {
         Pruned::default()
     );
 }
+
+#[tokio::test]
+async fn a_webhook_delivery_leaves_the_pending_index_and_gets_the_runs_ttl_once_finished() {
+    use connector::domain::{DeliveryAttempt, DeliveryStatus};
+    use connector::store::retention::DAY_SECS;
+    use connector::store::RetentionPolicy;
+    // given a client with a webhook URL and one entry from a link
+    let (dynamodb, table) = fresh_table().await;
+    let store = DynamoStore::new(dynamodb.clone(), &table).with_retention(RetentionPolicy {
+        runs_days: 7,
+        audit_days: 30,
+    });
+    let mut c = client("a");
+    c.webhook_url = Some("https://a.example.test/hooks".into());
+    store.create_client(&c).await.unwrap();
+    store
+        .create_link("a", "u1", &link("d1"), None, false, T0)
+        .await
+        .unwrap();
+    let entry = |items: &[Item]| {
+        items
+            .iter()
+            .find(|i| i.get("entity") == Some(&s("webhook_delivery")))
+            .cloned()
+            .expect("an outbox item")
+    };
+    // while pending: in the sparse index, no ttl
+    let pending = entry(&scan(&dynamodb, &table).await);
+    assert_eq!(pending.get("GSI1PK"), Some(&s("WEBHOOKS_PENDING")));
+    assert_eq!(
+        ttl_of(&pending),
+        None,
+        "a pending delivery is never expired"
+    );
+
+    // when it is delivered
+    let id = match pending.get("id") {
+        Some(AttributeValue::S(id)) => id.clone(),
+        other => panic!("id: {other:?}"),
+    };
+    let delivered = DeliveryAttempt {
+        status: DeliveryStatus::Delivered,
+        status_code: Some(200),
+        error: None,
+        next_attempt_at: None,
+    };
+    store
+        .record_attempt("a", &id, &delivered, T0 + 10)
+        .await
+        .unwrap();
+
+    // then it leaves the index and goes with the run reports of its time
+    let done = entry(&scan(&dynamodb, &table).await);
+    assert!(
+        !done.contains_key("GSI1PK") && !done.contains_key("GSI1SK"),
+        "{done:?}"
+    );
+    assert_eq!(ttl_of(&done), Some(T0 + 10 + 7 * DAY_SECS));
+    // and a retry puts it back, without a ttl
+    store.retry_delivery("a", &id, T0 + 20).await.unwrap();
+    let again = entry(&scan(&dynamodb, &table).await);
+    assert_eq!(again.get("GSI1PK"), Some(&s("WEBHOOKS_PENDING")));
+    assert_eq!(ttl_of(&again), None);
+}

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use connector::clock::Timestamp;
 use connector::domain::{
-    ApiToken, AuditEntry, Client, ConsoleSession, Link, LinkSession, Member, Role, RunReport,
-    SiteUser, StoredTokens, TaskName, UnlinkCleanup, Unlinking,
+    ApiToken, AuditEntry, Client, ConsoleSession, DeliveryAttempt, Link, LinkSession, Member, Role,
+    RunReport, SiteUser, StoredTokens, TaskName, UnlinkCleanup, Unlinking, WebhookDelivery,
 };
 use connector::store::prelude::*;
 use connector::store::{
@@ -418,5 +418,44 @@ impl WorkIndex for CountingStore {
             .write()
             .clear_work(client, task, seen_seq)
             .await
+    }
+}
+
+#[async_trait]
+impl WebhookOutbox for CountingStore {
+    async fn due_deliveries(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        self.read().due_deliveries(now, limit).await
+    }
+
+    async fn record_attempt(
+        &self,
+        client: &str,
+        id: &str,
+        attempt: &DeliveryAttempt,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.write().record_attempt(client, id, attempt, now).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        client: &str,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<WebhookDelivery>> {
+        self.read().list_deliveries(client, after, limit).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        client: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<WebhookDelivery> {
+        self.write().retry_delivery(client, id, now).await
     }
 }

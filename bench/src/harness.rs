@@ -84,6 +84,7 @@ pub fn bench_client(id: &str, guild_id: &str, emu: &Emulator, now: i64) -> Clien
         discord_api_base: emu.api_base(),
         discord_authorize_url: emu.authorize_url(),
         public_key: None,
+        webhook_url: None,
         guild: Default::default(),
         created_at: now,
         updated_at: now,
@@ -101,6 +102,7 @@ pub async fn add_client(
     let secrets = ClientSecrets {
         bot_token: Some(SecretString::from(emu.bot_token().to_owned())),
         client_secret: Some(SecretString::from(emu.client_secret().to_owned())),
+        webhook_secret: None,
     };
     create_client(
         app,

@@ -78,6 +78,8 @@ pub async fn run(
             discord_api_base: emulator.api_base(),
             discord_authorize_url: emulator.authorize_url(),
             public_key: Some(emulator.public_key()),
+            // The demo website below receives and shows the signed webhooks.
+            webhook_url: Some(format!("{origin}/demo/webhooks")),
             guild: Default::default(),
             created_at: now,
             updated_at: now,
@@ -86,6 +88,9 @@ pub async fn run(
             bot_token: Some(SecretString::from(scenario.application.bot_token.clone())),
             client_secret: Some(SecretString::from(
                 scenario.application.client_secret.clone(),
+            )),
+            webhook_secret: Some(SecretString::from(
+                connector::domain::webhook::new_webhook_secret(),
             )),
         };
         create_client(&app, client, secrets).await?;
@@ -118,11 +123,7 @@ pub async fn run(
     if let Some(mut client) = app.store.get_client(DEMO_CLIENT).await? {
         if client.public_key.as_deref() != Some(emulator.public_key().as_str()) {
             client.public_key = Some(emulator.public_key());
-            let unchanged = ClientSecrets {
-                bot_token: None,
-                client_secret: None,
-            };
-            update_client(&app, client, unchanged).await?;
+            update_client(&app, client, ClientSecrets::default()).await?;
         }
     }
     emulator.set_events_url(&format!("{origin}/discord/events"));

@@ -1,14 +1,21 @@
 //! A tiny stand-in for a community website, served by `demo` at `/demo`: it lists site users,
-//! starts link sessions and edits groups through the same service calls the admin API uses.
+//! starts link sessions and edits groups through the same service calls the admin API uses, and
+//! receives the connector's signed webhooks at `/demo/webhooks`, verifies them and shows them live.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::Json;
 use axum::Router;
 use connector::app::AppState;
+use connector::domain::webhook::webhook_secret_key;
 use connector::domain::SiteUser;
+use connector::secrecy::ExposeSecret;
+use connector::secrets::ClientSecretKind;
 use connector::service::{linking, members};
 use serde::Deserialize;
 
@@ -17,19 +24,26 @@ struct DemoSite {
     app: AppState,
     client: String,
     origin: String,
+    /// The last webhooks received, newest first.
+    received: Arc<Mutex<VecDeque<serde_json::Value>>>,
 }
+
+/// Webhooks kept for the page.
+const KEEP: usize = 20;
 
 pub fn router(app: AppState, client: &str, origin: &str) -> Router {
     let site = DemoSite {
         app,
         client: client.to_owned(),
         origin: origin.to_owned(),
+        received: Arc::default(),
     };
     Router::new()
         .route("/demo", get(home))
         .route("/demo/link/{user}", get(link))
         .route("/demo/users/{user}/groups", post(set_groups))
         .route("/demo/users/{user}/unlink", post(unlink))
+        .route("/demo/webhooks", post(receive_webhook).get(list_webhooks))
         .with_state(site)
 }
 
@@ -113,6 +127,8 @@ async fn home(State(site): State<DemoSite>, Query(q): Query<HomeQuery>) -> Respo
          <table><tr><th>site user</th><th>groups</th><th>Discord</th><th>managed roles</th><th>state</th><th>last error</th><th></th></tr>{rows}</table>\
          <p>Add a user: <form method=post action=\"/demo/users/new/groups\" style=display:inline>\
          <input name=user placeholder=\"user id\"> <input name=groups placeholder=\"members, pilots\"> <button>Add</button></form></p>\
+         <h2>Webhooks received</h2><p>Signed events the connector sent to <code>/demo/webhooks</code>, each signature checked; updated live.</p>\
+         <ul id=webhooks><li>none yet</li></ul>{WEBHOOKS_SCRIPT}\
          </body></html>",
         mapping = mapping.join("; "),
     ))
@@ -184,4 +200,71 @@ async fn unlink(State(site): State<DemoSite>, Path(user): Path<String>) -> Respo
         Ok(_) => Redirect::to("/demo").into_response(),
         Err(e) => Html(format!("<p>Could not unlink: {}</p>", esc(&e.to_string()))).into_response(),
     }
+}
+
+/// Polls `/demo/webhooks` and lists what arrived (the demo page only: no CSP here).
+const WEBHOOKS_SCRIPT: &str = "<script>\
+async function poll(){try{const r=await fetch('/demo/webhooks');const items=await r.json();\
+const ul=document.getElementById('webhooks');ul.replaceChildren();\
+for(const w of items){const li=document.createElement('li');\
+li.textContent=(w.verified?'verified: ':'BAD SIGNATURE: ')+w.event.type+' '+JSON.stringify(w.event.data)+' at '+w.event.timestamp;ul.append(li);}\
+if(!items.length){const li=document.createElement('li');li.textContent='none yet';ul.append(li);}}catch(e){}}\
+poll();setInterval(poll,2000);</script>";
+
+/// `POST /demo/webhooks`: what a website does with a webhook — check the signature over the raw
+/// body with the secret it was given, refuse stale timestamps, deduplicate on `webhook-id`.
+async fn receive_webhook(
+    State(site): State<DemoSite>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let (id, ts) = (header("webhook-id"), header("webhook-timestamp"));
+    // The demo website shares the connector's process: it reads the secret the operator would
+    // have saved from the create/update answer.
+    let key = site
+        .app
+        .secrets
+        .get_client_secret(&site.client, ClientSecretKind::WebhookSecret)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| webhook_secret_key(s.expose_secret()));
+    let fresh = ts
+        .parse::<i64>()
+        .is_ok_and(|t| (site.app.clock.now() - t).abs() <= 300);
+    let verified = fresh
+        && key.is_some_and(|key| {
+            let expected =
+                connector::work::webhooks::sign(&key, id, ts.parse().unwrap_or(0), &body);
+            header("webhook-signature")
+                .split(' ')
+                .any(|s| constant_time_eq(s.as_bytes(), expected.as_bytes()))
+        });
+    let event: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let mut received = site.received.lock().unwrap_or_else(|e| e.into_inner());
+    if !received.iter().any(|w| w["id"] == id) {
+        received.push_front(serde_json::json!({ "id": id, "verified": verified, "event": event }));
+        received.truncate(KEEP);
+    }
+    if verified {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::UNAUTHORIZED
+    }
+}
+
+async fn list_webhooks(State(site): State<DemoSite>) -> Json<Vec<serde_json::Value>> {
+    let received = site.received.lock().unwrap_or_else(|e| e.into_inner());
+    Json(received.iter().cloned().collect())
+}
+
+/// Equal bytes, in time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

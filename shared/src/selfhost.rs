@@ -145,15 +145,27 @@ async fn admin_from_store(
 pub const DEFAULT_WORKERS: usize = 16;
 
 impl SelfHosted {
-    /// Starts the worker pool on the current runtime (once; later calls do nothing).
+    /// Starts the worker pool and the webhook delivery loop on the current runtime (once; later
+    /// calls do nothing).
     pub fn start_workers(&mut self, workers: usize) {
-        if let Some(inbox) = self.workers.take() {
-            tokio::spawn(crate::work::pool::run_pool(
-                self.state.clone(),
-                inbox,
-                workers,
-            ));
+        if self.start_pool(workers) {
+            // Website webhooks go out beside the writers, never through them.
+            tokio::spawn(crate::work::webhooks::run_loop(self.state.clone()));
         }
+    }
+
+    /// The worker pool alone (tests that deliver webhooks the way the AWS worker does). Returns
+    /// whether it started now.
+    pub fn start_pool(&mut self, workers: usize) -> bool {
+        let Some(inbox) = self.workers.take() else {
+            return false;
+        };
+        tokio::spawn(crate::work::pool::run_pool(
+            self.state.clone(),
+            inbox,
+            workers,
+        ));
+        true
     }
 }
 

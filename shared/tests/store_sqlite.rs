@@ -286,7 +286,8 @@ async fn pruning_removes_what_is_past_retention_a_bounded_batch_at_a_time() {
             audit: 2,
             link_sessions: 2,
             console_sessions: 2,
-            leases: 2
+            leases: 2,
+            webhook_deliveries: 0
         }
     );
     // and pruning on removes the rest, and nothing else
@@ -298,7 +299,8 @@ async fn pruning_removes_what_is_past_retention_a_bounded_batch_at_a_time() {
             audit: 1,
             link_sessions: 1,
             console_sessions: 1,
-            leases: 0
+            leases: 0,
+            webhook_deliveries: 0
         }
     );
     assert_eq!(
@@ -394,7 +396,8 @@ async fn a_lease_from_before_the_retention_migration_is_kept_a_day_past_its_expi
     {
         let conn = raw(&path);
         conn.execute_batch(
-            "DROP TABLE console_sessions; ALTER TABLE roles DROP COLUMN color;
+            "DROP TABLE webhook_deliveries;
+             DROP TABLE console_sessions; ALTER TABLE roles DROP COLUMN color;
              DROP INDEX leases_keep_until; DROP INDEX runs_started; DROP INDEX audit_at;
              ALTER TABLE leases DROP COLUMN keep_until;
              INSERT INTO leases (name, holder, expires_at, handover) VALUES ('g', 'A', 1000, 'h');
@@ -559,4 +562,47 @@ async fn console_reads_use_indexes() {
             .unwrap();
         assert!(plan.iter().any(|s| s.contains(index)), "{sql}: {plan:?}");
     }
+}
+
+#[tokio::test]
+async fn finished_webhook_deliveries_are_pruned_with_run_reports_and_pending_ones_never() {
+    use connector::domain::{DeliveryAttempt, DeliveryStatus};
+    use connector::store::retention::DAY_SECS;
+    // given a client with a webhook URL and three entries: delivered, failed, pending
+    let store = fresh().await;
+    let mut c = client("a");
+    c.webhook_url = Some("https://a.example.test/hooks".into());
+    store.create_client(&c).await.unwrap();
+    for (user, discord) in [("u1", "d1"), ("u2", "d2"), ("u3", "d3")] {
+        store
+            .create_link("a", user, &link(discord), None, false, T0)
+            .await
+            .unwrap();
+    }
+    let entries = store.list_deliveries("a", None, 10).await.unwrap().items;
+    assert_eq!(entries.len(), 3);
+    for (entry, status) in entries
+        .iter()
+        .zip([DeliveryStatus::Delivered, DeliveryStatus::Failed])
+    {
+        let attempt = DeliveryAttempt {
+            status,
+            status_code: Some(200),
+            error: None,
+            next_attempt_at: None,
+        };
+        store
+            .record_attempt("a", &entry.id, &attempt, T0)
+            .await
+            .unwrap();
+    }
+    // when pruned a day before and at the runs' retention (90 days) after they finished
+    let before = store.prune_expired(T0 + 89 * DAY_SECS, 10).await.unwrap();
+    let at = store.prune_expired(T0 + 90 * DAY_SECS, 10).await.unwrap();
+    // then both finished ones go then, the pending one stays
+    assert_eq!(before.webhook_deliveries, 0);
+    assert_eq!(at.webhook_deliveries, 2);
+    let left = store.list_deliveries("a", None, 10).await.unwrap().items;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].status, DeliveryStatus::Pending);
 }

@@ -36,6 +36,7 @@ pub struct Harness {
     pub database: PathBuf,
     pub generated_admin_token: Option<String>,
     discord_urls: DiscordUrlPolicy,
+    deliver_webhooks: bool,
     dir: tempfile::TempDir,
     server: JoinHandle<()>,
 }
@@ -49,6 +50,8 @@ pub struct Options {
     /// `AllowCustom` (the default here): clients may point at the emulator, as with
     /// `CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS=true`.
     pub discord_urls: DiscordUrlPolicy,
+    /// `false`: no webhook delivery loop (a test delivers the way the AWS worker does).
+    pub deliver_webhooks: bool,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             rate_limits: RateLimits::unlimited(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             discord_urls: DiscordUrlPolicy::AllowCustom,
+            deliver_webhooks: true,
         }
     }
 }
@@ -82,6 +86,7 @@ impl Harness {
             clock,
             options.admin_token,
             options.discord_urls,
+            options.deliver_webhooks,
         )
         .await
     }
@@ -93,6 +98,7 @@ impl Harness {
         clock: ManualClock,
         admin_token: Option<String>,
         discord_urls: DiscordUrlPolicy,
+        deliver_webhooks: bool,
     ) -> Self {
         let mut hosted = selfhost::open(
             SelfHostConfig {
@@ -107,7 +113,11 @@ impl Harness {
         )
         .await
         .expect("self-hosted state opens");
-        hosted.start_workers(4);
+        if deliver_webhooks {
+            hosted.start_workers(4);
+        } else {
+            hosted.start_pool(4);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -129,6 +139,7 @@ impl Harness {
             database,
             generated_admin_token: hosted.generated_admin_token,
             discord_urls,
+            deliver_webhooks,
             dir,
             server,
         }
@@ -146,10 +157,20 @@ impl Harness {
             clock,
             app,
             discord_urls,
+            deliver_webhooks,
             ..
         } = self;
         drop(app);
-        Self::boot(emu, dir, database, clock, admin_token, discord_urls).await
+        Self::boot(
+            emu,
+            dir,
+            database,
+            clock,
+            admin_token,
+            discord_urls,
+            deliver_webhooks,
+        )
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {

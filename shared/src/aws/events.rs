@@ -294,6 +294,7 @@ mod tests {
             discord_api_base: "http://127.0.0.1:9".into(),
             discord_authorize_url: "http://127.0.0.1:9/oauth2/authorize".into(),
             public_key: None,
+            webhook_url: None,
             guild: Default::default(),
             created_at: 0,
             updated_at: 0,

@@ -17,7 +17,7 @@ use super::Invocation;
 use crate::app::AppState;
 use crate::service::ServiceError;
 use crate::work::worker::run_job;
-use crate::work::Job;
+use crate::work::{webhooks, Job};
 
 /// The SQS event Lambda's event source mapping sends (only the fields the worker reads).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -75,10 +75,24 @@ impl BatchResponse {
 /// Runs the batch's jobs as guild writers, each within the invocation's deadline.
 pub async fn handle(app: &AppState, event: SqsEvent, invocation: &Invocation) -> BatchResponse {
     let deadline = invocation.deadline;
+    let http = webhook_http();
     handle_with(event, |job| async move {
-        run_job(app, &job, Some(deadline)).await
+        let outcome = run_job(app, &job, Some(deadline)).await?;
+        // The client's website webhooks go out after its job (no loop runs on Lambda); their
+        // trouble is logged, never the job's failure (that would run the job again).
+        if let Err(e) = webhooks::deliver_for_client(app, http, &job.client, Some(deadline)).await {
+            tracing::warn!(error = %e, "webhook delivery after the job failed");
+        }
+        Ok(outcome)
     })
     .await
+}
+
+/// One HTTP client for webhook deliveries per Lambda instance (its connection pool outlives
+/// invocations).
+fn webhook_http() -> &'static reqwest::Client {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    HTTP.get_or_init(webhooks::http_client)
 }
 
 /// [`handle`] with any job runner (tests script it).

@@ -95,6 +95,10 @@ pub struct Client {
     /// Webhook Events (`POST /discord/events`). `None`: events for this client are refused.
     #[serde(default)]
     pub public_key: Option<String>,
+    /// Where the website receives signed webhooks (`domain::webhook`); `None`: no events are
+    /// kept for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
     pub guild: GuildFacts,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -122,6 +126,7 @@ mod tests {
             discord_api_base: DEFAULT_API_BASE.into(),
             discord_authorize_url: DEFAULT_AUTHORIZE_URL.into(),
             public_key: Some("ab".repeat(32)),
+            webhook_url: None,
             guild: GuildFacts::default(),
             created_at: 1,
             updated_at: 1,

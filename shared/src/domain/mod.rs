@@ -10,6 +10,7 @@ pub mod report;
 pub mod role;
 pub mod session;
 pub mod token;
+pub mod webhook;
 
 pub use audit::{AuditAction, AuditEntry};
 pub use client::{Client, GuildFacts, SourceOfTruth, UnlinkPolicy};
@@ -26,3 +27,6 @@ pub use report::{Count, GroupChange, GuildAudit, PlannedChange, RunError, RunRep
 pub use role::Role;
 pub use session::LinkSession;
 pub use token::{ApiToken, TokenScope};
+pub use webhook::{
+    DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEvent, WebhookEventType,
+};

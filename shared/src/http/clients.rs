@@ -46,6 +46,12 @@ pub struct ClientInput {
     /// The application's public key (General Information in the developer portal, 64 hex
     /// digits): verifies Discord's Webhook Events. Without it, events are refused.
     pub public_key: Option<String>,
+    /// Where the website receives signed webhooks: `https://`, or `http://` to localhost.
+    pub webhook_url: Option<String>,
+    /// Write-only, `whsec_` + base64 of 24-64 bytes; generated (and answered once) when a
+    /// `webhook_url` comes without one.
+    #[schema(value_type = Option<String>)]
+    pub webhook_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -74,6 +80,13 @@ pub struct ClientPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub public_key: Option<Option<String>>,
+    /// `null` removes it (no more webhooks; pending ones fail).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub webhook_url: Option<Option<String>>,
+    /// Write-only; replaces the signing secret.
+    #[schema(value_type = Option<String>)]
+    pub webhook_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,6 +107,12 @@ pub struct ClientView {
     pub public_key: Option<String>,
     pub has_bot_token: bool,
     pub has_client_secret: bool,
+    pub webhook_url: Option<String>,
+    pub has_webhook_secret: bool,
+    /// Only in the answer of the create/update that generated it: store it now, it is never
+    /// shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
     pub guild: GuildFacts,
     pub created_at: i64,
     pub updated_at: i64,
@@ -120,6 +139,7 @@ pub(crate) async fn view(
     };
     let has_bot_token = has(ClientSecretKind::BotToken).await?;
     let has_client_secret = has(ClientSecretKind::ClientSecret).await?;
+    let has_webhook_secret = has(ClientSecretKind::WebhookSecret).await?;
     Ok(ClientView {
         id: c.id,
         name: c.name,
@@ -136,6 +156,9 @@ pub(crate) async fn view(
         public_key: c.public_key,
         has_bot_token,
         has_client_secret,
+        webhook_url: c.webhook_url,
+        has_webhook_secret,
+        webhook_secret: None,
         guild: c.guild,
         created_at: c.created_at,
         updated_at: c.updated_at,
@@ -189,6 +212,9 @@ fn check(c: &mut Client, policy: DiscordUrlPolicy) -> Result<(), ApiError> {
     if let Some(k) = &c.public_key {
         c.public_key = Some(validate::public_key("public_key", k)?);
     }
+    if let Some(u) = &c.webhook_url {
+        c.webhook_url = Some(validate::webhook_url("webhook_url", u)?);
+    }
     Ok(())
 }
 
@@ -229,18 +255,41 @@ fn check_secrets_resent(
     Ok(())
 }
 
-fn check_secrets(
-    bot_token: Option<&SecretString>,
-    client_secret: Option<&SecretString>,
-) -> Result<(), ApiError> {
+fn check_secrets(secrets: &ClientSecrets) -> Result<(), ApiError> {
     use secrecy::ExposeSecret;
-    if let Some(t) = bot_token {
+    if let Some(t) = &secrets.bot_token {
         validate::secret("bot_token", t.expose_secret())?;
     }
-    if let Some(s) = client_secret {
+    if let Some(s) = &secrets.client_secret {
         validate::secret("client_secret", s.expose_secret())?;
     }
+    if let Some(s) = &secrets.webhook_secret {
+        validate::webhook_secret("webhook_secret", s.expose_secret())?;
+    }
     Ok(())
+}
+
+/// A webhook URL needs a signing secret: when none is stored or sent, one is made here and put
+/// in `secrets`; the answer is it, to show once.
+fn generate_webhook_secret(
+    client: &Client,
+    secrets: &mut ClientSecrets,
+    exists: bool,
+) -> Option<String> {
+    if client.webhook_url.is_none() || secrets.webhook_secret.is_some() || exists {
+        return None;
+    }
+    let secret = crate::domain::webhook::new_webhook_secret();
+    secrets.webhook_secret = Some(SecretString::from(secret.clone()));
+    Some(secret)
+}
+
+async fn has_webhook_secret(app: &AppState, client: &str) -> ApiResult<bool> {
+    app.secrets
+        .get_client_secret(client, ClientSecretKind::WebhookSecret)
+        .await
+        .map(|s| s.is_some())
+        .map_err(|e| ApiError::from(crate::service::ServiceError::from(e)))
 }
 
 /// Each origin validated and normalised to `scheme://host[:port]`.
@@ -258,9 +307,12 @@ pub async fn create_client(
     State(app): State<AppState>,
     ApiJson(input): ApiJson<ClientInput>,
 ) -> ApiResult<(StatusCode, Json<ClientView>)> {
-    let (client, secrets) = new_client(&app, input)?;
+    let (client, mut secrets) = new_client(&app, input)?;
+    let generated = generate_webhook_secret(&client, &mut secrets, false);
     let (client, sync) = svc::create_client(&app, client, secrets).await?;
-    Ok((StatusCode::CREATED, Json(view(&app, client, sync).await?)))
+    let mut view = view(&app, client, sync).await?;
+    view.webhook_secret = generated;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// A new client from its input, every field checked as the API checks it (the console's
@@ -285,19 +337,19 @@ pub fn new_client(app: &AppState, input: ClientInput) -> Result<(Client, ClientS
             .discord_authorize_url
             .unwrap_or_else(|| DEFAULT_AUTHORIZE_URL.to_owned()),
         public_key: input.public_key,
+        webhook_url: input.webhook_url,
         guild: GuildFacts::default(),
         created_at: now,
         updated_at: now,
     };
     check(&mut client, app.discord_urls)?;
-    check_secrets(input.bot_token.as_ref(), input.client_secret.as_ref())?;
-    Ok((
-        client,
-        ClientSecrets {
-            bot_token: input.bot_token,
-            client_secret: input.client_secret,
-        },
-    ))
+    let secrets = ClientSecrets {
+        bot_token: input.bot_token,
+        client_secret: input.client_secret,
+        webhook_secret: input.webhook_secret,
+    };
+    check_secrets(&secrets)?;
+    Ok((client, secrets))
 }
 
 #[utoipa::path(get, path = "/clients", tag = "clients", responses((status = 200, body = [ClientView])))]
@@ -336,9 +388,23 @@ pub async fn patch_client(
         .get_client(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("client"))?;
-    let (c, secrets) = patched_client(&app, &before, p)?;
-    let (c, sync) = svc::update_client(&app, c, secrets).await?;
-    Ok(Json(view(&app, c, sync).await?))
+    Ok(Json(update_client(&app, &before, p).await?))
+}
+
+/// Applies a patch as `PATCH /clients/{client}` does (the console's webhook form too): checked,
+/// stored, and a webhook secret generated when a URL needs one — in the answer this once.
+pub async fn update_client(
+    app: &AppState,
+    before: &Client,
+    p: ClientPatch,
+) -> ApiResult<ClientView> {
+    let (c, mut secrets) = patched_client(app, before, p)?;
+    let exists = has_webhook_secret(app, &c.id).await?;
+    let generated = generate_webhook_secret(&c, &mut secrets, exists);
+    let (c, sync) = svc::update_client(app, c, secrets).await?;
+    let mut view = view(app, c, sync).await?;
+    view.webhook_secret = generated;
+    Ok(view)
 }
 
 /// `before` with a patch applied, checked as a new client is; a change of where or whose the
@@ -363,7 +429,8 @@ pub fn patched_client(
         source_of_truth,
         discord_api_base,
         discord_authorize_url,
-        public_key
+        public_key,
+        webhook_url
     );
     if let Some(o) = p.return_to_origins {
         c.return_to_origins = normalise_origins(o)?;
@@ -371,14 +438,13 @@ pub fn patched_client(
     c.updated_at = app.clock.now();
     check(&mut c, app.discord_urls)?;
     check_secrets_resent(before, &c, p.bot_token.is_some(), p.client_secret.is_some())?;
-    check_secrets(p.bot_token.as_ref(), p.client_secret.as_ref())?;
-    Ok((
-        c,
-        ClientSecrets {
-            bot_token: p.bot_token,
-            client_secret: p.client_secret,
-        },
-    ))
+    let secrets = ClientSecrets {
+        bot_token: p.bot_token,
+        client_secret: p.client_secret,
+        webhook_secret: p.webhook_secret,
+    };
+    check_secrets(&secrets)?;
+    Ok((c, secrets))
 }
 
 #[utoipa::path(delete, path = "/clients/{client}", tag = "clients",

@@ -15,6 +15,7 @@ pub mod runs;
 pub mod tokens;
 pub mod users;
 pub mod validate;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -74,6 +75,8 @@ admin_api! {
     "/clients/{client}/tasks/{task}" => post runs::run_task;
     "/clients/{client}/runs" => get runs::list_runs;
     "/clients/{client}/audit" => get runs::list_audit;
+    "/clients/{client}/webhook-deliveries" => get webhooks::list_deliveries;
+    "/clients/{client}/webhook-deliveries/{id}/retry" => post webhooks::retry_delivery;
     "/tokens" => post tokens::create_token, get tokens::list_tokens;
     "/tokens/{id}" => delete tokens::delete_token;
 }
@@ -100,6 +103,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .routes(routes!(runs::run_task))
         .routes(routes!(runs::list_runs))
         .routes(routes!(runs::list_audit))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::retry_delivery))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::delete_token))
         .into_openapi()

@@ -35,6 +35,47 @@ pub fn http_url(field: &str, v: &str) -> Result<Url, ApiError> {
     Ok(url)
 }
 
+/// A client's `webhook_url`: `https://` anywhere, plain `http://` only to this machine
+/// (`localhost`, `127.0.0.0/8`, `[::1]`: a receiver beside the connector, the demo, tests) — a
+/// webhook carries members' Discord ids, which must not cross a network in clear text. No user
+/// info (it would be a credential in the configuration) and no fragment.
+pub fn webhook_url(field: &str, v: &str) -> Result<String, ApiError> {
+    if v.len() > 2_048 {
+        return Err(ApiError::invalid(field, "must be at most 2048 bytes"));
+    }
+    let url = http_url(field, v)?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ApiError::invalid(field, "must not contain user info"));
+    }
+    if url.fragment().is_some() {
+        return Err(ApiError::invalid(field, "must not contain a fragment"));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() != "https" && !loopback {
+        return Err(ApiError::invalid(
+            field,
+            "must be an https URL (http only to localhost)",
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// A `webhook_secret` sent by the operator: `whsec_` and base64 of 24-64 bytes.
+pub fn webhook_secret(field: &str, v: &str) -> Result<(), ApiError> {
+    if crate::domain::webhook::webhook_secret_key(v).is_none() {
+        return Err(ApiError::invalid(
+            field,
+            "must be `whsec_` followed by the base64 of 24-64 random bytes",
+        ));
+    }
+    Ok(())
+}
+
 /// A client's `discord_api_base` / `discord_authorize_url`: `discord` is the only value allowed
 /// without the opt-in (a trailing `/` is tolerated); the answer is the value to store.
 pub fn discord_url(

@@ -79,6 +79,8 @@ struct ClientValues {
     bot_token: Option<SecretString>,
     #[serde(default)]
     client_secret: Option<SecretString>,
+    #[serde(default)]
+    webhook_secret: Option<SecretString>,
 }
 
 impl ClientValues {
@@ -86,6 +88,7 @@ impl ClientValues {
         match kind {
             ClientSecretKind::BotToken => self.bot_token.as_ref(),
             ClientSecretKind::ClientSecret => self.client_secret.as_ref(),
+            ClientSecretKind::WebhookSecret => self.webhook_secret.as_ref(),
         }
     }
 
@@ -93,6 +96,7 @@ impl ClientValues {
         let slot = match kind {
             ClientSecretKind::BotToken => &mut self.bot_token,
             ClientSecretKind::ClientSecret => &mut self.client_secret,
+            ClientSecretKind::WebhookSecret => &mut self.webhook_secret,
         };
         *slot = Some(value.clone());
     }
@@ -105,10 +109,13 @@ impl ClientValues {
             bot_token: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             client_secret: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            webhook_secret: Option<&'a str>,
         }
         serde_json::to_string(&Doc {
             bot_token: self.bot_token.as_ref().map(|v| v.expose_secret()),
             client_secret: self.client_secret.as_ref().map(|v| v.expose_secret()),
+            webhook_secret: self.webhook_secret.as_ref().map(|v| v.expose_secret()),
         })
         .map(Zeroizing::new)
         .map_err(|_| SecretsError::Backend("cannot encode the client secret document".into()))

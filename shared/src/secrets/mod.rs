@@ -16,6 +16,8 @@ use secrecy::SecretString;
 pub enum ClientSecretKind {
     BotToken,
     ClientSecret,
+    /// The key that signs the client's website webhooks (`whsec_…`).
+    WebhookSecret,
 }
 
 impl ClientSecretKind {
@@ -23,13 +25,18 @@ impl ClientSecretKind {
         match self {
             ClientSecretKind::BotToken => "bot_token",
             ClientSecretKind::ClientSecret => "client_secret",
+            ClientSecretKind::WebhookSecret => "webhook_secret",
         }
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [ClientSecretKind::BotToken, ClientSecretKind::ClientSecret]
-            .into_iter()
-            .find(|kind| kind.as_str() == value)
+        [
+            ClientSecretKind::BotToken,
+            ClientSecretKind::ClientSecret,
+            ClientSecretKind::WebhookSecret,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == value)
     }
 }
 

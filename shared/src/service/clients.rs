@@ -21,6 +21,9 @@ use super::ServiceError;
 pub struct ClientSecrets {
     pub bot_token: Option<SecretString>,
     pub client_secret: Option<SecretString>,
+    /// Signs the website webhooks: sent by the operator, or generated when a `webhook_url` is
+    /// set without one (then shown once in that answer).
+    pub webhook_secret: Option<SecretString>,
 }
 
 /// The automatic `roles/sync` after a bot token was set: its report, or why it failed (the client
@@ -45,6 +48,11 @@ async fn store_secrets(
     if let Some(v) = &secrets.client_secret {
         app.secrets
             .put_client_secret(id, ClientSecretKind::ClientSecret, v)
+            .await?;
+    }
+    if let Some(v) = &secrets.webhook_secret {
+        app.secrets
+            .put_client_secret(id, ClientSecretKind::WebhookSecret, v)
             .await?;
     }
     Ok(())

@@ -271,6 +271,7 @@ mod tests {
             discord_api_base: crate::domain::client::DEFAULT_API_BASE.into(),
             discord_authorize_url: crate::domain::client::DEFAULT_AUTHORIZE_URL.into(),
             public_key: None,
+            webhook_url: None,
             guild: Default::default(),
             created_at: 0,
             updated_at: 0,

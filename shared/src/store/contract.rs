@@ -14,8 +14,10 @@
 //! Session and lease expiry is tested away from the exact boundary second.
 
 mod console;
+mod webhooks;
 
 pub use console::*;
+pub use webhooks::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -87,6 +89,10 @@ macro_rules! store_contract_tests {
             a_member_search_continues_from_a_listing_cursor_and_back,
             a_run_is_read_by_id_within_its_client,
             the_audit_is_searched_by_member_action_actor_and_time_across_pages,
+            link_changes_write_webhook_entries_for_clients_with_a_url_only,
+            a_refused_link_writes_no_webhook_entry,
+            outcomes_write_left_returned_revoked_and_each_new_refusal_once,
+            due_deliveries_hand_out_each_users_oldest_pending_entry,
         );
     };
     (@each $fresh:path; $($name:ident),+ $(,)?) => {
@@ -122,6 +128,7 @@ pub fn client(id: &str) -> Client {
         public_key: Some(
             "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c".to_owned(),
         ),
+        webhook_url: None,
         guild: GuildFacts::default(),
         created_at: T0,
         updated_at: T0,

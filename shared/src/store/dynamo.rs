@@ -45,6 +45,7 @@ mod members;
 mod run_log;
 mod sessions;
 mod settings;
+mod webhooks;
 mod work;
 
 use std::ops::ControlFlow;

@@ -12,6 +12,7 @@ pub mod dynamo;
 pub mod retention;
 #[cfg(feature = "embedded")]
 pub mod sqlite;
+pub mod webhooks;
 
 use std::collections::BTreeSet;
 
@@ -26,12 +27,13 @@ use crate::domain::{
 
 pub use cursor::Cursor;
 pub use retention::{Pruned, Pruning, RetentionPolicy};
+pub use webhooks::WebhookOutbox;
 
 /// Every port trait, for code that calls store methods through `dyn Store`.
 pub mod prelude {
     pub use super::{
         ApiTokens, ClientCatalog, ConsoleSessions, Leases, LinkSessions, MemberStore, Pruning,
-        RunLog, Settings, Store, WorkIndex,
+        RunLog, Settings, Store, WebhookOutbox, WorkIndex,
     };
 }
 
@@ -575,6 +577,7 @@ pub trait Store:
     + ApiTokens
     + ConsoleSessions
     + Pruning
+    + WebhookOutbox
 {
 }
 
@@ -589,6 +592,7 @@ impl<
             + ApiTokens
             + ConsoleSessions
             + Pruning
+            + WebhookOutbox
             + ?Sized,
     > Store for T
 {

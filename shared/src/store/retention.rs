@@ -106,11 +106,18 @@ pub struct Pruned {
     pub link_sessions: u64,
     pub console_sessions: u64,
     pub leases: u64,
+    /// Website webhook deliveries finished (delivered or failed) as long ago as run reports.
+    pub webhook_deliveries: u64,
 }
 
 impl Pruned {
     pub fn total(&self) -> u64 {
-        self.runs + self.audit + self.link_sessions + self.console_sessions + self.leases
+        self.runs
+            + self.audit
+            + self.link_sessions
+            + self.console_sessions
+            + self.leases
+            + self.webhook_deliveries
     }
 
     fn add(&mut self, other: Pruned) {
@@ -119,6 +126,7 @@ impl Pruned {
         self.link_sessions += other.link_sessions;
         self.console_sessions += other.console_sessions;
         self.leases += other.leases;
+        self.webhook_deliveries += other.webhook_deliveries;
     }
 }
 

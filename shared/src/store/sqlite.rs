@@ -22,6 +22,7 @@ mod pruning;
 mod run_log;
 mod sessions;
 mod settings;
+mod webhooks;
 mod work;
 
 use std::path::Path;

@@ -17,6 +17,7 @@ pub mod pool;
 pub mod queue;
 #[cfg(feature = "aws")]
 pub mod sqs;
+pub mod webhooks;
 pub mod worker;
 pub mod writer;
 

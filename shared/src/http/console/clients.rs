@@ -91,6 +91,9 @@ impl ClientForm {
             discord_api_base: given(&self.discord_api_base),
             discord_authorize_url: given(&self.discord_authorize_url),
             public_key: given(&self.public_key),
+            // Set in the "Website webhooks" section, not in this form.
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 
@@ -111,6 +114,8 @@ impl ClientForm {
             discord_authorize_url: given(&self.discord_authorize_url),
             // The settings form always shows the key: empty removes it.
             public_key: Some(given(&self.public_key)),
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 
@@ -622,6 +627,7 @@ async fn overview_page(
                     button type="submit" { "Replace secrets" }
                 }
             }
+            (super::webhooks::overview_section(&c, v.has_webhook_secret))
             section aria-labelledby="delete-h" {
                 h2 #delete-h { "Delete this client" }
                 p { "Removes its configuration, secrets, links and history from the connector. Nothing changes on Discord." }

@@ -11,6 +11,7 @@ pub mod page;
 mod roles;
 pub mod session;
 mod tasks;
+mod webhooks;
 
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
@@ -47,6 +48,14 @@ pub fn routes(app: AppState) -> Router<AppState> {
             post(clients::replace_secrets),
         )
         .route("/admin/clients/{client}/delete", post(clients::delete))
+        .route(
+            "/admin/clients/{client}/webhooks",
+            get(webhooks::page).post(webhooks::save),
+        )
+        .route(
+            "/admin/clients/{client}/webhooks/{delivery}/retry",
+            post(webhooks::retry),
+        )
         .route("/admin/clients/{client}/roles", get(roles::list))
         .route("/admin/clients/{client}/roles/sync", post(roles::sync))
         .route("/admin/clients/{client}/roles/{role}", post(roles::map))

@@ -13,9 +13,10 @@ use super::keys::{self, PK};
 use super::members::{
     account_holder, account_key, get, get_data, identify, member_key, set_pending,
 };
+use super::webhooks::outbox_puts;
 use super::{backend, backoff, update_if, DynamoStore, Query, ATTEMPTS};
 use crate::clock::Timestamp;
-use crate::domain::{Link, LinkStatus, Member, UnlinkCleanup, Unlinking};
+use crate::domain::{Link, LinkStatus, Member, UnlinkCleanup, Unlinking, WebhookEvent};
 use crate::store::{StoreError, StoreResult};
 
 /// ONE transaction: claim the account's `DISCORD#` item (absent, or already ours), release the
@@ -64,7 +65,8 @@ pub(super) async fn create_link(
             unlinking.insert(retired.discord_user_id.clone(), retired);
         }
 
-        let mut ops = Vec::with_capacity(3);
+        let events = WebhookEvent::for_new_link(user_id, old_link, link, replaced);
+        let mut ops = Vec::with_capacity(3 + events.len());
         let mut claim = Expr::new();
         let condition = format!(
             "attribute_not_exists({}) OR {} = {}",
@@ -124,6 +126,8 @@ pub(super) async fn create_link(
             &write,
             condition,
         )?);
+        // Last: a refusal's reason code is read from the first operation (the claim).
+        ops.extend(outbox_puts(store, client, &events, now).await?);
 
         match transact(store, ops).await? {
             Transacted::Done => {
@@ -283,10 +287,12 @@ pub(super) async fn delete_link(
             None if member.unlinking.is_empty() => set_pending(&mut write, client, user_id, false),
             None => {}
         }
-        let ops = vec![
+        let removed = WebhookEvent::link_removed(user_id, &link, cleanup.map(|c| c.reason));
+        let mut ops = vec![
             release_account(store, client, user_id, &link.discord_user_id)?,
             update(store, member_key(client, user_id), &write, condition)?,
         ];
+        ops.extend(outbox_puts(store, client, &[removed], now).await?);
         match transact(store, ops).await? {
             Transacted::Done => return Ok(Some(link)),
             Transacted::Refused(_) => backoff(attempt).await,

@@ -10,10 +10,12 @@ use tokio::task::JoinSet;
 use super::expr::{b, n, s, Expr};
 use super::items::{self, AccountData, Item, MemberData};
 use super::keys::{self, GSI1PK, GSI1SK};
+use super::webhooks::outbox_puts;
 use super::{backend, is_condition_failed, links, update_if, DynamoStore, Query};
 use crate::clock::Timestamp;
 use crate::domain::{
     Link, LinkStatus, Member, MemberCounts, SiteUser, StoredTokens, UnlinkCleanup, Unlinking,
+    WebhookEvent,
 };
 use crate::store::{Cursor, MemberStore, Outcome, Page, StoreError, StoreResult};
 
@@ -329,6 +331,11 @@ async fn record_outcome(
     outcome: &Outcome,
     now: Timestamp,
 ) -> StoreResult<bool> {
+    if let Some(clear) =
+        record_outcome_with_events(store, client, user_id, expected_version, outcome, now).await?
+    {
+        return Ok(clear);
+    }
     let mut guarded = Expr::new();
     outcome_update(&mut guarded, outcome, now)?;
     set_pending(&mut guarded, client, user_id, outcome.still_pending);
@@ -375,6 +382,77 @@ async fn record_outcome(
         Err(e) if is_condition_failed(&e) => Err(StoreError::NotFound),
         Err(e) => Err(backend("UpdateItem", &e)),
     }
+}
+
+/// An outcome that changes what the website is told (left, returned, revoked, a new refusal):
+/// the member's update and the outbox entries in ONE transaction, on condition that the link's
+/// status is still the one the events were derived from. `None`: no events for this outcome
+/// (or no webhook URL) — the plain path records it.
+async fn record_outcome_with_events(
+    store: &DynamoStore,
+    client: &str,
+    user_id: &str,
+    expected_version: i64,
+    outcome: &Outcome,
+    now: Timestamp,
+) -> StoreResult<Option<bool>> {
+    for attempt in 1..=super::ATTEMPTS {
+        let member = get_data(store, client, user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let link = member.link.as_ref().ok_or(StoreError::NotFound)?;
+        let events = WebhookEvent::for_outcome(
+            user_id,
+            link,
+            outcome.status,
+            member.last_error.as_ref(),
+            outcome.last_error.as_ref(),
+        );
+        let puts = outbox_puts(store, client, &events, now).await?;
+        if puts.is_empty() {
+            return Ok(None);
+        }
+        // The version guard as in the plain path: `pending` is cleared only if nothing changed.
+        let guarded = member.version == expected_version;
+        let mut expr = Expr::new();
+        outcome_update(&mut expr, outcome, now)?;
+        if guarded {
+            set_pending(&mut expr, client, user_id, outcome.still_pending);
+        }
+        let mut condition = format!(
+            "attribute_exists({}) AND {} = {}",
+            expr.name("link"),
+            expr.name("link_status"),
+            expr.value(items::value(&link.status, "status")?)
+        );
+        if guarded {
+            condition = format!(
+                "{condition} AND {} = {}",
+                expr.name("version"),
+                expr.value(n(expected_version))
+            );
+        }
+        let mut ops = vec![links::update(
+            store,
+            member_key(client, user_id),
+            &expr,
+            condition,
+        )?];
+        ops.extend(puts);
+        match links::transact(store, ops).await? {
+            links::Transacted::Done if guarded => return Ok(Some(!outcome.still_pending)),
+            links::Transacted::Done => {
+                let pending = get_data(store, client, user_id)
+                    .await?
+                    .is_some_and(|m| m.pending);
+                return Ok(Some(!pending));
+            }
+            links::Transacted::Refused(_) => super::backoff(attempt).await,
+        }
+    }
+    Err(StoreError::Backend(
+        "TransactWriteItems: the member kept changing meanwhile".into(),
+    ))
 }
 
 async fn set_tokens(

@@ -59,7 +59,15 @@ impl ClientCatalog for SqliteStore {
 }
 
 /// Every table holding rows of a client, emptied by `delete_client`.
-const CLIENT_TABLES: &[&str] = &["roles", "members", "link_sessions", "runs", "audit", "work"];
+const CLIENT_TABLES: &[&str] = &[
+    "roles",
+    "members",
+    "link_sessions",
+    "runs",
+    "audit",
+    "work",
+    "webhook_deliveries",
+];
 
 fn create_client(conn: &Connection, client: &Client) -> StoreResult<()> {
     match conn.execute(

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
+use super::webhooks;
 use super::{from_json, from_json_opt, is_unique_violation, page, to_json, SqliteStore};
 use crate::clock::Timestamp;
 use crate::domain::{
-    Link, LinkStatus, Member, MemberCounts, MemberSearch, SiteUser, StoredTokens, UnlinkCleanup,
-    Unlinking,
+    LastError, Link, LinkStatus, Member, MemberCounts, MemberSearch, SiteUser, StoredTokens,
+    UnlinkCleanup, Unlinking, WebhookEvent,
 };
 use crate::store::{Cursor, MemberStore, Outcome, Page, StoreError, StoreResult};
 
@@ -345,6 +346,7 @@ fn create_link(
     let link_json = to_json(link)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (old, mut unlinking) = link_state(&tx, client, user_id)?;
+    let events = WebhookEvent::for_new_link(user_id, old.as_ref(), link, replaced);
     // The account is back: whatever clean-up it was waiting for is the new link's business.
     unlinking.remove(&link.discord_user_id);
     let retired = old
@@ -370,6 +372,7 @@ fn create_link(
     );
     match inserted {
         Ok(member) => {
+            webhooks::enqueue(&tx, client, &events, now)?;
             tx.commit()?;
             Ok(member)
         }
@@ -404,6 +407,8 @@ fn delete_link(
     let Some(old) = old else {
         return Ok(None);
     };
+    let removed = WebhookEvent::link_removed(user_id, &old, cleanup.map(|c| c.reason));
+    webhooks::enqueue(&tx, client, &[removed], now)?;
     match cleanup.and_then(|c| c.for_link(&old, now)) {
         Some(retired) => {
             unlinking.insert(retired.discord_user_id.clone(), retired);
@@ -494,6 +499,19 @@ fn record_outcome(
 ) -> StoreResult<bool> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut link = link_for_update(&tx, client, user_id)?;
+    let before_error: Option<LastError> = tx.query_row(
+        "SELECT last_error FROM members WHERE client = ?1 AND user_id = ?2",
+        params![client, user_id],
+        |r| from_json_opt(r, 0),
+    )?;
+    let events = WebhookEvent::for_outcome(
+        user_id,
+        &link,
+        outcome.status,
+        before_error.as_ref(),
+        outcome.last_error.as_ref(),
+    );
+    webhooks::enqueue(&tx, client, &events, now)?;
     link.applied_roles = outcome.applied_roles.clone();
     link.nickname = outcome.nickname.clone();
     if let Some(username) = &outcome.username {

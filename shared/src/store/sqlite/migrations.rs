@@ -15,10 +15,36 @@ const MIGRATIONS: &[&str] = &[
     V6_RETENTION,
     V7_CONSOLE_SESSIONS,
     V8_ROLE_COLOURS,
+    V9_WEBHOOK_OUTBOX,
 ];
 
 /// The version a fully migrated database has.
 pub(crate) const LATEST: usize = MIGRATIONS.len();
+
+/// The website webhooks' outbox: `seq` orders one user's events; the partial indexes keep the
+/// due scan and the per-user ordering check O(pending).
+const V9_WEBHOOK_OUTBOX: &str = r#"
+CREATE TABLE webhook_deliveries (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    client           TEXT NOT NULL,
+    event_type       TEXT NOT NULL,
+    user_id          TEXT NOT NULL,
+    payload          TEXT NOT NULL,       -- JSON body as sent
+    status           TEXT NOT NULL,       -- pending | delivered | failed
+    attempts         INTEGER NOT NULL,
+    last_status_code INTEGER,
+    last_error       TEXT,
+    next_attempt_at  INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX webhook_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_user_pending ON webhook_deliveries (client, user_id, seq)
+    WHERE status = 'pending';
+CREATE INDEX webhook_by_client ON webhook_deliveries (client, seq);
+CREATE INDEX webhook_finished ON webhook_deliveries (updated_at) WHERE status != 'pending';
+"#;
 
 /// Roles keep Discord's colour (shown by the console).
 const V8_ROLE_COLOURS: &str = r#"

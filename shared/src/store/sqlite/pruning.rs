@@ -29,7 +29,11 @@ impl Pruning for SqliteStore {
             .run(move |c| delete(c, CONSOLE_SESSIONS, now, limit))
             .await?;
         let leases = self.run(move |c| delete(c, LEASES, now, limit)).await?;
+        let webhook_deliveries = self
+            .run(move |c| delete(c, WEBHOOK_DELIVERIES, runs_cutoff, limit))
+            .await?;
         Ok(Pruned {
+            webhook_deliveries,
             runs,
             audit,
             link_sessions,
@@ -54,6 +58,12 @@ const CONSOLE_SESSIONS: &str = "DELETE FROM console_sessions WHERE rowid IN
 /// `keep_until` is a day after the lease's last expiry; a release keeps it.
 const LEASES: &str = "DELETE FROM leases WHERE rowid IN
     (SELECT rowid FROM leases WHERE keep_until <= ?1 ORDER BY keep_until LIMIT ?2)";
+
+/// Finished deliveries (delivered or failed) go with the run reports of their time; pending ones
+/// never (they give up by themselves after three days).
+const WEBHOOK_DELIVERIES: &str = "DELETE FROM webhook_deliveries WHERE seq IN
+    (SELECT seq FROM webhook_deliveries WHERE status != 'pending' AND updated_at <= ?1
+     ORDER BY updated_at LIMIT ?2)";
 
 fn delete(conn: &Connection, sql: &str, cutoff: Timestamp, limit: i64) -> StoreResult<u64> {
     let removed = conn.prepare_cached(sql)?.execute(params![cutoff, limit])?;
