@@ -25,7 +25,7 @@ use super::page::{
 use super::session::{is_https, ConsoleUser};
 
 /// Every field of the client forms, as the browser sends them (empty = not given).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ClientForm {
     id: String,
@@ -223,13 +223,7 @@ fn settings_fields(f: &ClientForm, refusal: Option<&ApiError>, app: &AppState) -
             Some(html! { "Shown to members who cannot be joined automatically." }), refusal, false))
         (input("nickname_template", "Nickname template (optional)", "text", &f.nickname_template,
             Some(html! { "e.g. " code { "[{corp_ticker}] {username}" } "; values come from the attributes the website pushes." }), refusal, false))
-        div.field {
-            label for="f-unlink_policy" { "When a member is unlinked" }
-            select #f-unlink_policy name="unlink_policy" {
-                option value="remove_roles" selected[f.unlink_policy != "kick"] { "Remove the roles we manage (they stay in the server)" }
-                option value="kick" selected[f.unlink_policy == "kick"] { "Kick them from the server" }
-            }
-        }
+        (unlink_policy_field(f))
         div.field {
             label for="f-source_of_truth" { "Source of truth" }
             select #f-source_of_truth name="source_of_truth" {
@@ -237,16 +231,49 @@ fn settings_fields(f: &ClientForm, refusal: Option<&ApiError>, app: &AppState) -
                 option value="discord" selected[f.source_of_truth == "discord"] { "Discord's roles (remote group sync rewrites the site's groups)" }
             }
         }
+        (origins_field(f, refusal))
+        (discord_urls_fields(f, refusal, app, false))
+    }
+}
+
+fn unlink_policy_field(f: &ClientForm) -> Markup {
+    html! {
+        div.field {
+            label for="f-unlink_policy" { "When a member is unlinked" }
+            select #f-unlink_policy name="unlink_policy" {
+                option value="remove_roles" selected[f.unlink_policy != "kick"] { "Remove the roles we manage (they stay in the server)" }
+                option value="kick" selected[f.unlink_policy == "kick"] { "Kick them from the server" }
+            }
+        }
+    }
+}
+
+fn origins_field(f: &ClientForm, refusal: Option<&ApiError>) -> Markup {
+    let error = refusal.filter(|e| {
+        e.0.field
+            .as_deref()
+            .is_some_and(|f| f.starts_with("return_to_origins"))
+    });
+    html! {
         div.field {
             label for="f-return_to_origins" { "Website origins members may return to" }
             textarea #f-return_to_origins name="return_to_origins" rows="2" aria-describedby="f-return_to_origins-help" { (f.return_to_origins) }
             p.help #f-return_to_origins-help { "One per line, e.g. " code { "https://www.example.org" } ". After linking, members are sent back only to these." }
-            @if let Some(e) = refusal.filter(|e| e.0.field.as_deref().is_some_and(|f| f.starts_with("return_to_origins"))) {
-                p.field-error { (e.0.detail) }
-            }
+            @if let Some(e) = error { p.field-error { (e.0.detail) } }
         }
+    }
+}
+
+/// Only where the deployment lets clients talk to a Discord stand-in (the emulator).
+fn discord_urls_fields(
+    f: &ClientForm,
+    refusal: Option<&ApiError>,
+    app: &AppState,
+    open: bool,
+) -> Markup {
+    html! {
         @if app.discord_urls.allows_custom() {
-            details {
+            details open[open] {
                 summary { "Discord URLs (a Discord stand-in such as the emulator)" }
                 (input("discord_api_base", "Discord API base", "url", &f.discord_api_base, None, refusal, false))
                 (input("discord_authorize_url", "Discord authorize URL", "url", &f.discord_authorize_url, None, refusal, false))
@@ -348,25 +375,9 @@ fn new_page(
                             Some(html! { "Your website uses it in API paths (" code { "/api/v1/clients/<id>/…" } "). Lowercase letters, digits and dashes; made from the name when empty." }), refusal, false))
                         (input("guild_id", "Discord server (guild) ID", "text", &f.guild_id,
                             Some(html! { "Discord → User Settings → Advanced → Developer Mode on; then right-click your server → Copy Server ID." }), refusal, true))
-                        div.field {
-                            label for="f-unlink_policy" { "When a member is unlinked" }
-                            select #f-unlink_policy name="unlink_policy" {
-                                option value="remove_roles" selected[f.unlink_policy != "kick"] { "Remove the roles we manage (they stay in the server)" }
-                                option value="kick" selected[f.unlink_policy == "kick"] { "Kick them from the server" }
-                            }
-                        }
-                        div.field {
-                            label for="f-return_to_origins" { "Website origins members may return to" }
-                            textarea #f-return_to_origins name="return_to_origins" rows="2" aria-describedby="f-return_to_origins-help" { (f.return_to_origins) }
-                            p.help #f-return_to_origins-help { "One per line, e.g. " code { "https://www.example.org" } "." }
-                        }
-                        @if app.discord_urls.allows_custom() {
-                            details open[!f.discord_api_base.is_empty()] {
-                                summary { "Discord URLs (a Discord stand-in such as the emulator)" }
-                                (input("discord_api_base", "Discord API base", "url", &f.discord_api_base, None, refusal, false))
-                                (input("discord_authorize_url", "Discord authorize URL", "url", &f.discord_authorize_url, None, refusal, false))
-                            }
-                        }
+                        (unlink_policy_field(f))
+                        (origins_field(f, refusal))
+                        (discord_urls_fields(f, refusal, app, !f.discord_api_base.is_empty()))
                     }
                 }
                 button.primary type="submit" { "Create client" }
@@ -401,11 +412,7 @@ pub async fn create(
     Extension(user): Extension<ConsoleUser>,
     Form(form): Form<ClientForm>,
 ) -> Response {
-    let echo = ClientForm {
-        client_secret: String::new(),
-        bot_token: String::new(),
-        ..clone_form(&form)
-    };
+    let echo = form.clone().without_secrets();
     let input = form.into_input();
     let missing = if input.client_secret.is_none() {
         Some(ApiError::invalid(
@@ -429,26 +436,6 @@ pub async fn create(
             Redirect::to(&format!("{}/setup?done=created", client_path(&c.id))).into_response()
         }
         Err(e) => new_page(&user, &app, &echo, Some(&ApiError::from(e))).into_response(),
-    }
-}
-
-fn clone_form(f: &ClientForm) -> ClientForm {
-    ClientForm {
-        id: f.id.clone(),
-        name: f.name.clone(),
-        guild_id: f.guild_id.clone(),
-        client_id: f.client_id.clone(),
-        client_secret: String::new(),
-        bot_token: String::new(),
-        callback_url: f.callback_url.clone(),
-        invite_link: f.invite_link.clone(),
-        nickname_template: f.nickname_template.clone(),
-        unlink_policy: f.unlink_policy.clone(),
-        source_of_truth: f.source_of_truth.clone(),
-        return_to_origins: f.return_to_origins.clone(),
-        discord_api_base: f.discord_api_base.clone(),
-        discord_authorize_url: f.discord_authorize_url.clone(),
-        public_key: f.public_key.clone(),
     }
 }
 
@@ -656,7 +643,7 @@ pub async fn save_settings(
     Form(form): Form<ClientForm>,
 ) -> Result<Response, Failure> {
     let before = load_client(&app, &user, &id).await?;
-    let echo = clone_form(&form).without_secrets();
+    let echo = form.clone().without_secrets();
     let mut patch = form.into_patch();
     // Secrets have their own form: a settings save never carries them.
     patch.bot_token = None;
