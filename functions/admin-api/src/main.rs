@@ -6,5 +6,5 @@
 async fn main() -> Result<(), lambda_http::Error> {
     connector::telemetry::init_lambda();
     let state = connector::aws::state_for(connector::aws::Entry::AdminApi).await?;
-    lambda_http::run(connector::http::router(state)).await
+    lambda_http::run(connector::http::api_router(state)).await
 }

@@ -1,7 +1,7 @@
-//! One axum Router: admin API (`/api/v1/…`), the operator console (`/admin`) and SSO
-//! (`/discord/sso/…`), served the same way by the self-hosted binary and by the `admin-api`
-//! Lambda; the `sso-callback` Lambda serves [`sso_router`]: the callback and Discord's Webhook
-//! Events (`POST /discord/events`).
+//! One axum Router: admin API (`/api/v1/…`), the operator console (`/admin`) and what Discord
+//! calls (`/discord/sso/callback`, `/discord/events`). [`router`] serves them all (the
+//! self-hosted binary); on AWS the `admin-api` function serves [`api_router`] and `sso-callback`
+//! [`sso_router`].
 
 pub mod auth;
 pub mod clients;
@@ -114,12 +114,30 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// `/api/v1/openapi.json`. Regenerate with `UPDATE_OPENAPI=1 cargo test -p connector --lib openapi`.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 
+/// Everything in one router: the admin API, the console, the SSO callback and Discord's Webhook
+/// Events — what `serve` and `demo` serve.
 pub fn router(app: AppState) -> Router {
+    finish(operator_routes(&app).merge(member_routes()), app)
+}
+
+/// The admin API and the console: what the `admin-api` function serves (on AWS the callback and
+/// the events endpoint are the `sso-callback` function's, so this one links neither the OAuth
+/// code exchange nor the Ed25519 verification).
+pub fn api_router(app: AppState) -> Router {
+    finish(operator_routes(&app), app)
+}
+
+/// The SSO callback and Discord's Webhook Events: what the `sso-callback` function serves.
+pub fn sso_router(app: AppState) -> Router {
+    finish(member_routes(), app)
+}
+
+fn operator_routes(app: &AppState) -> Router<AppState> {
     let admin = admin_router().layer(axum::middleware::from_fn_with_state(
         app.clone(),
         auth::authenticate,
     ));
-    let routes = Router::new()
+    Router::new()
         .nest("/api/v1", admin)
         .route(
             "/api/v1/openapi.json",
@@ -130,29 +148,25 @@ pub fn router(app: AppState) -> Router {
                 )
             }),
         )
-        .merge(console::routes(app.clone()));
-    finish(routes, app)
+        .merge(console::routes(app.clone()))
 }
 
-/// The SSO callback, Discord's Webhook Events and `/healthz` only: what the `sso-callback`
-/// function serves.
-pub fn sso_router(app: AppState) -> Router {
-    finish(Router::new(), app)
+/// Where Discord sends members and events.
+fn member_routes() -> Router<AppState> {
+    Router::new()
+        .route("/discord/sso/callback", get(link::sso_callback))
+        .route(
+            "/discord/events",
+            post(events::discord_events).layer(DefaultBodyLimit::max(events::MAX_EVENT_BYTES)),
+        )
 }
 
-/// The routes every entry point serves, the problem+json safety net and the request span.
+/// What every entry point adds: `/healthz`, the problem+json safety net and the request span.
 fn finish(routes: Router<AppState>, app: AppState) -> Router {
     routes
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route("/discord/sso/callback", get(link::sso_callback))
-        // Discord's Webhook Events: the callback's neighbour, so the `sso-callback` function
-        // (the only public one besides the admin API) serves it on AWS.
-        .route(
-            "/discord/events",
-            post(events::discord_events).layer(DefaultBodyLimit::max(events::MAX_EVENT_BYTES)),
         )
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(axum::middleware::from_fn(error::problem_for_bare_errors))
