@@ -242,6 +242,11 @@ impl Emulator {
         lock(&self.shared.requests).clone()
     }
 
+    /// The application's Linked Roles metadata records, as Discord holds them.
+    pub fn role_connection_metadata(&self) -> Vec<serde_json::Value> {
+        lock(&self.shared.role_connection_metadata).clone()
+    }
+
     pub fn clear_requests(&self) {
         lock(&self.shared.requests).clear();
     }

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     /// Signs Webhook Events; its public half is what the developer portal shows.
     pub(crate) events_key: SigningKey,
     pub(crate) deliveries: Mutex<Vec<EventDelivery>>,
+    /// The application's Linked Roles metadata records, as `GET` answers them.
+    pub(crate) role_connection_metadata: Mutex<Vec<serde_json::Value>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -64,6 +66,7 @@ impl Shared {
             rate_limited: AtomicU64::new(0),
             events_key,
             deliveries: Mutex::new(Vec::new()),
+            role_connection_metadata: Mutex::new(Vec::new()),
         })
     }
 

@@ -1,6 +1,7 @@
 //! The emulator's HTTP surface: Discord's `/api/v10` and `/oauth2/authorize`, plus `/_emulator`
 //! controls and a dashboard at `/`.
 
+mod applications;
 mod auth;
 mod control;
 mod dashboard;
@@ -43,6 +44,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(
             "/guilds/{guild}/members/{user}/roles/{role}",
             put(members::add_role).delete(members::remove_role),
+        )
+        .route(
+            "/applications/{app}/role-connections/metadata",
+            get(applications::get_metadata).put(applications::put_metadata),
         )
         .route("/oauth2/token", post(oauth_token::token))
         .route("/oauth2/token/revoke", post(oauth_token::revoke))

@@ -23,6 +23,7 @@ use self::transport::{decode, Auth, Call, Transport};
 use super::model::*;
 use super::ratelimit::RateLimiter;
 use super::DiscordResult;
+use crate::domain::linked_roles::DiscordMetadataRecord;
 
 /// `User-Agent: DiscordBot ($url, $versionNumber)`, required by Discord.
 const USER_AGENT: &str = concat!(
@@ -319,6 +320,45 @@ impl DiscordClient {
             )
             .reason(reason);
         self.transport.send_empty(&call).await
+    }
+
+    /// `GET /applications/{app}/role-connections/metadata`: the Linked Roles records Discord
+    /// holds for this application.
+    pub async fn role_connection_metadata(&self) -> DiscordResult<Vec<DiscordMetadataRecord>> {
+        let path = format!(
+            "/applications/{}/role-connections/metadata",
+            segment(&self.config.application_id)?
+        );
+        let call = self.call(
+            Method::GET,
+            "/applications/{application}/role-connections/metadata",
+            path,
+            None,
+        );
+        self.transport.send_json(&call).await
+    }
+
+    /// `PUT /applications/{app}/role-connections/metadata`: replaces the whole set; answers what
+    /// Discord now holds.
+    pub async fn put_role_connection_metadata(
+        &self,
+        records: &[DiscordMetadataRecord],
+        reason: &str,
+    ) -> DiscordResult<Vec<DiscordMetadataRecord>> {
+        let path = format!(
+            "/applications/{}/role-connections/metadata",
+            segment(&self.config.application_id)?
+        );
+        let call = self
+            .call(
+                Method::PUT,
+                "/applications/{application}/role-connections/metadata",
+                path,
+                None,
+            )
+            .reason(reason)
+            .json(&records)?;
+        self.transport.send_json(&call).await
     }
 
     fn role_call<'a>(

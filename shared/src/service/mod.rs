@@ -7,6 +7,7 @@ pub mod context;
 pub mod events;
 pub mod health;
 pub mod import;
+pub mod linked_roles;
 pub mod linking;
 pub mod members;
 pub mod reconcile;

@@ -41,6 +41,7 @@ macro_rules! store_contract_tests {
     ($fresh:path) => {
         $crate::store_contract_tests!(@each $fresh;
             clients_are_created_once_read_updated_and_deleted,
+            a_clients_linked_roles_are_kept_and_can_be_removed,
             deleting_a_client_removes_everything_stored_under_it,
             roles_are_replaced_in_one_step_and_listed_highest_first,
             role_groups_are_set_on_mirrored_roles_only,
@@ -129,6 +130,7 @@ pub fn client(id: &str) -> Client {
             "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c".to_owned(),
         ),
         webhook_url: None,
+        linked_roles: None,
         guild: GuildFacts::default(),
         created_at: T0,
         updated_at: T0,
@@ -347,6 +349,46 @@ pub async fn clients_are_created_once_read_updated_and_deleted(store: &dyn Store
         Err(StoreError::NotFound)
     ));
     assert_eq!(store.list_clients().await.unwrap(), vec![client("b")]);
+}
+
+pub async fn a_clients_linked_roles_are_kept_and_can_be_removed(store: &dyn Store) {
+    use crate::domain::linked_roles::{
+        Comparison, LinkedRoles, MetadataField, MetadataSource, ValueKind,
+    };
+    store.create_client(&client("a")).await.unwrap();
+    assert_eq!(
+        store.get_client("a").await.unwrap().unwrap().linked_roles,
+        None
+    );
+    let mut updated = client("a");
+    updated.linked_roles = Some(LinkedRoles {
+        enabled: true,
+        platform_name: "Example Site".into(),
+        metadata: vec![
+            MetadataField {
+                key: "officer".into(),
+                name: "Officer".into(),
+                description: "Is an officer".into(),
+                kind: ValueKind::Boolean,
+                comparison: Comparison::Equal,
+                source: MetadataSource::Group("officers".into()),
+            },
+            MetadataField {
+                key: "member_since".into(),
+                name: "Member since".into(),
+                description: "Joined the site on".into(),
+                kind: ValueKind::Datetime,
+                comparison: Comparison::LessThanOrEqual,
+                source: MetadataSource::Attribute("joined_at".into()),
+            },
+        ],
+    });
+    store.update_client(&updated).await.unwrap();
+    assert_eq!(store.get_client("a").await.unwrap(), Some(updated.clone()));
+    assert_eq!(store.list_clients().await.unwrap(), vec![updated.clone()]);
+    updated.linked_roles = None;
+    store.update_client(&updated).await.unwrap();
+    assert_eq!(store.get_client("a").await.unwrap(), Some(updated));
 }
 
 pub async fn deleting_a_client_removes_everything_stored_under_it(store: &dyn Store) {

@@ -1,0 +1,236 @@
+//! Linked Roles: a client's metadata definitions are validated, registered with Discord on save
+//! and shown beside what Discord holds.
+
+use connector_e2e::*;
+use discord_emulator::AuthorizationKind;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn definitions() -> Value {
+    json!({
+        "enabled": true,
+        "platform_name": "Example Site",
+        "metadata": [
+            {"key": "officer", "name": "Officer", "description": "Is an officer on the site",
+             "type": "boolean", "source": {"group": "officers"}},
+            {"key": "member_since", "name": "Member since", "description": "Joined the site on",
+             "type": "datetime", "comparison": 5, "source": {"attribute": "joined_at"}},
+            {"key": "missions", "name": "Missions", "description": "Missions flown",
+             "type": "integer", "comparison": "greater_than_or_equal",
+             "source": {"attribute": "missions"}},
+        ],
+    })
+}
+
+fn path() -> String {
+    format!("/clients/{CLIENT}/linked-roles")
+}
+
+fn metadata_calls(h: &Harness) -> Vec<discord_emulator::RecordedRequest> {
+    h.emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/role-connections/metadata"))
+        .collect()
+}
+
+#[tokio::test]
+async fn saving_definitions_registers_them_with_discord() {
+    // Given a client without Linked Roles
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let (status, view) = h.api(Method::GET, &path(), None).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["config"], Value::Null);
+    assert_eq!(view["discord"], json!([]));
+
+    // When the operator saves three definitions
+    let (status, view) = h.api(Method::PUT, &path(), Some(definitions())).await;
+
+    // Then Discord holds them with the right type numbers, through a bot call on /v10 that
+    // carries an audit reason
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let held = h.emu.role_connection_metadata();
+    assert_eq!(
+        held,
+        vec![
+            json!({"type": 7, "key": "officer", "name": "Officer", "description": "Is an officer on the site"}),
+            json!({"type": 5, "key": "member_since", "name": "Member since", "description": "Joined the site on"}),
+            json!({"type": 2, "key": "missions", "name": "Missions", "description": "Missions flown"}),
+        ]
+    );
+    let puts: Vec<_> = metadata_calls(&h)
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 1);
+    assert_eq!(
+        puts[0].path,
+        format!(
+            "/api/v10/applications/{}/role-connections/metadata",
+            h.emu.application_id()
+        )
+    );
+    assert_eq!(puts[0].authorization_kind, AuthorizationKind::Bot);
+    assert!(puts[0].audit_reason.is_some());
+    assert_eq!(view["in_sync"], true, "{view}");
+    assert_eq!(
+        view["config"]["metadata"][1]["comparison"],
+        "less_than_or_equal"
+    );
+    assert_eq!(view["config"]["metadata"][0]["comparison"], "equal");
+
+    // And reading it back shows ours (stored) and what Discord holds (asked now)
+    h.emu.clear_requests();
+    let (status, read) = h.api(Method::GET, &path(), None).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["config"], view["config"]);
+    assert_eq!(read["discord"].as_array().map(Vec::len), Some(3), "{read}");
+    assert_eq!(read["in_sync"], true);
+    assert_eq!(metadata_calls(&h).len(), 1, "GET asks Discord");
+}
+
+#[tokio::test]
+async fn what_discord_holds_is_shown_when_it_drifted() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let (status, _) = h.api(Method::PUT, &path(), Some(definitions())).await;
+    assert_eq!(status, StatusCode::OK);
+    // Someone replaced the records with the bot token elsewhere.
+    let resp = h
+        .http
+        .put(format!(
+            "{}/applications/{}/role-connections/metadata",
+            h.emu.api_base(),
+            h.emu.application_id()
+        ))
+        .header("authorization", format!("Bot {}", h.emu.bot_token()))
+        .json(&json!([{"type": 3, "key": "other", "name": "Other", "description": "d"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let (_, read) = h.api(Method::GET, &path(), None).await;
+    assert_eq!(read["in_sync"], false, "{read}");
+    assert_eq!(read["discord"][0]["key"], "other");
+    assert_eq!(read["config"]["metadata"][0]["key"], "officer");
+}
+
+#[tokio::test]
+async fn bad_definitions_are_refused_naming_the_field_and_nothing_is_registered() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut body = definitions();
+        edit(&mut body);
+        body
+    };
+    let six: Vec<Value> = (0..6)
+        .map(|i| {
+            json!({"key": format!("k{i}"), "name": "N", "description": "D", "type": "boolean",
+                   "source": {"group": "g"}})
+        })
+        .collect();
+    let cases = [
+        (
+            with(&|b| b["metadata"][0]["key"] = json!("Officer!")),
+            "metadata[0].key",
+        ),
+        (
+            with(&|b| b["metadata"][2]["key"] = json!("officer")),
+            "metadata[2].key",
+        ),
+        (
+            with(&|b| b["metadata"][0]["key"] = json!("k".repeat(51))),
+            "metadata[0].key",
+        ),
+        (
+            with(&|b| b["metadata"][0]["source"] = json!({"attribute": "rank"})),
+            "metadata[0].source",
+        ),
+        (
+            with(&|b| b["metadata"][2]["source"] = json!({"group": "pilots"})),
+            "metadata[2].source",
+        ),
+        (
+            with(&|b| b["metadata"][0]["comparison"] = json!("greater_than_or_equal")),
+            "metadata[0].comparison",
+        ),
+        (
+            // Discord type 7 is a boolean's: not for a datetime record.
+            with(&|b| b["metadata"][1]["comparison"] = json!(7)),
+            "metadata[1].comparison",
+        ),
+        (
+            with(&|b| b["metadata"][1]["name"] = json!("")),
+            "metadata[1].name",
+        ),
+        (
+            with(&|b| b["metadata"][1]["description"] = json!("d".repeat(201))),
+            "metadata[1].description",
+        ),
+        (with(&|b| b["platform_name"] = json!("")), "platform_name"),
+        (with(&|b| b["metadata"] = json!(six)), "metadata"),
+        (
+            with(&|b| b["metadata"][0]["type"] = json!("float")),
+            "metadata[0].type",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, problem) = h.api(Method::PUT, &path(), Some(body.clone())).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body} → {problem}"
+        );
+        assert_eq!(problem["field"], field, "{body} → {problem}");
+        assert!(problem["detail"].is_string(), "{problem}");
+    }
+    assert!(
+        metadata_calls(&h).iter().all(|r| r.method != "PUT"),
+        "nothing refused reaches Discord"
+    );
+    let (_, read) = h.api(Method::GET, &path(), None).await;
+    assert_eq!(read["config"], Value::Null, "nothing refused is stored");
+}
+
+#[tokio::test]
+async fn only_operators_configure_linked_roles() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let (status, created) = h
+        .api(
+            Method::POST,
+            "/tokens",
+            Some(json!({"name": "website", "scope": "site", "clients": [CLIENT]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().expect("shown once");
+    for method in [Method::GET, Method::PUT] {
+        let resp = h
+            .http
+            .request(method.clone(), h.url(&format!("/api/v1{}", path())))
+            .bearer_auth(token)
+            .json(&definitions())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{method}");
+    }
+    assert!(h.emu.role_connection_metadata().is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_client_is_not_found() {
+    let h = Harness::start().await;
+    let (status, problem) = h
+        .api(
+            Method::PUT,
+            "/clients/nope/linked-roles",
+            Some(definitions()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+}
