@@ -234,3 +234,91 @@ async fn an_unknown_client_is_not_found() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
 }
+
+/// The scopes the authorize URL of a fresh link session asks for.
+async fn asked_scopes(h: &Harness, user: &str) -> Vec<String> {
+    let link_url = h.link_session(user).await;
+    let start = h.http.get(&link_url).send().await.unwrap();
+    assert_eq!(start.status(), StatusCode::FOUND);
+    let authorize = url::Url::parse(&location(&start)).unwrap();
+    let scope = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v.into_owned())
+        .expect("a scope");
+    scope.split(' ').map(str::to_owned).collect()
+}
+
+async fn set_enabled(h: &Harness, enabled: bool) {
+    let mut body = definitions();
+    body["enabled"] = json!(enabled);
+    let (status, view) = h.api(Method::PUT, &path(), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+}
+
+#[tokio::test]
+async fn role_connections_write_is_asked_only_when_linked_roles_are_on() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.put_user("u-alice", &["members"]).await;
+    assert_eq!(
+        asked_scopes(&h, "u-alice").await,
+        ["identify", "guilds.join"],
+        "not configured"
+    );
+    set_enabled(&h, false).await;
+    assert_eq!(
+        asked_scopes(&h, "u-alice").await,
+        ["identify", "guilds.join"],
+        "configured but off"
+    );
+    set_enabled(&h, true).await;
+    assert_eq!(
+        asked_scopes(&h, "u-alice").await,
+        ["identify", "guilds.join", "role_connections.write"]
+    );
+}
+
+#[tokio::test]
+async fn a_member_linked_before_linked_roles_needs_to_link_again() {
+    // Given alice linked while Linked Roles were off
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.put_user("u-alice", &["members"]).await;
+    h.link("u-alice", "alice").await;
+    assert_eq!(h.get_user("u-alice").await["needs_relink"], false);
+
+    // When the operator turns Linked Roles on
+    set_enabled(&h, true).await;
+
+    // Then her view (and the listing) says she must link again
+    assert_eq!(h.get_user("u-alice").await["needs_relink"], true);
+    let (_, page) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/users"), None)
+        .await;
+    assert_eq!(page["items"][0]["needs_relink"], true, "{page}");
+
+    // And once she links again (granting role_connections.write at Discord), she need not
+    h.link("u-alice", "alice").await;
+    assert_eq!(h.get_user("u-alice").await["needs_relink"], false);
+
+    // And turning Linked Roles off asks nothing of anyone
+    set_enabled(&h, false).await;
+    h.put_user("u-bob", &["members"]).await;
+    h.link("u-bob", "bob").await;
+    assert_eq!(h.get_user("u-bob").await["needs_relink"], false);
+    set_enabled(&h, true).await;
+    assert_eq!(h.get_user("u-bob").await["needs_relink"], true);
+    assert_eq!(h.get_user("u-alice").await["needs_relink"], false);
+}
+
+#[tokio::test]
+async fn an_unlinked_user_never_needs_a_relink() {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    set_enabled(&h, true).await;
+    h.put_user("u-alice", &["members"]).await;
+    let user = h.get_user("u-alice").await;
+    assert_eq!(user["linked"], false);
+    assert_eq!(user["needs_relink"], false);
+}

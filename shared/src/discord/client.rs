@@ -4,7 +4,7 @@
 
 mod oauth;
 
-pub use oauth::is_well_formed_state;
+pub use oauth::{is_well_formed_state, ROLE_CONNECTIONS_WRITE};
 pub use transport::MAX_RESPONSE_BYTES;
 mod transport;
 
@@ -155,7 +155,13 @@ impl DiscordClient {
     /// The authorize URL (scope `identify guilds.join`, `prompt=consent`, PKCE S256) with the
     /// CSRF state and PKCE verifier to keep for the callback.
     pub fn authorization_request(&self) -> AuthorizationRequest {
-        self.build_authorization_request()
+        self.build_authorization_request(false)
+    }
+
+    /// The same, also asking for `role_connections.write` when `role_connections` (a client
+    /// with Linked Roles on needs it to write the member's role connection).
+    pub fn authorization_request_with(&self, role_connections: bool) -> AuthorizationRequest {
+        self.build_authorization_request(role_connections)
     }
 
     /// `POST /oauth2/token` with `grant_type=authorization_code`.

@@ -7,6 +7,11 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::member::{Link, LinkStatus};
+
+/// The OAuth2 scope that lets us write a member's role connection with their token.
+pub const ROLE_CONNECTIONS_WRITE: &str = "role_connections.write";
+
 /// Discord keeps at most 5 metadata records per application.
 pub const MAX_METADATA: usize = 5;
 /// Discord's limits on a record's fields and on a connection's `platform_name`.
@@ -244,6 +249,15 @@ impl LinkedRoles {
             })
             .collect()
     }
+}
+
+/// Whether a member must link again for Linked Roles: the client's Linked Roles are on and the
+/// member's active link did not grant [`ROLE_CONNECTIONS_WRITE`] (linked before it was asked for,
+/// or imported without a token).
+pub fn needs_relink(linked_roles: Option<&LinkedRoles>, link: &Link) -> bool {
+    linked_roles.is_some_and(|l| l.enabled)
+        && link.status == LinkStatus::Active
+        && !link.granted(ROLE_CONNECTIONS_WRITE)
 }
 
 fn kind_name(kind: ValueKind) -> &'static str {

@@ -62,6 +62,18 @@ pub struct Link {
     /// budget.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub refused: BTreeSet<String>,
+    /// OAuth2 scopes the member granted when linking (`role_connections.write` only when the
+    /// client's Linked Roles were on then). Empty for imported links and links stored before
+    /// scopes were kept: those count as lacking every optional scope.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub scopes: BTreeSet<String>,
+}
+
+impl Link {
+    /// Whether the member granted `scope` when linking.
+    pub fn granted(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
 }
 
 fn known() -> bool {

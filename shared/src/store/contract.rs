@@ -171,6 +171,8 @@ pub fn link(discord_user_id: &str) -> Link {
         linked_at: T0,
         roles_known: true,
         refused: BTreeSet::new(),
+        // Non-empty, so every link round trip also covers the granted scopes.
+        scopes: ["identify".to_owned(), "role_connections.write".to_owned()].into(),
     }
 }
 
