@@ -322,3 +322,202 @@ async fn an_unlinked_user_never_needs_a_relink() {
     assert_eq!(user["linked"], false);
     assert_eq!(user["needs_relink"], false);
 }
+
+async fn put_member(h: &Harness, user: &str, groups: &[&str], attributes: Value) {
+    let (status, body) = h
+        .api(
+            Method::PUT,
+            &format!("/clients/{CLIENT}/users/{user}"),
+            Some(json!({"groups": groups, "attributes": attributes})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(h.settle().await, "settles");
+}
+
+fn role_connection_puts(h: &Harness) -> Vec<discord_emulator::RecordedRequest> {
+    h.emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path.ends_with("/role-connection"))
+        .collect()
+}
+
+/// Linked Roles on; alice linked (granting role_connections.write) with `members` only.
+async fn linked_alice() -> Harness {
+    let h = Harness::start().await;
+    h.setup_client().await;
+    set_enabled(&h, true).await;
+    put_member(
+        &h,
+        "u-alice",
+        &["members"],
+        json!({"missions": "3", "joined_at": "2024-01-02"}),
+    )
+    .await;
+    h.link("u-alice", "alice").await;
+    assert!(h.settle().await);
+    h
+}
+
+#[tokio::test]
+async fn the_role_connection_is_pushed_on_link_and_on_every_change_of_the_member() {
+    // Given Linked Roles on, when alice links
+    let h = linked_alice().await;
+    let alice = h.discord_id("alice");
+
+    // Then Discord holds her metadata, written with her own token on /v10
+    assert_eq!(
+        h.emu.role_connection(&alice),
+        Some(json!({
+            "platform_name": "Example Site",
+            "platform_username": "u-alice",
+            "metadata": {"officer": "0", "missions": "3", "member_since": "2024-01-02"},
+        }))
+    );
+    let puts = role_connection_puts(&h);
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0].authorization_kind, AuthorizationKind::Bearer);
+    assert_eq!(
+        puts[0].path,
+        format!(
+            "/api/v10/users/@me/applications/{}/role-connection",
+            h.emu.application_id()
+        )
+    );
+
+    // When she joins the officers
+    put_member(
+        &h,
+        "u-alice",
+        &["members", "officers"],
+        json!({"missions": "3", "joined_at": "2024-01-02"}),
+    )
+    .await;
+    assert_eq!(
+        h.emu.role_connection(&alice).unwrap()["metadata"]["officer"],
+        "1"
+    );
+
+    // And when only an attribute changes (no Discord role moves), it is pushed too
+    put_member(
+        &h,
+        "u-alice",
+        &["members", "officers"],
+        json!({"missions": "4", "joined_at": "2024-01-02"}),
+    )
+    .await;
+    assert_eq!(
+        h.emu.role_connection(&alice).unwrap()["metadata"],
+        json!({"officer": "1", "missions": "4", "member_since": "2024-01-02"})
+    );
+    assert_eq!(role_connection_puts(&h).len(), 3);
+}
+
+#[tokio::test]
+async fn nothing_is_pushed_when_the_metadata_did_not_change() {
+    let h = linked_alice().await;
+    h.emu.clear_requests();
+
+    // The same groups and attributes again; a group that feeds no metadata; a re-check of
+    // every linked member (roles/sync)
+    put_member(
+        &h,
+        "u-alice",
+        &["members"],
+        json!({"missions": "3", "joined_at": "2024-01-02"}),
+    )
+    .await;
+    put_member(
+        &h,
+        "u-alice",
+        &["members", "pilots"],
+        json!({"missions": "3", "joined_at": "2024-01-02"}),
+    )
+    .await;
+    let (status, _) = h
+        .api(Method::POST, &format!("/clients/{CLIENT}/roles/sync"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(h.settle().await);
+
+    assert!(
+        h.roles_on_discord("alice").unwrap().contains("Pilot"),
+        "the writer did work on her"
+    );
+    assert_eq!(role_connection_puts(&h).len(), 0, "{:?}", h.emu.requests());
+}
+
+#[tokio::test]
+async fn a_token_about_to_expire_is_refreshed_and_stored_before_the_push() {
+    let h = linked_alice().await;
+    // Six and a half days later her access token expires within a day.
+    let later = 6 * 86_400 + 12 * 3_600;
+    h.clock.advance(later);
+    h.emu.advance_clock(later);
+    h.emu.clear_requests();
+
+    put_member(
+        &h,
+        "u-alice",
+        &["members", "officers"],
+        json!({"missions": "3", "joined_at": "2024-01-02"}),
+    )
+    .await;
+
+    let calls: Vec<(String, String)> = h
+        .emu
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .filter(|(_, p)| p.ends_with("/oauth2/token") || p.ends_with("/role-connection"))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("POST".to_owned(), "/api/v10/oauth2/token".to_owned()),
+            (
+                "PUT".to_owned(),
+                format!(
+                    "/api/v10/users/@me/applications/{}/role-connection",
+                    h.emu.application_id()
+                )
+            ),
+        ]
+    );
+    assert_eq!(
+        h.emu.role_connection(&h.discord_id("alice")).unwrap()["metadata"]["officer"],
+        "1"
+    );
+    // The rotated refresh token was kept: the weekly refresh with it succeeds.
+    let report = h.run_task("sync-accounts", false).await;
+    assert_eq!(report["counts"]["tokens_refreshed"], 1, "{report}");
+}
+
+#[tokio::test]
+async fn a_withdrawn_authorization_revokes_the_link_and_applies_the_unlink_policy() {
+    let h = linked_alice().await;
+    assert!(h.roles_on_discord("alice").unwrap().contains("Member"));
+    // She removes the app in Discord: her tokens (access and refresh) die.
+    h.emu.revoke_user_grants(&h.discord_id("alice"));
+
+    put_member(
+        &h,
+        "u-alice",
+        &["members", "officers"],
+        json!({"missions": "3", "joined_at": "2024-01-02"}),
+    )
+    .await;
+
+    let user = h.get_user("u-alice").await;
+    assert_eq!(user["link"]["status"], "revoked", "{user}");
+    let roles = h.roles_on_discord("alice").unwrap();
+    assert!(
+        !roles.contains("Member") && !roles.contains("Officer"),
+        "remove_roles policy applied: {roles:?}"
+    );
+    let (_, audit) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/audit"), None)
+        .await;
+    assert!(audit.to_string().contains("link.revoked"), "{audit}");
+}

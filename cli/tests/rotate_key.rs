@@ -56,6 +56,7 @@ fn link(discord_user_id: &str, sealed: String) -> Link {
         roles_known: true,
         refused: BTreeSet::new(),
         scopes: BTreeSet::new(),
+        role_connection: None,
     }
 }
 

@@ -247,6 +247,12 @@ impl Emulator {
         lock(&self.shared.role_connection_metadata).clone()
     }
 
+    /// The role connection `user` holds with the application (Linked Roles), if any was written.
+    pub fn role_connection(&self, user: &str) -> Option<serde_json::Value> {
+        let user = parse_id(user)?;
+        lock(&self.shared.role_connections).get(&user).cloned()
+    }
+
     pub fn clear_requests(&self) {
         lock(&self.shared.requests).clear();
     }

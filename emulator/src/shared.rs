@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) deliveries: Mutex<Vec<EventDelivery>>,
     /// The application's Linked Roles metadata records, as `GET` answers them.
     pub(crate) role_connection_metadata: Mutex<Vec<serde_json::Value>>,
+    /// Each user's role connection with the application (Linked Roles), by user id.
+    pub(crate) role_connections: Mutex<std::collections::BTreeMap<u64, serde_json::Value>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -67,6 +69,7 @@ impl Shared {
             events_key,
             deliveries: Mutex::new(Vec::new()),
             role_connection_metadata: Mutex::new(Vec::new()),
+            role_connections: Mutex::default(),
         })
     }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::error::DiscordError;
 use crate::shared::lock;
 
-use super::auth::Bot;
+use super::auth::{Bot, Caller};
 use super::AppState;
 
 /// Discord keeps at most this many records per application.
@@ -96,4 +96,84 @@ fn validate(body: &Value) -> Result<Vec<Value>, DiscordError> {
         }));
     }
     Ok(out)
+}
+
+/// The role connection a user wrote for this application, with their Bearer token.
+pub(crate) async fn get_role_connection(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+) -> Result<Json<Value>, DiscordError> {
+    let user = role_connection_user(&s, caller, &app)?;
+    let held = lock(&s.role_connections).get(&user).cloned();
+    Ok(Json(held.unwrap_or_else(
+        || serde_json::json!({"platform_name": null, "platform_username": null, "metadata": {}}),
+    )))
+}
+
+/// Replaces the user's role connection; metadata keys must be registered records, values
+/// strings, as Discord requires.
+pub(crate) async fn put_role_connection(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(app): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, DiscordError> {
+    let user = role_connection_user(&s, caller, &app)?;
+    let text = |name: &str, max: usize| -> Result<Value, DiscordError> {
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(Value::Null),
+            Some(Value::String(v)) if v.chars().count() <= max => Ok(Value::String(v.clone())),
+            Some(_) => Err(DiscordError::form(
+                name,
+                format!("at most {max} characters"),
+            )),
+        }
+    };
+    let platform_name = text("platform_name", 50)?;
+    let platform_username = text("platform_username", 100)?;
+    let registered: Vec<String> = lock(&s.role_connection_metadata)
+        .iter()
+        .filter_map(|r| r["key"].as_str().map(str::to_owned))
+        .collect();
+    let metadata = body
+        .get("metadata")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    let entries = metadata
+        .as_object()
+        .ok_or_else(|| DiscordError::form("metadata", "must be an object"))?;
+    for (key, value) in entries {
+        if !registered.contains(key) {
+            return Err(DiscordError::form(
+                &format!("metadata.{key}"),
+                "not a registered metadata key",
+            ));
+        }
+        if !value.is_string() {
+            return Err(DiscordError::form(
+                &format!("metadata.{key}"),
+                "must be a string",
+            ));
+        }
+    }
+    let connection = serde_json::json!({
+        "platform_name": platform_name,
+        "platform_username": platform_username,
+        "metadata": metadata,
+    });
+    lock(&s.role_connections).insert(user, connection.clone());
+    Ok(Json(connection))
+}
+
+/// A user token with `role_connections.write`, for this application.
+fn role_connection_user(s: &AppState, caller: Caller, app: &str) -> Result<u64, DiscordError> {
+    let Caller::User(owner) = caller else {
+        return Err(DiscordError::Unauthorized);
+    };
+    if !owner.has_scope("role_connections.write") {
+        return Err(DiscordError::Unauthorized);
+    }
+    own_application(s, app)?;
+    Ok(owner.user)
 }

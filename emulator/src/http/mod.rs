@@ -49,6 +49,10 @@ pub(crate) fn router(state: AppState) -> Router {
             "/applications/{app}/role-connections/metadata",
             get(applications::get_metadata).put(applications::put_metadata),
         )
+        .route(
+            "/users/@me/applications/{app}/role-connection",
+            get(applications::get_role_connection).put(applications::put_role_connection),
+        )
         .route("/oauth2/token", post(oauth_token::token))
         .route("/oauth2/token/revoke", post(oauth_token::revoke))
         .fallback(|| async { DiscordError::NotFound })

@@ -23,7 +23,7 @@ use self::transport::{decode, Auth, Call, Transport};
 use super::model::*;
 use super::ratelimit::RateLimiter;
 use super::DiscordResult;
-use crate::domain::linked_roles::DiscordMetadataRecord;
+use crate::domain::linked_roles::{DiscordMetadataRecord, RoleConnection};
 
 /// `User-Agent: DiscordBot ($url, $versionNumber)`, required by Discord.
 const USER_AGENT: &str = concat!(
@@ -365,6 +365,37 @@ impl DiscordClient {
             .reason(reason)
             .json(&records)?;
         self.transport.send_json(&call).await
+    }
+
+    /// `PUT /users/@me/applications/{app}/role-connection` with the member's own token (scope
+    /// `role_connections.write`). Sent as the member, so not on the bot's limiter: Discord
+    /// limits these per user token, and one member's bucket must not hold back another's.
+    pub async fn put_role_connection(
+        &self,
+        access_token: &SecretString,
+        connection: &RoleConnection,
+        reason: &str,
+    ) -> DiscordResult<()> {
+        let path = format!(
+            "/users/@me/applications/{}/role-connection",
+            segment(&self.config.application_id)?
+        );
+        let call = self
+            .call(
+                Method::PUT,
+                "/users/@me/applications/{application}/role-connection",
+                path,
+                None,
+            )
+            .reason(reason)
+            .json(connection)?;
+        self.transport
+            .send(&Call {
+                auth: Auth::Bearer(access_token),
+                ..call
+            })
+            .await
+            .map(drop)
     }
 
     fn role_call<'a>(

@@ -2,12 +2,12 @@
 //! connections) and where each member's value comes from. Discord lets server admins require
 //! e.g. "officer = true" on a role; members then claim it themselves, no bot hierarchy needed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::member::{Link, LinkStatus};
+use super::member::{Link, LinkStatus, SiteUser};
 
 /// The OAuth2 scope that lets us write a member's role connection with their token.
 pub const ROLE_CONNECTIONS_WRITE: &str = "role_connections.write";
@@ -260,6 +260,91 @@ pub fn needs_relink(linked_roles: Option<&LinkedRoles>, link: &Link) -> bool {
         && !link.granted(ROLE_CONNECTIONS_WRITE)
 }
 
+/// What Discord keeps of a member for this application (`PUT /users/@me/applications/{app}/
+/// role-connection`); the last one pushed is kept on the link so an unchanged one is not sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleConnection {
+    pub platform_name: String,
+    pub platform_username: String,
+    /// Values as Discord takes them: booleans `"1"`/`"0"`, integers in decimal, datetimes ISO 8601.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Discord keeps at most 100 characters of `platform_username`.
+const MAX_PLATFORM_USERNAME_CHARS: usize = 100;
+
+/// The member's metadata values. A boolean is always present (in the group or not); an integer
+/// or datetime only when the attribute holds one: a missing value makes Discord treat the
+/// requirement as unmet, which is right for a member we know nothing about.
+pub fn member_metadata(config: &LinkedRoles, user: &SiteUser) -> BTreeMap<String, String> {
+    config
+        .metadata
+        .iter()
+        .filter_map(|m| {
+            let value = match (&m.source, m.kind) {
+                (MetadataSource::Group(g), _) => {
+                    if user.groups.contains(g) { "1" } else { "0" }.to_owned()
+                }
+                (MetadataSource::Attribute(a), ValueKind::Integer) => user
+                    .attributes
+                    .get(a)?
+                    .trim()
+                    .parse::<i64>()
+                    .ok()?
+                    .to_string(),
+                (MetadataSource::Attribute(a), _) => {
+                    let v = user.attributes.get(a)?.trim();
+                    is_iso_date(v).then(|| v.to_owned())?
+                }
+            };
+            Some((m.key.clone(), value))
+        })
+        .collect()
+}
+
+/// `YYYY-MM-DD`, optionally followed by a time (`T…`): what Discord accepts as ISO 8601.
+fn is_iso_date(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() >= 10
+        && b[..10].iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        })
+        && (b.len() == 10 || b[10] == b'T')
+}
+
+/// The role connection `user` should have on Discord.
+pub fn role_connection(config: &LinkedRoles, user: &SiteUser) -> RoleConnection {
+    RoleConnection {
+        platform_name: config.platform_name.clone(),
+        platform_username: user
+            .user_id
+            .chars()
+            .take(MAX_PLATFORM_USERNAME_CHARS)
+            .collect(),
+        metadata: member_metadata(config, user),
+    }
+}
+
+/// The role connection to push for this member, when one is due: Linked Roles on, the link
+/// active with a token that granted [`ROLE_CONNECTIONS_WRITE`], and Discord not already holding
+/// exactly this (as far as we pushed it).
+pub fn role_connection_due(
+    linked_roles: Option<&LinkedRoles>,
+    user: &SiteUser,
+    link: &Link,
+) -> Option<RoleConnection> {
+    let config = linked_roles.filter(|l| l.enabled)?;
+    if link.status != LinkStatus::Active
+        || link.tokens.is_none()
+        || !link.granted(ROLE_CONNECTIONS_WRITE)
+    {
+        return None;
+    }
+    let desired = role_connection(config, user);
+    (link.role_connection.as_ref() != Some(&desired)).then_some(desired)
+}
+
 fn kind_name(kind: ValueKind) -> &'static str {
     match kind {
         ValueKind::Boolean => "boolean",
@@ -271,6 +356,93 @@ fn kind_name(kind: ValueKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn user(groups: &[&str], attributes: &[(&str, &str)]) -> SiteUser {
+        SiteUser {
+            user_id: "u1".into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    fn full_config() -> LinkedRoles {
+        config(vec![
+            field(
+                "officer",
+                ValueKind::Boolean,
+                MetadataSource::Group("officers".into()),
+            ),
+            field(
+                "missions",
+                ValueKind::Integer,
+                MetadataSource::Attribute("missions".into()),
+            ),
+            field(
+                "since",
+                ValueKind::Datetime,
+                MetadataSource::Attribute("joined_at".into()),
+            ),
+        ])
+    }
+
+    #[test]
+    fn metadata_reads_groups_and_attributes_as_discord_strings() {
+        let c = full_config();
+        let m = member_metadata(
+            &c,
+            &user(
+                &["officers"],
+                &[("missions", " 12 "), ("joined_at", "2024-05-01T10:00:00Z")],
+            ),
+        );
+        assert_eq!(
+            m,
+            BTreeMap::from([
+                ("officer".to_owned(), "1".to_owned()),
+                ("missions".to_owned(), "12".to_owned()),
+                ("since".to_owned(), "2024-05-01T10:00:00Z".to_owned()),
+            ])
+        );
+        let m = member_metadata(
+            &c,
+            &user(&[], &[("missions", "many"), ("joined_at", "yesterday")]),
+        );
+        assert_eq!(
+            m,
+            BTreeMap::from([("officer".to_owned(), "0".to_owned())]),
+            "unusable attributes are left out"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn metadata_has_only_configured_keys_and_every_boolean(
+            groups in proptest::collection::btree_set("[a-z]{1,8}", 0..6),
+            missions in proptest::option::of(any::<i64>()),
+            junk in "[ -~]{0,12}",
+        ) {
+            let c = full_config();
+            let mut attributes = BTreeMap::new();
+            if let Some(n) = missions {
+                attributes.insert("missions".to_owned(), n.to_string());
+            }
+            attributes.insert("joined_at".to_owned(), junk.clone());
+            let u = SiteUser { user_id: "u".into(), groups: groups.clone(), attributes };
+            let m = member_metadata(&c, &u);
+            let keys: BTreeSet<&str> = c.metadata.iter().map(|f| f.key.as_str()).collect();
+            prop_assert!(m.keys().all(|k| keys.contains(k.as_str())));
+            let officer = if groups.contains("officers") { "1" } else { "0" };
+            prop_assert_eq!(m.get("officer").map(String::as_str), Some(officer));
+            prop_assert_eq!(m.get("missions").cloned(), missions.map(|n| n.to_string()));
+            prop_assert_eq!(m.contains_key("since"), is_iso_date(junk.trim()));
+            // Deterministic: the same user gives the same values, so nothing is re-pushed.
+            prop_assert_eq!(member_metadata(&c, &u), m);
+        }
+    }
 
     fn field(key: &str, kind: ValueKind, source: MetadataSource) -> MetadataField {
         MetadataField {

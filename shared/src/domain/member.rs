@@ -67,6 +67,10 @@ pub struct Link {
     /// scopes were kept: those count as lacking every optional scope.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub scopes: BTreeSet<String>,
+    /// The Linked Roles role connection last pushed to Discord for this member; an unchanged
+    /// one is not sent again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_connection: Option<super::linked_roles::RoleConnection>,
 }
 
 impl Link {

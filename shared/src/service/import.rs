@@ -108,6 +108,7 @@ pub async fn import_users(
                 refused: Default::default(),
                 // No OAuth grant: an imported member has granted no scope yet.
                 scopes: Default::default(),
+                role_connection: None,
             };
             match store
                 // Not pending: the next remote sync learns the member's roles from the member

@@ -11,6 +11,7 @@ pub mod linked_roles;
 pub mod linking;
 pub mod members;
 pub mod reconcile;
+pub mod role_connection;
 pub mod roles;
 pub mod unlinking;
 

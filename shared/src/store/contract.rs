@@ -58,6 +58,7 @@ macro_rules! store_contract_tests {
             an_outcome_writes_names_only_when_given_and_always_the_error,
             an_outcome_without_member_or_link_is_not_found,
             tokens_are_replaced_and_dropped_on_links_only,
+            a_pushed_role_connection_is_kept_on_its_own_link_only,
             marking_linked_members_pending_touches_active_links_only,
             members_are_listed_by_user_id_across_pages,
             pending_members_are_listed_by_user_id_across_pages,
@@ -173,6 +174,7 @@ pub fn link(discord_user_id: &str) -> Link {
         refused: BTreeSet::new(),
         // Non-empty, so every link round trip also covers the granted scopes.
         scopes: ["identify".to_owned(), "role_connections.write".to_owned()].into(),
+        role_connection: None,
     }
 }
 
@@ -1054,6 +1056,61 @@ pub async fn tokens_are_replaced_and_dropped_on_links_only(store: &dyn Store) {
         .link
         .unwrap();
     assert_eq!(l.tokens, None);
+}
+
+pub async fn a_pushed_role_connection_is_kept_on_its_own_link_only(store: &dyn Store) {
+    use crate::domain::linked_roles::RoleConnection;
+    setup_client(store, "a").await;
+    let pushed = RoleConnection {
+        platform_name: "Site".to_owned(),
+        platform_username: "u1".to_owned(),
+        metadata: [("officer".to_owned(), "1".to_owned())].into(),
+    };
+    store
+        .save_site_user("a", &site_user("u1", &[]), false, T0)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .set_role_connection("a", "u1", "d1", Some(&pushed))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .create_link("a", "u1", &link("d1"), None, false, T0)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            store
+                .set_role_connection("a", "u1", "d2", Some(&pushed))
+                .await,
+            Err(StoreError::NotFound)
+        ),
+        "not on a link to another account"
+    );
+    store
+        .set_role_connection("a", "u1", "d1", Some(&pushed))
+        .await
+        .unwrap();
+    let member = store.get_member("a", "u1").await.unwrap().unwrap();
+    let l = member.link.unwrap();
+    assert_eq!(l.role_connection.as_ref(), Some(&pushed));
+    assert_eq!(
+        Link {
+            role_connection: None,
+            ..l
+        },
+        link("d1"),
+        "nothing else changes"
+    );
+    assert!(!member.pending, "pending is untouched");
+    store
+        .set_role_connection("a", "u1", "d1", None)
+        .await
+        .unwrap();
+    let l = store.get_member("a", "u1").await.unwrap().unwrap().link;
+    assert_eq!(l.unwrap().role_connection, None);
 }
 
 pub async fn marking_linked_members_pending_touches_active_links_only(store: &dyn Store) {
