@@ -521,3 +521,48 @@ async fn a_withdrawn_authorization_revokes_the_link_and_applies_the_unlink_polic
         .await;
     assert!(audit.to_string().contains("link.revoked"), "{audit}");
 }
+
+#[tokio::test]
+async fn a_member_gains_a_linked_role_in_the_emulator_when_they_join_the_group() {
+    // Given a server role that requires officer = true (set through the control API)
+    let h = linked_alice().await;
+    let (guild, officer) = (h.emu.guild_id().to_owned(), h.role("Officer"));
+    let alice = h.discord_id("alice");
+    let resp = h
+        .http
+        .put(format!(
+            "{}/_emulator/guilds/{guild}/roles/{officer}/linked-requirements",
+            h.emu.base_url()
+        ))
+        .json(&json!([{"key": "officer", "value": "1"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(h.emu.qualifies(&guild, &officer, &alice), Some(false));
+    assert_eq!(h.emu.qualifies(&guild, &h.role("Pilot"), &alice), None);
+
+    // When she joins the officers on the site
+    put_member(
+        &h,
+        "u-alice",
+        &["members", "officers"],
+        json!({"missions": "3", "joined_at": "2024-01-02"}),
+    )
+    .await;
+
+    // Then Discord would let her claim it, and the dashboard says so
+    assert_eq!(h.emu.qualifies(&guild, &officer, &alice), Some(true));
+    let page = h
+        .http
+        .get(format!("{}/", h.emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<h2>Linked Roles</h2>"), "{page}");
+    assert!(page.contains("officer=1"), "{page}");
+    assert!(page.contains(&format!("may claim it: {alice}")), "{page}");
+}

@@ -253,6 +253,23 @@ impl Emulator {
         lock(&self.shared.role_connections).get(&user).cloned()
     }
 
+    /// Sets a role's Linked Roles requirements, as a server admin does in the role's Links
+    /// (empty removes them); false when the guild or role is unknown.
+    pub fn set_linked_requirements(
+        &self,
+        guild: &str,
+        role: &str,
+        requirements: Vec<crate::linked::LinkedRequirement>,
+    ) -> bool {
+        self.shared
+            .set_linked_requirements(guild, role, requirements)
+    }
+
+    /// Whether `user` meets the linked `role`'s requirements; `None` when it has none.
+    pub fn qualifies(&self, guild: &str, role: &str, user: &str) -> Option<bool> {
+        self.shared.qualifies(guild, role, user)
+    }
+
     pub fn clear_requests(&self) {
         lock(&self.shared.requests).clear();
     }

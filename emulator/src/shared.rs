@@ -37,6 +37,9 @@ pub(crate) struct Shared {
     pub(crate) role_connection_metadata: Mutex<Vec<serde_json::Value>>,
     /// Each user's role connection with the application (Linked Roles), by user id.
     pub(crate) role_connections: Mutex<std::collections::BTreeMap<u64, serde_json::Value>>,
+    /// Linked Roles requirements by (guild, role), as server admins set them in a role's Links.
+    pub(crate) linked_requirements:
+        Mutex<std::collections::BTreeMap<(u64, u64), Vec<crate::linked::LinkedRequirement>>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -70,6 +73,7 @@ impl Shared {
             deliveries: Mutex::new(Vec::new()),
             role_connection_metadata: Mutex::new(Vec::new()),
             role_connections: Mutex::default(),
+            linked_requirements: Mutex::default(),
         })
     }
 

@@ -90,6 +90,10 @@ pub(crate) fn router(state: AppState) -> Router {
             put(control::set_member_roles),
         )
         .route(
+            "/guilds/{guild}/roles/{role}/linked-requirements",
+            put(control::set_linked_requirements),
+        )
+        .route(
             "/guilds/{guild}/members/{user}",
             axum::routing::delete(control::remove_member),
         );
