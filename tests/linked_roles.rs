@@ -1,6 +1,7 @@
 //! Linked Roles: a client's metadata definitions are validated, registered with Discord on save
 //! and shown beside what Discord holds.
 
+use connector_e2e::console_http::{page, signed_in};
 use connector_e2e::*;
 use discord_emulator::AuthorizationKind;
 use reqwest::{Method, StatusCode};
@@ -565,4 +566,33 @@ async fn a_member_gains_a_linked_role_in_the_emulator_when_they_join_the_group()
     assert!(page.contains("<h2>Linked Roles</h2>"), "{page}");
     assert!(page.contains("officer=1"), "{page}");
     assert!(page.contains(&format!("may claim it: {alice}")), "{page}");
+}
+
+#[tokio::test]
+async fn the_console_shows_the_linked_roles_and_who_must_link_again() {
+    // Given alice linked before Linked Roles were turned on
+    let h = Harness::start().await;
+    h.setup_client().await;
+    h.put_user("u-alice", &["members"]).await;
+    let b = signed_in(&h, ADMIN_TOKEN).await;
+    let (_, _, overview) = page(&h, &b, &format!("/admin/clients/{CLIENT}")).await;
+    assert!(overview.contains("Linked roles"), "{overview}");
+    assert!(overview.contains("Not configured"), "{overview}");
+    h.link("u-alice", "alice").await;
+    set_enabled(&h, true).await;
+
+    // Then the overview lists the metadata and the member page asks for a relink
+    let (status, _, overview) = page(&h, &b, &format!("/admin/clients/{CLIENT}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(overview.contains("<code>member_since</code>"), "{overview}");
+    assert!(overview.contains("<code>officers</code>"), "{overview}");
+    let member_page = format!("/admin/clients/{CLIENT}/members/u-alice");
+    let (status, _, member) = page(&h, &b, &member_page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(member.contains("needs relink"), "{member}");
+
+    // And not once she linked again
+    h.link("u-alice", "alice").await;
+    let (_, _, member) = page(&h, &b, &member_page).await;
+    assert!(!member.contains("needs relink"), "{member}");
 }
