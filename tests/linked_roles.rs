@@ -596,3 +596,35 @@ async fn the_console_shows_the_linked_roles_and_who_must_link_again() {
     let (_, _, member) = page(&h, &b, &member_page).await;
     assert!(!member.contains("needs relink"), "{member}");
 }
+
+#[tokio::test]
+async fn the_weekly_sync_repairs_a_role_connection_that_drifted_and_only_that() {
+    let h = linked_alice().await;
+    let alice = h.discord_id("alice");
+    let pushed = h.emu.role_connection(&alice).expect("pushed on link");
+
+    // Nothing drifted: the weekly sync reads it and writes nothing
+    h.emu.clear_requests();
+    let report = h.run_task("sync-accounts", false).await;
+    assert_eq!(
+        report["counts"]["role_connections_repaired"],
+        Value::Null,
+        "{report}"
+    );
+    assert_eq!(role_connection_puts(&h).len(), 0, "{report}");
+    assert!(h
+        .emu
+        .requests()
+        .iter()
+        .any(|r| r.method == "GET" && r.path.ends_with("/role-connection")));
+
+    // Changed on Discord's side: the sync writes hers back
+    assert!(h.emu.set_role_connection(
+        &alice,
+        json!({"platform_name": "Example Site", "platform_username": "u-alice",
+               "metadata": {"officer": "1"}}),
+    ));
+    let report = h.run_task("sync-accounts", false).await;
+    assert_eq!(report["counts"]["role_connections_repaired"], 1, "{report}");
+    assert_eq!(h.emu.role_connection(&alice), Some(pushed));
+}

@@ -253,6 +253,16 @@ impl Emulator {
         lock(&self.shared.role_connections).get(&user).cloned()
     }
 
+    /// Replaces `user`'s role connection out of band (another app version, a support fix), so a
+    /// test can make it drift; false for an unknown id.
+    pub fn set_role_connection(&self, user: &str, connection: serde_json::Value) -> bool {
+        let Some(user) = parse_id(user) else {
+            return false;
+        };
+        lock(&self.shared.role_connections).insert(user, connection);
+        true
+    }
+
     /// Sets a role's Linked Roles requirements, as a server admin does in the role's Links
     /// (empty removes them); false when the guild or role is unknown.
     pub fn set_linked_requirements(

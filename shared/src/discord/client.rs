@@ -23,7 +23,7 @@ use self::transport::{decode, Auth, Call, Transport};
 use super::model::*;
 use super::ratelimit::RateLimiter;
 use super::DiscordResult;
-use crate::domain::linked_roles::{DiscordMetadataRecord, RoleConnection};
+use crate::domain::linked_roles::{DiscordMetadataRecord, HeldRoleConnection, RoleConnection};
 
 /// `User-Agent: DiscordBot ($url, $versionNumber)`, required by Discord.
 const USER_AGENT: &str = concat!(
@@ -396,6 +396,29 @@ impl DiscordClient {
             })
             .await
             .map(drop)
+    }
+
+    /// `GET /users/@me/applications/{app}/role-connection` with the member's own token.
+    pub async fn role_connection(
+        &self,
+        access_token: &SecretString,
+    ) -> DiscordResult<HeldRoleConnection> {
+        let path = format!(
+            "/users/@me/applications/{}/role-connection",
+            segment(&self.config.application_id)?
+        );
+        let call = self.call(
+            Method::GET,
+            "/users/@me/applications/{application}/role-connection",
+            path,
+            None,
+        );
+        self.transport
+            .send_json(&Call {
+                auth: Auth::Bearer(access_token),
+                ..call
+            })
+            .await
     }
 
     fn role_call<'a>(

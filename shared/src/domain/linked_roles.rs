@@ -334,6 +334,17 @@ pub fn role_connection_due(
     user: &SiteUser,
     link: &Link,
 ) -> Option<RoleConnection> {
+    let desired = role_connection_for(linked_roles, user, link)?;
+    (link.role_connection.as_ref() != Some(&desired)).then_some(desired)
+}
+
+/// The role connection this member should have, when we may write one at all: Linked Roles on,
+/// the link active with a token that granted [`ROLE_CONNECTIONS_WRITE`].
+pub fn role_connection_for(
+    linked_roles: Option<&LinkedRoles>,
+    user: &SiteUser,
+    link: &Link,
+) -> Option<RoleConnection> {
     let config = linked_roles.filter(|l| l.enabled)?;
     if link.status != LinkStatus::Active
         || link.tokens.is_none()
@@ -341,8 +352,28 @@ pub fn role_connection_due(
     {
         return None;
     }
-    let desired = role_connection(config, user);
-    (link.role_connection.as_ref() != Some(&desired)).then_some(desired)
+    Some(role_connection(config, user))
+}
+
+/// A role connection as Discord answers it (`GET …/role-connection`): empty fields are `null`
+/// when the user has none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct HeldRoleConnection {
+    #[serde(default)]
+    pub platform_name: Option<String>,
+    #[serde(default)]
+    pub platform_username: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl HeldRoleConnection {
+    /// Whether Discord holds exactly `ours`.
+    pub fn matches(&self, ours: &RoleConnection) -> bool {
+        self.platform_name.as_deref() == Some(ours.platform_name.as_str())
+            && self.platform_username.as_deref() == Some(ours.platform_username.as_str())
+            && self.metadata == ours.metadata
+    }
 }
 
 fn kind_name(kind: ValueKind) -> &'static str {

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::discord::DiscordError;
-use crate::domain::linked_roles::{role_connection_due, RoleConnection};
+use crate::domain::linked_roles::{role_connection_due, role_connection_for, RoleConnection};
 use crate::domain::{AuditAction, Link, LinkStatus, Member, StoredTokens};
 use crate::secrets::TokenOwner;
 use crate::store::{Outcome, StoreError};
@@ -35,17 +35,48 @@ pub enum Pushed {
     Failed(DiscordError),
 }
 
+/// What a push compares the member's role connection with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    /// The one last pushed (the writer, after every change: no Discord read).
+    Stored,
+    /// What Discord holds now (the weekly sync: someone may have changed it since).
+    Discord,
+}
+
 /// Pushes `member`'s role connection when one is due (see [`role_connection_due`]).
 pub async fn push_role_connection(
     ctx: &ClientContext,
     member: &Member,
     actor: &str,
 ) -> Result<Pushed, ServiceError> {
+    push(ctx, member, actor, Check::Stored).await
+}
+
+/// Reads what Discord holds for `member` and writes theirs only when it drifted (sync-accounts).
+pub async fn repair_role_connection(
+    ctx: &ClientContext,
+    member: &Member,
+    actor: &str,
+) -> Result<Pushed, ServiceError> {
+    push(ctx, member, actor, Check::Discord).await
+}
+
+async fn push(
+    ctx: &ClientContext,
+    member: &Member,
+    actor: &str,
+    check: Check,
+) -> Result<Pushed, ServiceError> {
     let Some(link) = member.active_link() else {
         return Ok(Pushed::NotDue);
     };
-    let Some(desired) = role_connection_due(ctx.client.linked_roles.as_ref(), &member.user, link)
-    else {
+    let linked_roles = ctx.client.linked_roles.as_ref();
+    let desired = match check {
+        Check::Stored => role_connection_due(linked_roles, &member.user, link),
+        Check::Discord => role_connection_for(linked_roles, &member.user, link),
+    };
+    let Some(desired) = desired else {
         return Ok(Pushed::NotDue);
     };
     let Some(tokens) = link.tokens.as_ref() else {
@@ -70,6 +101,19 @@ pub async fn push_role_connection(
     } else {
         SecretString::from(pair.access_token.clone())
     };
+    if check == Check::Discord {
+        match ctx.discord.role_connection(&access).await {
+            Ok(held) if held.matches(&desired) => {
+                if link.role_connection.as_ref() != Some(&desired) {
+                    record(ctx, member, link, &desired).await?;
+                }
+                return Ok(Pushed::NotDue);
+            }
+            // Drifted; or a refused token, which the write below refreshes once.
+            Ok(_) | Err(DiscordError::InvalidOAuthToken) => {}
+            Err(e) => return Ok(Pushed::Failed(e)),
+        }
+    }
     let reason = audit_reason(actor, &member.user.user_id);
     let sent = match ctx
         .discord
