@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use connector::clock::Timestamp;
+use connector::domain::linked_roles::RoleConnection;
 use connector::domain::{
     ApiToken, AuditEntry, Client, ConsoleSession, DeliveryAttempt, Link, LinkSession, Member, Role,
     RunReport, SiteUser, StoredTokens, TaskName, UnlinkCleanup, Unlinking, WebhookDelivery,
@@ -212,6 +213,18 @@ impl MemberStore for CountingStore {
         tokens: Option<&StoredTokens>,
     ) -> StoreResult<()> {
         self.write().set_tokens(client, user_id, tokens).await
+    }
+
+    async fn set_role_connection(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        pushed: Option<&RoleConnection>,
+    ) -> StoreResult<()> {
+        self.write()
+            .set_role_connection(client, user_id, discord_user_id, pushed)
+            .await
     }
 
     async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64> {

@@ -85,6 +85,7 @@ pub fn bench_client(id: &str, guild_id: &str, emu: &Emulator, now: i64) -> Clien
         discord_authorize_url: emu.authorize_url(),
         public_key: None,
         webhook_url: None,
+        linked_roles: None,
         guild: Default::default(),
         created_at: now,
         updated_at: now,

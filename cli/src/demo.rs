@@ -80,6 +80,7 @@ pub async fn run(
             public_key: Some(emulator.public_key()),
             // The demo website below receives and shows the signed webhooks.
             webhook_url: Some(format!("{origin}/demo/webhooks")),
+            linked_roles: None,
             guild: Default::default(),
             created_at: now,
             updated_at: now,

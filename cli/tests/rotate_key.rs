@@ -55,6 +55,8 @@ fn link(discord_user_id: &str, sealed: String) -> Link {
         linked_at: 1_700_000_000,
         roles_known: true,
         refused: BTreeSet::new(),
+        scopes: BTreeSet::new(),
+        role_connection: None,
     }
 }
 

@@ -242,6 +242,44 @@ impl Emulator {
         lock(&self.shared.requests).clone()
     }
 
+    /// The application's Linked Roles metadata records, as Discord holds them.
+    pub fn role_connection_metadata(&self) -> Vec<serde_json::Value> {
+        lock(&self.shared.role_connection_metadata).clone()
+    }
+
+    /// The role connection `user` holds with the application (Linked Roles), if any was written.
+    pub fn role_connection(&self, user: &str) -> Option<serde_json::Value> {
+        let user = parse_id(user)?;
+        lock(&self.shared.role_connections).get(&user).cloned()
+    }
+
+    /// Replaces `user`'s role connection out of band (another app version, a support fix), so a
+    /// test can make it drift; false for an unknown id.
+    pub fn set_role_connection(&self, user: &str, connection: serde_json::Value) -> bool {
+        let Some(user) = parse_id(user) else {
+            return false;
+        };
+        lock(&self.shared.role_connections).insert(user, connection);
+        true
+    }
+
+    /// Sets a role's Linked Roles requirements, as a server admin does in the role's Links
+    /// (empty removes them); false when the guild or role is unknown.
+    pub fn set_linked_requirements(
+        &self,
+        guild: &str,
+        role: &str,
+        requirements: Vec<crate::linked::LinkedRequirement>,
+    ) -> bool {
+        self.shared
+            .set_linked_requirements(guild, role, requirements)
+    }
+
+    /// Whether `user` meets the linked `role`'s requirements; `None` when it has none.
+    pub fn qualifies(&self, guild: &str, role: &str, user: &str) -> Option<bool> {
+        self.shared.qualifies(guild, role, user)
+    }
+
     pub fn clear_requests(&self) {
         lock(&self.shared.requests).clear();
     }

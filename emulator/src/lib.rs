@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod fault;
 mod http;
+mod linked;
 mod oauth;
 mod oob;
 mod ratelimit;
@@ -27,6 +28,7 @@ pub use consent::Consent;
 pub use emulator::Emulator;
 pub use events::EventDelivery;
 pub use fault::Fault;
+pub use linked::LinkedRequirement;
 pub use ratelimit::{Limit, RateLimits};
 pub use requests::{AuthorizationKind, RecordedRequest};
 pub use scenario::{

@@ -89,6 +89,15 @@ pub(crate) async fn set_member_roles(
     found(s.set_member_roles(&g, &u, body.roles))
 }
 
+/// `PUT /_emulator/guilds/{g}/roles/{r}/linked-requirements` `[{"key", "value"}]`.
+pub(crate) async fn set_linked_requirements(
+    State(s): State<AppState>,
+    Path((g, r)): Path<(String, String)>,
+    Json(body): Json<Vec<crate::linked::LinkedRequirement>>,
+) -> StatusCode {
+    found(s.set_linked_requirements(&g, &r, body))
+}
+
 pub(crate) async fn remove_member(
     State(s): State<AppState>,
     Path((g, u)): Path<(String, String)>,

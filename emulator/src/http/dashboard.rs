@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::response::Html;
 
+use crate::linked::LinkedRequirement;
 use crate::shared::{lock, Shared};
 use crate::world::{Guild, World};
 
@@ -16,12 +17,14 @@ const MAX_ROWS: usize = 500;
 
 pub(crate) async fn dashboard(State(s): State<AppState>) -> Html<String> {
     let authorized = authorized_section(&s);
+    let linked = linked_roles_section(&s);
     let world = lock(&s.world);
     let mut body: String = world
         .guilds
         .values()
         .map(|g| guild_section(&world, g))
         .collect();
+    body.push_str(&linked);
     body.push_str(&authorized);
     let head = "<meta http-equiv=\"refresh\" content=\"2\">";
     page(
@@ -60,6 +63,103 @@ fn authorized_section(s: &Shared) -> String {
     format!(
         "<h2>Authorized apps <small>({target})</small></h2>\
          <table><tr><th>User id</th><th>User</th><th></th></tr>{rows}</table>"
+    )
+}
+
+/// Linked Roles: the application's metadata records, each user's role connection, and for each
+/// role with requirements which members may claim it (Discord grants it when they do).
+fn linked_roles_section(s: &Shared) -> String {
+    let records = lock(&s.role_connection_metadata).clone();
+    let connections = lock(&s.role_connections).clone();
+    let requirements = lock(&s.linked_requirements).clone();
+    if records.is_empty() && connections.is_empty() && requirements.is_empty() {
+        return String::new();
+    }
+    let record_rows: String = records
+        .iter()
+        .map(|r| {
+            format!(
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                escape(r["key"].as_str().unwrap_or_default()),
+                r["type"],
+                escape(r["name"].as_str().unwrap_or_default()),
+            )
+        })
+        .collect();
+    let (names, roles) = {
+        let world = lock(&s.world);
+        let names: BTreeMap<u64, String> = connections
+            .keys()
+            .map(|u| {
+                let name = world.user_json(*u)["username"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                (*u, name)
+            })
+            .collect();
+        let roles: Vec<(&Vec<LinkedRequirement>, String, String, Vec<u64>)> = requirements
+            .iter()
+            .filter_map(|((g, r), reqs)| {
+                let guild = world.guilds.get(g)?;
+                let role = guild.roles.get(r)?;
+                let members = guild.members.keys().take(MAX_ROWS).copied().collect();
+                Some((reqs, guild.name.clone(), role.name.clone(), members))
+            })
+            .collect();
+        (names, roles)
+    };
+    let connection_rows: String = connections
+        .iter()
+        .take(MAX_ROWS)
+        .map(|(user, c)| {
+            let metadata: Vec<String> = c["metadata"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{}={}", escape(k), escape(v.as_str().unwrap_or(""))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "<tr><td>{user}</td><td>@{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(names.get(user).map(String::as_str).unwrap_or("")),
+                escape(c["platform_name"].as_str().unwrap_or("")),
+                escape(c["platform_username"].as_str().unwrap_or("")),
+                metadata.join(", "),
+            )
+        })
+        .collect();
+    let role_blocks: String = roles
+        .into_iter()
+        .map(|(reqs, guild, role, members)| {
+            let wanted: Vec<String> = reqs
+                .iter()
+                .map(|r| format!("{} = {}", escape(&r.key), escape(&r.value)))
+                .collect();
+            let who: Vec<String> = members
+                .iter()
+                .filter(|u| s.meets(reqs, **u))
+                .map(|u| u.to_string())
+                .collect();
+            format!(
+                "<p><strong>{}</strong> in {} requires {}: may claim it: {}</p>",
+                escape(&role),
+                escape(&guild),
+                wanted.join(" and "),
+                if who.is_empty() {
+                    "nobody".to_owned()
+                } else {
+                    who.join(", ")
+                },
+            )
+        })
+        .collect();
+    format!(
+        "<h2>Linked Roles</h2>\
+         <table><tr><th>Key</th><th>Type</th><th>Name</th></tr>{record_rows}</table>\
+         <table><tr><th>User id</th><th>User</th><th>Platform</th><th>Platform user</th>\
+         <th>Metadata</th></tr>{connection_rows}</table>{role_blocks}"
     )
 }
 

@@ -1,6 +1,7 @@
 //! The emulator's HTTP surface: Discord's `/api/v10` and `/oauth2/authorize`, plus `/_emulator`
 //! controls and a dashboard at `/`.
 
+mod applications;
 mod auth;
 mod control;
 mod dashboard;
@@ -44,6 +45,14 @@ pub(crate) fn router(state: AppState) -> Router {
             "/guilds/{guild}/members/{user}/roles/{role}",
             put(members::add_role).delete(members::remove_role),
         )
+        .route(
+            "/applications/{app}/role-connections/metadata",
+            get(applications::get_metadata).put(applications::put_metadata),
+        )
+        .route(
+            "/users/@me/applications/{app}/role-connection",
+            get(applications::get_role_connection).put(applications::put_role_connection),
+        )
         .route("/oauth2/token", post(oauth_token::token))
         .route("/oauth2/token/revoke", post(oauth_token::revoke))
         .fallback(|| async { DiscordError::NotFound })
@@ -79,6 +88,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(
             "/guilds/{guild}/members/{user}/roles",
             put(control::set_member_roles),
+        )
+        .route(
+            "/guilds/{guild}/roles/{role}/linked-requirements",
+            put(control::set_linked_requirements),
         )
         .route(
             "/guilds/{guild}/members/{user}",

@@ -295,6 +295,7 @@ mod tests {
             discord_authorize_url: "http://127.0.0.1:9/oauth2/authorize".into(),
             public_key: None,
             webhook_url: None,
+            linked_roles: None,
             guild: Default::default(),
             created_at: 0,
             updated_at: 0,

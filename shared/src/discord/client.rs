@@ -4,7 +4,7 @@
 
 mod oauth;
 
-pub use oauth::is_well_formed_state;
+pub use oauth::{is_well_formed_state, ROLE_CONNECTIONS_WRITE};
 pub use transport::MAX_RESPONSE_BYTES;
 mod transport;
 
@@ -23,6 +23,7 @@ use self::transport::{decode, Auth, Call, Transport};
 use super::model::*;
 use super::ratelimit::RateLimiter;
 use super::DiscordResult;
+use crate::domain::linked_roles::{DiscordMetadataRecord, HeldRoleConnection, RoleConnection};
 
 /// `User-Agent: DiscordBot ($url, $versionNumber)`, required by Discord.
 const USER_AGENT: &str = concat!(
@@ -154,7 +155,13 @@ impl DiscordClient {
     /// The authorize URL (scope `identify guilds.join`, `prompt=consent`, PKCE S256) with the
     /// CSRF state and PKCE verifier to keep for the callback.
     pub fn authorization_request(&self) -> AuthorizationRequest {
-        self.build_authorization_request()
+        self.build_authorization_request(false)
+    }
+
+    /// The same, also asking for `role_connections.write` when `role_connections` (a client
+    /// with Linked Roles on needs it to write the member's role connection).
+    pub fn authorization_request_with(&self, role_connections: bool) -> AuthorizationRequest {
+        self.build_authorization_request(role_connections)
     }
 
     /// `POST /oauth2/token` with `grant_type=authorization_code`.
@@ -319,6 +326,99 @@ impl DiscordClient {
             )
             .reason(reason);
         self.transport.send_empty(&call).await
+    }
+
+    /// `GET /applications/{app}/role-connections/metadata`: the Linked Roles records Discord
+    /// holds for this application.
+    pub async fn role_connection_metadata(&self) -> DiscordResult<Vec<DiscordMetadataRecord>> {
+        let path = format!(
+            "/applications/{}/role-connections/metadata",
+            segment(&self.config.application_id)?
+        );
+        let call = self.call(
+            Method::GET,
+            "/applications/{application}/role-connections/metadata",
+            path,
+            None,
+        );
+        self.transport.send_json(&call).await
+    }
+
+    /// `PUT /applications/{app}/role-connections/metadata`: replaces the whole set; answers what
+    /// Discord now holds.
+    pub async fn put_role_connection_metadata(
+        &self,
+        records: &[DiscordMetadataRecord],
+        reason: &str,
+    ) -> DiscordResult<Vec<DiscordMetadataRecord>> {
+        let path = format!(
+            "/applications/{}/role-connections/metadata",
+            segment(&self.config.application_id)?
+        );
+        let call = self
+            .call(
+                Method::PUT,
+                "/applications/{application}/role-connections/metadata",
+                path,
+                None,
+            )
+            .reason(reason)
+            .json(&records)?;
+        self.transport.send_json(&call).await
+    }
+
+    /// `PUT /users/@me/applications/{app}/role-connection` with the member's own token (scope
+    /// `role_connections.write`). Sent as the member, so not on the bot's limiter: Discord
+    /// limits these per user token, and one member's bucket must not hold back another's.
+    pub async fn put_role_connection(
+        &self,
+        access_token: &SecretString,
+        connection: &RoleConnection,
+        reason: &str,
+    ) -> DiscordResult<()> {
+        let path = format!(
+            "/users/@me/applications/{}/role-connection",
+            segment(&self.config.application_id)?
+        );
+        let call = self
+            .call(
+                Method::PUT,
+                "/users/@me/applications/{application}/role-connection",
+                path,
+                None,
+            )
+            .reason(reason)
+            .json(connection)?;
+        self.transport
+            .send(&Call {
+                auth: Auth::Bearer(access_token),
+                ..call
+            })
+            .await
+            .map(drop)
+    }
+
+    /// `GET /users/@me/applications/{app}/role-connection` with the member's own token.
+    pub async fn role_connection(
+        &self,
+        access_token: &SecretString,
+    ) -> DiscordResult<HeldRoleConnection> {
+        let path = format!(
+            "/users/@me/applications/{}/role-connection",
+            segment(&self.config.application_id)?
+        );
+        let call = self.call(
+            Method::GET,
+            "/users/@me/applications/{application}/role-connection",
+            path,
+            None,
+        );
+        self.transport
+            .send_json(&Call {
+                auth: Auth::Bearer(access_token),
+                ..call
+            })
+            .await
     }
 
     fn role_call<'a>(

@@ -6,7 +6,7 @@ pub mod error;
 pub mod model;
 pub mod ratelimit;
 
-pub use client::{CallStats, DiscordClient, DiscordConfig};
+pub use client::{CallStats, DiscordClient, DiscordConfig, ROLE_CONNECTIONS_WRITE};
 pub use error::DiscordError;
 pub use model::{
     AddMember, AuthorizationRequest, DiscordUser, Guild, GuildMember, GuildRole, TokenSet,

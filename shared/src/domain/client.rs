@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::linked_roles::LinkedRoles;
 use crate::clock::Timestamp;
 
 pub const DEFAULT_API_BASE: &str = "https://discord.com/api/v10";
@@ -99,6 +100,10 @@ pub struct Client {
     /// kept for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
+    /// Linked Roles metadata and its sources (`domain::linked_roles`); `None`: not configured
+    /// (also every row written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_roles: Option<LinkedRoles>,
     pub guild: GuildFacts,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -127,6 +132,7 @@ mod tests {
             discord_authorize_url: DEFAULT_AUTHORIZE_URL.into(),
             public_key: Some("ab".repeat(32)),
             webhook_url: None,
+            linked_roles: None,
             guild: GuildFacts::default(),
             created_at: 1,
             updated_at: 1,

@@ -62,6 +62,22 @@ pub struct Link {
     /// budget.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub refused: BTreeSet<String>,
+    /// OAuth2 scopes the member granted when linking (`role_connections.write` only when the
+    /// client's Linked Roles were on then). Empty for imported links and links stored before
+    /// scopes were kept: those count as lacking every optional scope.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub scopes: BTreeSet<String>,
+    /// The Linked Roles role connection last pushed to Discord for this member; an unchanged
+    /// one is not sent again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_connection: Option<super::linked_roles::RoleConnection>,
+}
+
+impl Link {
+    /// Whether the member granted `scope` when linking.
+    pub fn granted(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
 }
 
 fn known() -> bool {

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod client;
 pub mod console;
+pub mod linked_roles;
 pub mod member;
 pub mod nickname;
 pub mod plan;
@@ -18,6 +19,7 @@ pub use console::{
     AuditSearch, ConsoleSession, ConsoleSignIn, MemberCounts, MemberFilter, MemberSearch,
     CONSOLE_SESSION_TTL_SECS,
 };
+pub use linked_roles::LinkedRoles;
 pub use member::{
     refusal_key, LastError, Link, LinkStatus, Member, SiteUser, StoredTokens, UnlinkCleanup,
     UnlinkReason, Unlinking, NICK_REFUSAL,

@@ -57,6 +57,8 @@ pub enum Count {
     TokensRefreshed,
     TokensFailed,
     TokensUnreadable,
+    /// Linked Roles: role connections that had drifted on Discord, written again.
+    RoleConnectionsRepaired,
 }
 
 impl Count {
@@ -75,6 +77,7 @@ impl Count {
             Count::TokensRefreshed => "tokens_refreshed",
             Count::TokensFailed => "tokens_failed",
             Count::TokensUnreadable => "tokens_unreadable",
+            Count::RoleConnectionsRepaired => "role_connections_repaired",
         }
     }
 

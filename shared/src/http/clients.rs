@@ -338,6 +338,7 @@ pub fn new_client(app: &AppState, input: ClientInput) -> Result<(Client, ClientS
             .unwrap_or_else(|| DEFAULT_AUTHORIZE_URL.to_owned()),
         public_key: input.public_key,
         webhook_url: input.webhook_url,
+        linked_roles: None,
         guild: GuildFacts::default(),
         created_at: now,
         updated_at: now,

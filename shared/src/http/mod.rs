@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod link;
+pub mod linked_roles;
 pub mod roles;
 pub mod runs;
 pub mod tokens;
@@ -72,6 +73,7 @@ admin_api! {
     "/clients/{client}/users/import" => post users::import_users;
     "/clients/{client}/users/{user_id}/link" => delete users::unlink;
     "/clients/{client}/link-sessions" => post link::create_link_session;
+    "/clients/{client}/linked-roles" => put linked_roles::put_linked_roles, get linked_roles::get_linked_roles;
     "/clients/{client}/tasks/{task}" => post runs::run_task;
     "/clients/{client}/runs" => get runs::list_runs;
     "/clients/{client}/audit" => get runs::list_audit;
@@ -100,6 +102,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .routes(routes!(users::import_users))
         .routes(routes!(users::unlink))
         .routes(routes!(link::create_link_session))
+        .routes(routes!(
+            linked_roles::put_linked_roles,
+            linked_roles::get_linked_roles
+        ))
         .routes(routes!(runs::run_task))
         .routes(routes!(runs::list_runs))
         .routes(routes!(runs::list_audit))

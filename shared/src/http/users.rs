@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
-use crate::domain::{LastError, LinkStatus, Member, SiteUser, UnlinkPolicy, UnlinkReason};
+use crate::domain::linked_roles::needs_relink;
+use crate::domain::{Client, LastError, LinkStatus, Member, SiteUser, UnlinkPolicy, UnlinkReason};
 use crate::service::import::{self, ImportItem, ImportReport};
 use crate::service::members;
 use crate::store::Cursor;
@@ -69,12 +70,21 @@ pub struct UserView {
     pub unlinking: Vec<UnlinkingView>,
     /// The member's Discord roles or nickname still need to be brought in line.
     pub pending: bool,
+    /// The client's Linked Roles are on but this member's link did not grant
+    /// `role_connections.write` (linked before, or imported): send them through a link session
+    /// again.
+    pub needs_relink: bool,
     pub last_error: Option<LastError>,
     pub updated_at: i64,
 }
 
-impl From<Member> for UserView {
-    fn from(m: Member) -> Self {
+impl UserView {
+    /// The view of `m`, a member of `client`.
+    pub fn new(m: Member, client: &Client) -> Self {
+        let needs_relink = m
+            .link
+            .as_ref()
+            .is_some_and(|l| needs_relink(client.linked_roles.as_ref(), l));
         let link = m.link.map(|l| LinkView {
             display: if l.username.contains('#') {
                 l.username.clone()
@@ -109,6 +119,7 @@ impl From<Member> for UserView {
                 })
                 .collect(),
             pending: m.pending,
+            needs_relink,
             last_error: m.last_error,
             updated_at: m.updated_at,
         }
@@ -148,12 +159,11 @@ pub(super) fn page_args(
     Ok((cursor, limit))
 }
 
-async fn require_client(app: &AppState, client: &str) -> ApiResult<()> {
+async fn require_client(app: &AppState, client: &str) -> ApiResult<Client> {
     app.store
         .get_client(client)
         .await?
-        .ok_or_else(|| ApiError::not_found("client"))?;
-    Ok(())
+        .ok_or_else(|| ApiError::not_found("client"))
 }
 
 #[utoipa::path(put, path = "/clients/{client}/users/{user_id}", tag = "users", request_body = UserInput,
@@ -173,7 +183,8 @@ pub async fn put_user(
         attributes: input.attributes,
     };
     let member = members::save_user(&app, &client, user).await?;
-    Ok(Json(member.into()))
+    let client = require_client(&app, &client).await?;
+    Ok(Json(UserView::new(member, &client)))
 }
 
 #[utoipa::path(get, path = "/clients/{client}/users/{user_id}", tag = "users",
@@ -183,13 +194,13 @@ pub async fn get_user(
     State(app): State<AppState>,
     ApiPath((client, user_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<UserView>> {
-    require_client(&app, &client).await?;
+    let c = require_client(&app, &client).await?;
     let m = app
         .store
         .get_member(&client, &user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(Json(m.into()))
+    Ok(Json(UserView::new(m, &c)))
 }
 
 #[utoipa::path(get, path = "/clients/{client}/users", tag = "users",
@@ -200,7 +211,7 @@ pub async fn list_users(
     ApiPath(client): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<UserPage>> {
-    require_client(&app, &client).await?;
+    let c = require_client(&app, &client).await?;
     let (cursor, limit) = page_args(q.cursor.as_deref(), q.limit)?;
     let page = if q.pending {
         app.store
@@ -212,7 +223,11 @@ pub async fn list_users(
             .await?
     };
     Ok(Json(UserPage {
-        items: page.items.into_iter().map(UserView::from).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(|m| UserView::new(m, &c))
+            .collect(),
         next_cursor: page.next.map(|c| c.as_str().to_owned()),
     }))
 }
@@ -227,7 +242,8 @@ pub async fn unlink(
     ApiPath((client, user_id)): ApiPath<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     let member = members::unlink(&app, &client, &user_id, "admin").await?;
-    Ok((StatusCode::ACCEPTED, Json(UserView::from(member))))
+    let client = require_client(&app, &client).await?;
+    Ok((StatusCode::ACCEPTED, Json(UserView::new(member, &client))))
 }
 
 /// Most items one import request may carry. A new item costs up to five store round trips on

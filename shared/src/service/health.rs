@@ -272,6 +272,7 @@ mod tests {
             discord_authorize_url: crate::domain::client::DEFAULT_AUTHORIZE_URL.into(),
             public_key: None,
             webhook_url: None,
+            linked_roles: None,
             guild: Default::default(),
             created_at: 0,
             updated_at: 0,

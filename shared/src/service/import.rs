@@ -106,6 +106,9 @@ pub async fn import_users(
                 // the member before planning, so a removal pushed now is not lost.
                 roles_known: false,
                 refused: Default::default(),
+                // No OAuth grant: an imported member has granted no scope yet.
+                scopes: Default::default(),
+                role_connection: None,
             };
             match store
                 // Not pending: the next remote sync learns the member's roles from the member

@@ -150,7 +150,9 @@ async fn open_link(app: &AppState, token: &str) -> CallbackResponse {
             .await?
             .ok_or(ServiceError::NotFound("client"))?;
         let discord = app.discord_for(&client).await?;
-        let request = discord.authorization_request();
+        // Linked Roles need the member's permission to write their role connection.
+        let wants_role_connections = client.linked_roles.as_ref().is_some_and(|l| l.enabled);
+        let request = discord.authorization_request_with(wants_role_connections);
         let browser = random_token(32);
         let bound = LinkSession {
             state_hash: state_hash(request.state.expose_secret()),
@@ -473,6 +475,8 @@ async fn join_and_store(
         linked_at: ctx.now(),
         roles_known: true,
         refused: Default::default(),
+        scopes: tokens.scope.split_whitespace().map(str::to_owned).collect(),
+        role_connection: None,
     };
     // Marked before the member becomes pending, so no tick can miss them.
     mark_pending(&ctx.app, client_id).await?;

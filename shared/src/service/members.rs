@@ -16,6 +16,7 @@ use crate::domain::{
 use super::audit::AuditBatch;
 use super::reconcile::audit_reason;
 use super::{ClientContext, ServiceError};
+use crate::domain::linked_roles::role_connection_due;
 use crate::work::dispatch::{mark_pending, wake};
 
 /// Stores a site user's groups and attributes. When their linked member is now out of line, marks
@@ -60,6 +61,9 @@ pub async fn save_user(
             !plan(&desired, &current, &guild)
                 .without_refused(&link.refused)
                 .is_noop()
+                // Linked Roles: a change of the member's metadata is work for the writer too,
+                // even when their Discord roles stay the same.
+                || role_connection_due(client.linked_roles.as_ref(), &user, link).is_some()
         });
     // Already pending: a writer may be applying the old state right now, so a changed desired
     // state is work even when our record already matches it (the write in flight may not).

@@ -7,9 +7,11 @@ pub mod context;
 pub mod events;
 pub mod health;
 pub mod import;
+pub mod linked_roles;
 pub mod linking;
 pub mod members;
 pub mod reconcile;
+pub mod role_connection;
 pub mod roles;
 pub mod unlinking;
 

@@ -12,6 +12,7 @@ use crate::domain::{
 use crate::store::Outcome;
 
 use super::audit::AuditBatch;
+use super::role_connection::{self, Pushed};
 use super::unlinking::{self, Unlinked};
 use super::{ClientContext, ServiceError};
 
@@ -211,6 +212,16 @@ pub async fn reconcile_member(
     result.errors.extend(unlinked.errors);
     result.former.extend(unlinked.changes);
     result.still_pending |= unlinked.still_pending;
+    // Linked Roles: the same pass that applies a member's groups pushes their role connection
+    // (it is a no-op when nothing changed since the last push).
+    if !dry_run && !result.left && !ctx.writer_lost() {
+        match role_connection::push_role_connection(ctx, member, actor).await? {
+            Pushed::NotDue | Pushed::Pushed | Pushed::Revoked(None) => {}
+            Pushed::Revoked(Some(e)) | Pushed::Failed(e) => {
+                result.errors.push(run_error(member, &e));
+            }
+        }
+    }
     Ok(result)
 }
 

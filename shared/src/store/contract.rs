@@ -41,6 +41,7 @@ macro_rules! store_contract_tests {
     ($fresh:path) => {
         $crate::store_contract_tests!(@each $fresh;
             clients_are_created_once_read_updated_and_deleted,
+            a_clients_linked_roles_are_kept_and_can_be_removed,
             deleting_a_client_removes_everything_stored_under_it,
             roles_are_replaced_in_one_step_and_listed_highest_first,
             role_groups_are_set_on_mirrored_roles_only,
@@ -57,6 +58,7 @@ macro_rules! store_contract_tests {
             an_outcome_writes_names_only_when_given_and_always_the_error,
             an_outcome_without_member_or_link_is_not_found,
             tokens_are_replaced_and_dropped_on_links_only,
+            a_pushed_role_connection_is_kept_on_its_own_link_only,
             marking_linked_members_pending_touches_active_links_only,
             members_are_listed_by_user_id_across_pages,
             pending_members_are_listed_by_user_id_across_pages,
@@ -129,6 +131,7 @@ pub fn client(id: &str) -> Client {
             "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c".to_owned(),
         ),
         webhook_url: None,
+        linked_roles: None,
         guild: GuildFacts::default(),
         created_at: T0,
         updated_at: T0,
@@ -169,6 +172,9 @@ pub fn link(discord_user_id: &str) -> Link {
         linked_at: T0,
         roles_known: true,
         refused: BTreeSet::new(),
+        // Non-empty, so every link round trip also covers the granted scopes.
+        scopes: ["identify".to_owned(), "role_connections.write".to_owned()].into(),
+        role_connection: None,
     }
 }
 
@@ -347,6 +353,46 @@ pub async fn clients_are_created_once_read_updated_and_deleted(store: &dyn Store
         Err(StoreError::NotFound)
     ));
     assert_eq!(store.list_clients().await.unwrap(), vec![client("b")]);
+}
+
+pub async fn a_clients_linked_roles_are_kept_and_can_be_removed(store: &dyn Store) {
+    use crate::domain::linked_roles::{
+        Comparison, LinkedRoles, MetadataField, MetadataSource, ValueKind,
+    };
+    store.create_client(&client("a")).await.unwrap();
+    assert_eq!(
+        store.get_client("a").await.unwrap().unwrap().linked_roles,
+        None
+    );
+    let mut updated = client("a");
+    updated.linked_roles = Some(LinkedRoles {
+        enabled: true,
+        platform_name: "Example Site".into(),
+        metadata: vec![
+            MetadataField {
+                key: "officer".into(),
+                name: "Officer".into(),
+                description: "Is an officer".into(),
+                kind: ValueKind::Boolean,
+                comparison: Comparison::Equal,
+                source: MetadataSource::Group("officers".into()),
+            },
+            MetadataField {
+                key: "member_since".into(),
+                name: "Member since".into(),
+                description: "Joined the site on".into(),
+                kind: ValueKind::Datetime,
+                comparison: Comparison::LessThanOrEqual,
+                source: MetadataSource::Attribute("joined_at".into()),
+            },
+        ],
+    });
+    store.update_client(&updated).await.unwrap();
+    assert_eq!(store.get_client("a").await.unwrap(), Some(updated.clone()));
+    assert_eq!(store.list_clients().await.unwrap(), vec![updated.clone()]);
+    updated.linked_roles = None;
+    store.update_client(&updated).await.unwrap();
+    assert_eq!(store.get_client("a").await.unwrap(), Some(updated));
 }
 
 pub async fn deleting_a_client_removes_everything_stored_under_it(store: &dyn Store) {
@@ -1010,6 +1056,61 @@ pub async fn tokens_are_replaced_and_dropped_on_links_only(store: &dyn Store) {
         .link
         .unwrap();
     assert_eq!(l.tokens, None);
+}
+
+pub async fn a_pushed_role_connection_is_kept_on_its_own_link_only(store: &dyn Store) {
+    use crate::domain::linked_roles::RoleConnection;
+    setup_client(store, "a").await;
+    let pushed = RoleConnection {
+        platform_name: "Site".to_owned(),
+        platform_username: "u1".to_owned(),
+        metadata: [("officer".to_owned(), "1".to_owned())].into(),
+    };
+    store
+        .save_site_user("a", &site_user("u1", &[]), false, T0)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .set_role_connection("a", "u1", "d1", Some(&pushed))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .create_link("a", "u1", &link("d1"), None, false, T0)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            store
+                .set_role_connection("a", "u1", "d2", Some(&pushed))
+                .await,
+            Err(StoreError::NotFound)
+        ),
+        "not on a link to another account"
+    );
+    store
+        .set_role_connection("a", "u1", "d1", Some(&pushed))
+        .await
+        .unwrap();
+    let member = store.get_member("a", "u1").await.unwrap().unwrap();
+    let l = member.link.unwrap();
+    assert_eq!(l.role_connection.as_ref(), Some(&pushed));
+    assert_eq!(
+        Link {
+            role_connection: None,
+            ..l
+        },
+        link("d1"),
+        "nothing else changes"
+    );
+    assert!(!member.pending, "pending is untouched");
+    store
+        .set_role_connection("a", "u1", "d1", None)
+        .await
+        .unwrap();
+    let l = store.get_member("a", "u1").await.unwrap().unwrap().link;
+    assert_eq!(l.unwrap().role_connection, None);
 }
 
 pub async fn marking_linked_members_pending_touches_active_links_only(store: &dyn Store) {

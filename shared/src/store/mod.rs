@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 
 use crate::clock::Timestamp;
+use crate::domain::linked_roles::RoleConnection;
 use crate::domain::{
     ApiToken, AuditEntry, AuditSearch, Client, ConsoleSession, LastError, Link, LinkSession,
     LinkStatus, Member, MemberCounts, MemberSearch, Role, RunReport, SiteUser, StoredTokens,
@@ -255,6 +256,17 @@ pub trait MemberStore: Send + Sync {
         client: &str,
         user_id: &str,
         tokens: Option<&StoredTokens>,
+    ) -> StoreResult<()>;
+
+    /// Records the Linked Roles role connection just pushed for the link to `discord_user_id`
+    /// (`None` forgets it). `NotFound` when the user has no link to that account any more (a
+    /// relink meanwhile: the new account's connection is still to push).
+    async fn set_role_connection(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        pushed: Option<&RoleConnection>,
     ) -> StoreResult<()>;
 
     /// Marks every member with an active link or an unlinking pending and forgets their refused

@@ -14,6 +14,7 @@ use crate::secrets::TokenOwner;
 use crate::service::audit::AuditBatch;
 use crate::service::members::{apply_unlink_policy, TokenPair};
 use crate::service::reconcile::{last_error, reconcile_observed, run_error, Observed, Scope};
+use crate::service::role_connection::{self, Pushed};
 use crate::service::ServiceError;
 use crate::store::{Cursor, Outcome};
 
@@ -112,6 +113,7 @@ async fn refresh_tokens(run: &mut Run<'_>, start: Option<String>) -> Result<(), 
                 return Ok(());
             }
             refresh_one(run, member).await?;
+            repair_role_connection(run, member).await?;
         }
         match page.next {
             Some(next) => after = Some(next),
@@ -190,6 +192,35 @@ async fn refresh_one(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceEr
             run.report.count(Count::TokensFailed);
             run.report.errors.push(run_error(member, &e));
         }
+    }
+    Ok(())
+}
+
+/// Linked Roles: writes the member's role connection again when what Discord holds drifted from
+/// theirs. Read from the store again: `refresh_one` may just have stored new tokens or revoked.
+async fn repair_role_connection(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceError> {
+    let ctx = &run.ctx;
+    if run.options.dry_run || !ctx.client.linked_roles.as_ref().is_some_and(|l| l.enabled) {
+        return Ok(());
+    }
+    let Some(current) = ctx
+        .app
+        .store
+        .get_member(&ctx.client.id, &member.user.user_id)
+        .await?
+    else {
+        return Ok(());
+    };
+    match role_connection::repair_role_connection(ctx, &current, &run.actor).await? {
+        Pushed::NotDue => {}
+        Pushed::Pushed => run.report.count(Count::RoleConnectionsRepaired),
+        Pushed::Revoked(refused) => {
+            run.report.count(Count::Revoked);
+            if let Some(e) = refused {
+                run.report.errors.push(run_error(&current, &e));
+            }
+        }
+        Pushed::Failed(e) => run.report.errors.push(run_error(&current, &e)),
     }
     Ok(())
 }

@@ -22,6 +22,15 @@ use crate::discord::{DiscordError, DiscordResult};
 
 /// What we ask members for: who they are, and the right to add them to the guild.
 const SCOPES: [&str; 2] = ["identify", "guilds.join"];
+pub use crate::domain::linked_roles::ROLE_CONNECTIONS_WRITE;
+
+fn scopes(role_connections: bool) -> Vec<&'static str> {
+    let mut scopes = SCOPES.to_vec();
+    if role_connections {
+        scopes.push(ROLE_CONNECTIONS_WRITE);
+    }
+    scopes
+}
 const TOKEN_ROUTE: &str = "/oauth2/token";
 const REVOKE_ROUTE: &str = "/oauth2/token/revoke";
 /// Discord's access-token lifetime, assumed when a token response leaves `expires_in` out.
@@ -43,7 +52,11 @@ pub fn is_well_formed_state(state: &str) -> bool {
 type OAuthError = RequestTokenError<DiscordError, StandardErrorResponse<BasicErrorResponseType>>;
 
 impl DiscordClient {
-    pub(super) fn build_authorization_request(&self) -> AuthorizationRequest {
+    pub(super) fn build_authorization_request(
+        &self,
+        role_connections: bool,
+    ) -> AuthorizationRequest {
+        let scopes = scopes(role_connections);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state = CsrfToken::new_random_len(STATE_BYTES);
         let url = match (
@@ -55,7 +68,7 @@ impl DiscordClient {
                     .set_auth_uri(auth_url)
                     .set_redirect_uri(redirect)
                     .authorize_url(|| state.clone())
-                    .add_scopes(SCOPES.map(|s| Scope::new(s.to_owned())))
+                    .add_scopes(scopes.iter().map(|s| Scope::new((*s).to_owned())))
                     .add_extra_param("prompt", "consent")
                     .set_pkce_challenge(challenge)
                     .url()
@@ -65,7 +78,7 @@ impl DiscordClient {
             _ => {
                 // Configuration is validated at start-up; never panic on a request path.
                 tracing::error!("authorize_url or redirect_uri is not a valid URL");
-                self.authorize_url_unchecked(&state, &challenge)
+                self.authorize_url_unchecked(&state, &challenge, &scopes)
             }
         };
         AuthorizationRequest {
@@ -76,8 +89,13 @@ impl DiscordClient {
     }
 
     /// The same URL, without the `oauth2` crate's URL validation.
-    fn authorize_url_unchecked(&self, state: &CsrfToken, challenge: &PkceCodeChallenge) -> String {
-        let scope = SCOPES.join(" ");
+    fn authorize_url_unchecked(
+        &self,
+        state: &CsrfToken,
+        challenge: &PkceCodeChallenge,
+        scopes: &[&str],
+    ) -> String {
+        let scope = scopes.join(" ");
         let query = serde_urlencoded::to_string([
             ("response_type", "code"),
             ("client_id", self.config.application_id.as_str()),

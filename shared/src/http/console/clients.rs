@@ -563,6 +563,44 @@ pub async fn overview(
     overview_page(&app, &user, c, None, done_notice(q.done.as_deref()), None).await
 }
 
+/// The overview's Linked Roles section: what is configured, read from the store only (the admin
+/// API's `GET …/linked-roles` also asks Discord what it holds; the overview makes no Discord call).
+fn linked_roles_section(c: &Client) -> Markup {
+    use crate::domain::linked_roles::MetadataSource;
+    html! {
+        section aria-labelledby="linked-roles-h" {
+            h2 #linked-roles-h { "Linked roles" }
+            @match &c.linked_roles {
+                None => p { "Not configured: " code { "PUT /api/v1/clients/" (c.id) "/linked-roles" } " registers metadata with Discord." },
+                Some(l) => {
+                    p {
+                        @if l.enabled { (badge("good", "on")) " Members are asked for role_connections.write and their metadata is pushed as " }
+                        @else { (badge("unknown", "off")) " Registered, not pushed; shown to members as " }
+                        strong { (l.platform_name) } "."
+                    }
+                    table {
+                        caption.visually-hidden { "Linked Roles metadata" }
+                        thead { tr { th scope="col" { "Key" } th scope="col" { "Name" } th scope="col" { "Compared" } th scope="col" { "From" } } }
+                        tbody {
+                            @for m in &l.metadata {
+                                tr {
+                                    td { code { (m.key) } }
+                                    td { (m.name) }
+                                    td { (m.comparison.as_str()) }
+                                    td { @match &m.source {
+                                        MetadataSource::Group(g) => { "group " code { (g) } },
+                                        MetadataSource::Attribute(a) => { "attribute " code { (a) } },
+                                    } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn overview_page(
     app: &AppState,
     user: &ConsoleUser,
@@ -615,6 +653,7 @@ async fn overview_page(
                 }
             }
             (super::webhooks::overview_section(&c, v.has_webhook_secret))
+            (linked_roles_section(&c))
             section aria-labelledby="delete-h" {
                 h2 #delete-h { "Delete this client" }
                 p { "Removes its configuration, secrets, links and history from the connector. Nothing changes on Discord." }

@@ -329,6 +329,12 @@ pub async fn show(
                                     @if !l.roles_known { br; span.help { "as imported; read from Discord at the next remote sync" } }
                                 }
                                 dt { "Linked" } dd { (time(l.linked_at)) }
+                                @if crate::domain::linked_roles::needs_relink(c.linked_roles.as_ref(), l) {
+                                    dt { "Linked Roles" } dd {
+                                        (badge("warn", "needs relink"))
+                                        " Linked before Linked Roles were on: the member must link again to share their metadata with Discord."
+                                    }
+                                }
                             }
                         }
                         None => { p { "Not linked. The website sends the member a link button." } }

@@ -13,6 +13,7 @@ use super::keys::{self, GSI1PK, GSI1SK};
 use super::webhooks::outbox_puts;
 use super::{backend, is_condition_failed, links, update_if, DynamoStore, Query};
 use crate::clock::Timestamp;
+use crate::domain::linked_roles::RoleConnection;
 use crate::domain::{
     Link, LinkStatus, Member, MemberCounts, SiteUser, StoredTokens, UnlinkCleanup, Unlinking,
     WebhookEvent,
@@ -103,6 +104,29 @@ impl MemberStore for DynamoStore {
         tokens: Option<&StoredTokens>,
     ) -> StoreResult<()> {
         set_tokens(self, client, user_id, tokens).await
+    }
+
+    async fn set_role_connection(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        pushed: Option<&RoleConnection>,
+    ) -> StoreResult<()> {
+        let mut expr = Expr::new();
+        expr.set(
+            &["link", "role_connection"],
+            items::value(&pushed, "role_connection")?,
+        );
+        // Only the link to that account: after a relink the new one's connection is still due.
+        let account = expr.path(&["link", "discord_user_id"]);
+        let wanted = expr.value(s(discord_user_id));
+        let condition = format!("{account} = {wanted}");
+        if update_if(self, member_key(client, user_id), &expr, condition).await? {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
     }
 
     async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64> {

@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use super::webhooks;
 use super::{from_json, from_json_opt, is_unique_violation, page, to_json, SqliteStore};
 use crate::clock::Timestamp;
+use crate::domain::linked_roles::RoleConnection;
 use crate::domain::{
     LastError, Link, LinkStatus, Member, MemberCounts, MemberSearch, SiteUser, StoredTokens,
     UnlinkCleanup, Unlinking, WebhookEvent,
@@ -124,6 +125,25 @@ impl MemberStore for SqliteStore {
         let (client, user_id, tokens) = (client.to_owned(), user_id.to_owned(), tokens.cloned());
         self.run(move |c| set_tokens(c, &client, &user_id, tokens.as_ref()))
             .await
+    }
+
+    async fn set_role_connection(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        pushed: Option<&RoleConnection>,
+    ) -> StoreResult<()> {
+        let (client, user_id, discord_user_id, pushed) = (
+            client.to_owned(),
+            user_id.to_owned(),
+            discord_user_id.to_owned(),
+            pushed.cloned(),
+        );
+        self.run(move |c| {
+            set_role_connection(c, &client, &user_id, &discord_user_id, pushed.as_ref())
+        })
+        .await
     }
 
     async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64> {
@@ -557,6 +577,27 @@ fn set_tokens(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut link = link_for_update(&tx, client, user_id)?;
     link.tokens = tokens.cloned();
+    tx.execute(
+        "UPDATE members SET link = ?3 WHERE client = ?1 AND user_id = ?2",
+        params![client, user_id, to_json(&link)?],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn set_role_connection(
+    conn: &mut Connection,
+    client: &str,
+    user_id: &str,
+    discord_user_id: &str,
+    pushed: Option<&RoleConnection>,
+) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut link = link_for_update(&tx, client, user_id)?;
+    if link.discord_user_id != discord_user_id {
+        return Err(StoreError::NotFound);
+    }
+    link.role_connection = pushed.cloned();
     tx.execute(
         "UPDATE members SET link = ?3 WHERE client = ?1 AND user_id = ?2",
         params![client, user_id, to_json(&link)?],
