@@ -319,7 +319,7 @@ pub fn chromium_args(window: (u32, u32)) -> Vec<String> {
 }
 
 /// Cargo's target directory: `CARGO_TARGET_DIR`, else the one holding this test executable
-/// (marked by Cargo's `CACHEDIR.TAG`), else `<workspace>/target`. (As in `moto.rs`.)
+/// (marked by Cargo's `CACHEDIR.TAG`), else `<workspace>/target`. moto's venv lives there too.
 pub fn target_dir() -> PathBuf {
     let workspace = workspace_dir();
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {

@@ -191,28 +191,8 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// Cargo's target directory: `CARGO_TARGET_DIR`, else the one holding this test executable
-/// (marked by Cargo's `CACHEDIR.TAG`), else `<workspace>/target`.
-fn target_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return workspace.join(dir);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-                .map(Path::to_path_buf)
-        })
-        .unwrap_or_else(|| workspace.join("target"))
-}
-
 fn venv_dir() -> PathBuf {
-    target_dir().join("moto-venv")
+    super::chromium::target_dir().join("moto-venv")
 }
 
 /// The venv's python, installing moto under an exclusive file lock unless already done.
@@ -270,7 +250,7 @@ fn run(command: &mut Command) -> Result<(), String> {
 }
 
 fn start(python: &Path) -> Result<MotoServer, String> {
-    let log_dir = target_dir().join("tmp");
+    let log_dir = super::chromium::target_dir().join("tmp");
     fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
     let log_path = log_dir.join(format!("moto-{}.log", std::process::id()));
     let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;

@@ -8,7 +8,6 @@ use crate::app::AppState;
 use crate::discord::DiscordError;
 use crate::domain::{Client, MemberCounts, Role, RunReport, TaskName, UnlinkPolicy};
 use crate::schedule::{default_schedule, parse_rate};
-use crate::tasks::run::latest_run;
 
 use super::roles::{role_views, sync_roles, RoleView};
 use super::{ClientContext, ServiceError};
@@ -174,9 +173,16 @@ pub struct ClientSummary {
     pub blocked_mapped: Vec<String>,
 }
 
-/// How far back the 429 count looks, in runs (the 5-minute verify stores a run only when it had
-/// work, so this is a day of a busy guild).
-const RATE_LIMIT_LOOKBACK_RUNS: usize = 500;
+/// How far back the summary looks in the run log, in runs: the newest run of each task (as
+/// `tasks::run::latest_run` does) and the 429s of the last day (the 5-minute verify stores a run
+/// only when it had work, so this is a day of a busy guild).
+const LOOKBACK_RUNS: usize = 500;
+
+const TASKS: [TaskName; 3] = [
+    TaskName::VerifyGroups,
+    TaskName::SyncAccounts,
+    TaskName::RemoteSyncGroups,
+];
 
 pub async fn client_summary(
     app: &AppState,
@@ -197,57 +203,74 @@ pub async fn client_summary(
                 .collect()
         })
         .unwrap_or_default();
-    let mut tasks = Vec::new();
-    for task in [
-        TaskName::VerifyGroups,
-        TaskName::SyncAccounts,
-        TaskName::RemoteSyncGroups,
-    ] {
-        let last = latest_run(app.store.as_ref(), &client.id, task).await?;
-        let period_secs = periods
-            .iter()
-            .find(|(t, _)| *t == task)
-            .map_or(0, |(_, p)| *p);
-        let next_due = match task {
-            TaskName::VerifyGroups => None,
-            _ => last.as_ref().map(|r| r.started_at + period_secs),
-        };
-        tasks.push(TaskStanding {
-            task,
-            period_secs,
-            last,
-            next_due,
-        });
-    }
+    let recent = recent_runs(app, &client.id, app.clock.now() - 86_400).await?;
+    let tasks = TASKS
+        .into_iter()
+        .zip(recent.latest)
+        .map(|(task, last)| {
+            let period_secs = periods
+                .iter()
+                .find(|(t, _)| *t == task)
+                .map_or(0, |(_, p)| *p);
+            let next_due = match task {
+                TaskName::VerifyGroups => None,
+                _ => last.as_ref().map(|r| r.started_at + period_secs),
+            };
+            TaskStanding {
+                task,
+                period_secs,
+                last,
+                next_due,
+            }
+        })
+        .collect();
     Ok(ClientSummary {
         counts,
         tasks,
-        rate_limited_24h: rate_limited_since(app, &client.id, app.clock.now() - 86_400).await?,
+        rate_limited_24h: recent.rate_limited,
         hierarchy_ok: hierarchy.ok(client),
         blocked_mapped: hierarchy.blocked_mapped,
     })
 }
 
-async fn rate_limited_since(
+/// What the summary needs from the run log, read in one newest-first walk.
+struct RecentRuns {
+    /// The newest stored (not dry) run of each of [`TASKS`], in that order.
+    latest: [Option<RunReport>; 3],
+    /// 429s of the runs started since the given time.
+    rate_limited: u64,
+}
+
+async fn recent_runs(
     app: &AppState,
     client_id: &str,
     since: i64,
-) -> Result<u64, ServiceError> {
-    let mut total = 0;
+) -> Result<RecentRuns, ServiceError> {
+    let mut recent = RecentRuns {
+        latest: [None, None, None],
+        rate_limited: 0,
+    };
     let mut seen = 0;
     let mut after = None;
     loop {
         let page = app.store.list_runs(client_id, after.as_ref(), 100).await?;
-        for r in &page.items {
-            if r.started_at < since {
-                return Ok(total);
-            }
-            total += r.rate_limited;
+        let mut past_since = false;
+        for r in page.items {
             seen += 1;
+            if r.started_at >= since {
+                recent.rate_limited += r.rate_limited;
+            } else {
+                past_since = true;
+            }
+            let slot = TASKS.iter().position(|t| *t == r.task);
+            if let Some(slot) = slot.filter(|i| recent.latest[*i].is_none() && !r.dry_run) {
+                recent.latest[slot] = Some(r);
+            }
         }
+        let all_found = recent.latest.iter().all(Option::is_some);
         match page.next {
-            Some(next) if seen < RATE_LIMIT_LOOKBACK_RUNS => after = Some(next),
-            _ => return Ok(total),
+            Some(next) if seen < LOOKBACK_RUNS && !(all_found && past_since) => after = Some(next),
+            _ => return Ok(recent),
         }
     }
 }
