@@ -628,3 +628,148 @@ async fn the_weekly_sync_repairs_a_role_connection_that_drifted_and_only_that() 
     assert_eq!(report["counts"]["role_connections_repaired"], 1, "{report}");
     assert_eq!(h.emu.role_connection(&alice), Some(pushed));
 }
+
+fn failed_puts(h: &Harness) -> usize {
+    role_connection_puts(h)
+        .iter()
+        .filter(|r| r.status >= 500)
+        .count()
+}
+
+#[tokio::test]
+async fn a_push_that_fails_for_a_moment_is_tried_again_at_the_next_tick() {
+    // Given alice linked with Linked Roles on, and Discord failing role-connection writes
+    let h = linked_alice().await;
+    h.emu.inject_fault(
+        discord_emulator::Fault::new("/role-connection", 500, 100).with_method("PUT"),
+    );
+
+    // When she joins the officers
+    let (status, _) = h
+        .api(
+            Method::PUT,
+            &format!("/clients/{CLIENT}/users/u-alice"),
+            Some(json!({"groups": ["members", "officers"],
+                        "attributes": {"missions": "3", "joined_at": "2024-01-02"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Then her roles are applied, the push fails (retried in the call: 4 tries), and she
+    // stays pending instead of being forgotten until her next change
+    for _ in 0..200 {
+        if failed_puts(&h) >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(failed_puts(&h) >= 4, "{:?}", role_connection_puts(&h));
+    assert!(h.roles_on_discord("alice").unwrap().contains("Officer"));
+    let user = h.wait_for_user("u-alice", |u| u["pending"] == true).await;
+    assert_eq!(user["linked"], true, "{user}");
+    assert_eq!(
+        h.emu.role_connection(&h.discord_id("alice")).unwrap()["metadata"]["officer"],
+        "0",
+        "Discord still holds the old one"
+    );
+
+    // And once Discord recovers, the next verify-groups pushes it
+    h.emu.clear_faults();
+    h.run_task("verify-groups", false).await;
+    assert_eq!(
+        h.emu.role_connection(&h.discord_id("alice")).unwrap()["metadata"]["officer"],
+        "1"
+    );
+    assert_eq!(h.get_user("u-alice").await["pending"], false);
+}
+
+#[tokio::test]
+async fn a_refused_push_is_not_sent_again_until_the_member_changes() {
+    // Given alice linked with Linked Roles on, and Discord refusing her role connection
+    let h = linked_alice().await;
+    h.emu.inject_fault(
+        discord_emulator::Fault::new("/role-connection", 400, 100)
+            .with_method("PUT")
+            .with_code(50035, "Invalid Form Body"),
+    );
+    let put = |groups: Value| {
+        let h = &h;
+        async move {
+            let (status, _) = h
+                .api(
+                    Method::PUT,
+                    &format!("/clients/{CLIENT}/users/u-alice"),
+                    Some(json!({"groups": groups,
+                                "attributes": {"missions": "3", "joined_at": "2024-01-02"}})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(h.settle().await, "settles: a refusal is not retried");
+        }
+    };
+
+    // When she joins the officers: one refused push, and she is not left pending
+    put(json!(["members", "officers"])).await;
+    let refused = role_connection_puts(&h).len();
+    assert!(refused >= 2, "{:?}", role_connection_puts(&h));
+    assert_eq!(h.get_user("u-alice").await["pending"], false);
+
+    // Then the 5-minute task sends nothing more
+    h.run_task("verify-groups", false).await;
+    assert_eq!(role_connection_puts(&h).len(), refused);
+
+    // And her next change is tried (and goes through once Discord accepts)
+    h.emu.clear_faults();
+    put(json!(["members", "officers", "pilots"])).await;
+    assert_eq!(
+        h.emu.role_connection(&h.discord_id("alice")).unwrap()["metadata"]["officer"],
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn pushes_wait_for_the_members_own_rate_limit_bucket() {
+    // Given Discord allows one role-connection call per member token every 2 seconds, and
+    // alice linked with Linked Roles on
+    let h = Harness::start().await;
+    h.emu.set_rate_limits(discord_emulator::RateLimits {
+        role_connection: Some(discord_emulator::Limit::new(1, 2.0)),
+        ..discord_emulator::RateLimits::unlimited()
+    });
+    h.setup_client().await;
+    set_enabled(&h, true).await;
+    put_member(
+        &h,
+        "u-alice",
+        &["members"],
+        json!({"missions": "3", "joined_at": "2024-01-02"}),
+    )
+    .await;
+    h.link("u-alice", "alice").await;
+    assert!(h.settle().await);
+    let before = h.emu.rate_limited_count();
+
+    // When her metadata changes three times in a row
+    for missions in ["4", "5", "6"] {
+        put_member(
+            &h,
+            "u-alice",
+            &["members"],
+            json!({"missions": missions, "joined_at": "2024-01-02"}),
+        )
+        .await;
+    }
+
+    // Then every push reached Discord and none was answered 429: the writer waited
+    assert_eq!(
+        h.emu.role_connection(&h.discord_id("alice")).unwrap()["metadata"]["missions"],
+        "6"
+    );
+    let statuses: Vec<(u16, f64)> = role_connection_puts(&h)
+        .iter()
+        .map(|r| (r.status, r.at))
+        .collect();
+    assert_eq!(role_connection_puts(&h).len(), 4, "{statuses:?}");
+    assert_eq!(h.emu.rate_limited_count(), before, "no 429");
+    assert_eq!(before, 0);
+}

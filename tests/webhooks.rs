@@ -683,3 +683,61 @@ async fn a_member_who_withdraws_our_authorization_is_reported_revoked() {
         h.discord_id("alice")
     );
 }
+
+#[tokio::test]
+async fn a_member_who_must_link_again_for_linked_roles_is_reported_once() {
+    // given bob linked while the client's Linked Roles were off
+    let (h, r) = setup().await;
+    h.put_user("u-bob", &["members"]).await;
+    h.link("u-bob", "bob").await;
+    r.wait_for(1).await;
+
+    // when the operator turns Linked Roles on
+    let (status, body) = h
+        .api(
+            Method::PUT,
+            &format!("/clients/{CLIENT}/linked-roles"),
+            Some(json!({
+                "enabled": true,
+                "platform_name": "Example Site",
+                "metadata": [{"key": "officer", "name": "Officer",
+                              "description": "Is an officer on the site",
+                              "type": "boolean", "source": {"group": "officers"}}],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(h.settle().await);
+
+    // then the site is told he must link again, signed, naming the scope his link lacks
+    let got = r.wait_for(2).await;
+    let told = &got[1];
+    assert!(told.valid, "{told:?}");
+    assert_eq!(told.body["type"], "link.needs_relink");
+    assert_eq!(told.body["data"]["user_id"], "u-bob");
+    assert_eq!(told.body["data"]["discord_user_id"], h.discord_id("bob"));
+    assert_eq!(told.body["data"]["missing_scope"], "role_connections.write");
+    let (_, audit) = h
+        .api(Method::GET, &format!("/clients/{CLIENT}/audit"), None)
+        .await;
+    assert!(
+        audit.to_string().contains("link.relink_requested"),
+        "{audit}"
+    );
+
+    // and his later changes, or a re-check of everyone, do not tell it again
+    h.put_user("u-bob", &["members", "officers"]).await;
+    let (status, _) = h
+        .api(Method::POST, &format!("/clients/{CLIENT}/roles/sync"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(h.settle().await);
+    let listed =
+        wait_deliveries(&h, CLIENT, |d| d.iter().all(|e| e["status"] == "delivered")).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+
+    // and once he links again (granting the scope) he no longer needs to
+    h.link("u-bob", "bob").await;
+    assert_eq!(h.get_user("u-bob").await["needs_relink"], false);
+    assert_eq!(r.types(), ["link.created", "link.needs_relink"]);
+}

@@ -227,6 +227,19 @@ impl MemberStore for CountingStore {
             .await
     }
 
+    async fn request_relink(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        missing_scope: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.write()
+            .request_relink(client, user_id, discord_user_id, missing_scope, now)
+            .await
+    }
+
     async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64> {
         self.write().mark_all_linked_pending(client, now).await
     }

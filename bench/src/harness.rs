@@ -38,6 +38,7 @@ pub fn discord_like_limits() -> RateLimits {
         member_roles: l(DISCORD_LIKE.member_roles),
         member_patch: l(DISCORD_LIKE.member_patch),
         member_get: l(DISCORD_LIKE.member_get),
+        role_connection: None,
         default: Some(Limit::new(50, 1.0)),
     }
 }

@@ -57,6 +57,7 @@ fn link(discord_user_id: &str, sealed: String) -> Link {
         refused: BTreeSet::new(),
         scopes: BTreeSet::new(),
         role_connection: None,
+        relink_requested_at: None,
     }
 }
 

@@ -32,7 +32,10 @@ pub struct RateLimits {
     pub member_patch: Option<Limit>,
     pub member_list: Option<Limit>,
     pub member_get: Option<Limit>,
-    /// Every other route, one bucket per route and guild.
+    /// `GET`/`PUT /users/@me/applications/{app}/role-connection`, one bucket per user token;
+    /// `None` falls back to `default`.
+    pub role_connection: Option<Limit>,
+    /// Every other route, one bucket per route and guild (per user token for `/users/@me`).
     pub default: Option<Limit>,
 }
 
@@ -45,6 +48,7 @@ impl Default for RateLimits {
             member_patch: Some(Limit::new(10, 10.0)),
             member_list: Some(Limit::new(10, 10.0)),
             member_get: Some(Limit::new(5, 1.0)),
+            role_connection: None,
             default: Some(Limit::new(50, 1.0)),
         }
     }
@@ -58,6 +62,7 @@ impl RateLimits {
             member_patch: None,
             member_list: None,
             member_get: None,
+            role_connection: None,
             default: None,
         }
     }
@@ -90,6 +95,9 @@ impl Route {
             ("PATCH", ["guilds", _, "members", _]) => "member_patch".to_owned(),
             ("GET", ["guilds", _, "members"]) => "member_list".to_owned(),
             ("GET", ["guilds", _, "members", _]) => "member_get".to_owned(),
+            ("GET" | "PUT", ["users", "@me", "applications", _, "role-connection"]) => {
+                "role_connection".to_owned()
+            }
             _ => {
                 let template: Vec<&str> = segments
                     .iter()
@@ -113,8 +121,19 @@ impl Route {
             "member_patch" => limits.member_patch,
             "member_list" => limits.member_list,
             "member_get" => limits.member_get,
+            "role_connection" => limits.role_connection.or(limits.default),
             _ => limits.default,
         }
+    }
+
+    /// The same route acting as a user (`Authorization: Bearer`): Discord limits a user's own
+    /// routes per token, so each user gets their own bucket.
+    pub(crate) fn for_user(mut self, token: &str) -> Self {
+        if self.major.is_empty() {
+            let digest = Sha256::digest(token.as_bytes());
+            self.major = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        }
+        self
     }
 
     /// Opaque and stable, like Discord's: the same family shares a hash across guilds.
@@ -162,10 +181,10 @@ impl Limiter {
         &mut self,
         limits: &RateLimits,
         route: &Route,
-        bot_token: Option<&str>,
+        token: Option<&str>,
         now: f64,
     ) -> Decision {
-        let global = bot_token
+        let global = token
             .zip(limits.global)
             .map(|(t, l)| (format!("global:{t}"), l));
         let bucket = route

@@ -95,3 +95,51 @@ async fn the_global_limit_applies_across_routes() {
     assert_eq!(limited.headers()["x-ratelimit-scope"], "global");
     assert_eq!(json(limited).await["global"], true);
 }
+
+#[tokio::test]
+async fn a_users_own_routes_are_limited_per_token() {
+    // given one role-connection request per 10 s, and alice and bob each holding a token
+    let h = start().await;
+    h.emu.set_rate_limits(RateLimits {
+        role_connection: Some(Limit::new(1, 10.0)),
+        ..RateLimits::unlimited()
+    });
+    let mut tokens = Vec::new();
+    for name in ["alice", "bob"] {
+        let code = h
+            .authorize_code(
+                &h.user(name),
+                "identify role_connections.write",
+                "v".repeat(43).as_str(),
+            )
+            .await;
+        let body = json(h.exchange(&code, &"v".repeat(43)).await).await;
+        tokens.push(body["access_token"].as_str().expect("token").to_owned());
+    }
+    let path = format!(
+        "{}/users/@me/applications/{}/role-connection",
+        h.emu.api_base(),
+        h.emu.application_id()
+    );
+    let get = |token: &str| {
+        h.http
+            .get(&path)
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+    };
+
+    // when alice asks twice and bob once
+    let first = get(&tokens[0]).await.expect("alice");
+    let second = get(&tokens[0]).await.expect("alice again");
+    let bob = get(&tokens[1]).await.expect("bob");
+
+    // then alice's second is limited, bob has a bucket of his own
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.headers()["x-ratelimit-remaining"], "0");
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(bob.status(), StatusCode::OK);
+    assert_eq!(
+        first.headers()["x-ratelimit-bucket"],
+        bob.headers()["x-ratelimit-bucket"]
+    );
+}

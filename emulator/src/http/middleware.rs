@@ -70,10 +70,15 @@ pub(crate) async fn rate_limit(
     let Some(route) = Route::classify(request.method().as_str(), api_path) else {
         return next.run(request).await;
     };
-    let bot_token = header(request.headers(), AUTHORIZATION)
-        .and_then(|h| h.strip_prefix("Bot ").map(str::to_owned));
+    // The global limit is per token, bot or user; a user's own routes are limited per token.
+    let authorization = header(request.headers(), AUTHORIZATION);
+    let (route, token) = match authorization.as_deref() {
+        Some(h) if h.starts_with("Bot ") => (route, Some(h.to_owned())),
+        Some(h) if h.starts_with("Bearer ") => (route.for_user(h), Some(h.to_owned())),
+        _ => (route, None),
+    };
     let limits = s.settings().rate_limits;
-    let decision = lock(&s.limiter).check(&limits, &route, bot_token.as_deref(), s.clock.now());
+    let decision = lock(&s.limiter).check(&limits, &route, token.as_deref(), s.clock.now());
     match decision {
         Decision::Allowed(bucket) => {
             let mut response = next.run(request).await;

@@ -368,8 +368,9 @@ impl DiscordClient {
     }
 
     /// `PUT /users/@me/applications/{app}/role-connection` with the member's own token (scope
-    /// `role_connections.write`). Sent as the member, so not on the bot's limiter: Discord
-    /// limits these per user token, and one member's bucket must not hold back another's.
+    /// `role_connections.write`). Sent as the member: the limiter keys its bucket by the
+    /// member's token (Discord limits these per user), so one member's bucket never holds back
+    /// another's.
     pub async fn put_role_connection(
         &self,
         access_token: &SecretString,

@@ -76,6 +76,31 @@ struct State {
     buckets: HashMap<BucketKey, Bucket>,
     /// SHA-256 of bot tokens Discord answered 401 for ("stop on 401").
     rejected_tokens: HashSet<[u8; 32]>,
+    /// Idle buckets are forgotten once there are more than this many (see [`State::prune`]).
+    prune_above: usize,
+}
+
+/// How a member's own token is named as a major (`user:` + a digest of the token): their
+/// buckets travel with the guild's in a writer's handover.
+pub(crate) const MEMBER_MAJOR_PREFIX: &str = "user:";
+
+/// Buckets kept before idle ones are forgotten. A member's own token has buckets of its own
+/// (Linked Roles pushes), so a long-running process would otherwise keep one per member forever.
+const PRUNE_ABOVE: usize = 1_024;
+
+impl State {
+    /// Forgets buckets with nothing in flight whose window has passed: all they still hold is a
+    /// learned limit, and an unknown bucket is probed with one request — as safe, just slower
+    /// for its first request. The threshold then grows with what stays, so a process with many
+    /// live buckets does not scan them on every response.
+    fn prune(&mut self, now: Instant) {
+        if self.buckets.len() <= self.prune_above.max(PRUNE_ABOVE) {
+            return;
+        }
+        self.buckets
+            .retain(|_, b| b.in_flight > 0 || b.reset_at.is_some_and(|reset| reset > now));
+        self.prune_above = (self.buckets.len() * 2).max(PRUNE_ABOVE);
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -475,6 +500,7 @@ impl RateLimiter {
                         .block(until);
                 }
             }
+            state.prune(now);
         }
         self.changed.notify_waiters();
     }
@@ -503,6 +529,9 @@ struct Handover {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct BucketSnapshot {
+    /// A member token's major ([`MEMBER_MAJOR_PREFIX`]…); absent for the guild's own buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    member: Option<String>,
     bucket: String,
     limit: u32,
     remaining: u32,
@@ -521,7 +550,9 @@ fn epoch_ms() -> u64 {
 
 impl RateLimiter {
     /// The learned buckets of `major` (a guild id) whose window is still open, as text for a
-    /// lease's handover. Reservations in flight are already deducted from `remaining`.
+    /// lease's handover — with those of the members' own tokens, which the guild's writer used
+    /// for their Linked Roles pushes. Reservations in flight are already deducted from
+    /// `remaining`.
     pub fn export_major(&self, major: &str) -> String {
         let state = self.lock();
         let now = Instant::now();
@@ -529,10 +560,13 @@ impl RateLimiter {
         let buckets = state
             .buckets
             .iter()
-            .filter(|(key, b)| key.major == major && b.learned)
+            .filter(|(key, b)| {
+                (key.major == major || key.major.starts_with(MEMBER_MAJOR_PREFIX)) && b.learned
+            })
             .filter_map(|(key, b)| {
                 let reset = b.reset_at.filter(|r| *r > now)?;
                 Some(BucketSnapshot {
+                    member: (key.major != major).then(|| key.major.clone()),
                     bucket: key.bucket.clone(),
                     limit: b.limit,
                     remaining: b.remaining,
@@ -610,9 +644,14 @@ impl RateLimiter {
             }
             // Never trust a handover for longer than a Discord window can last.
             let left = Duration::from_millis(snap.reset_ms - now_ms).min(Duration::from_secs(60));
+            let major = match snap.member {
+                Some(member) if member.starts_with(MEMBER_MAJOR_PREFIX) => member,
+                Some(_) => continue,
+                None => major.to_owned(),
+            };
             let key = BucketKey {
                 bucket: snap.bucket,
-                major: major.to_owned(),
+                major,
             };
             let limit = snap.limit.max(1);
             state.buckets.insert(

@@ -43,6 +43,9 @@ pub enum AuditAction {
     AppAuthorized,
     /// Remote-priority mode: a user's groups rewritten from their roles on Discord.
     GroupsFromDiscord,
+    /// The website was asked to have a member link again (Linked Roles need a scope their link
+    /// lacks).
+    RelinkRequested,
 }
 
 impl AuditAction {
@@ -65,6 +68,7 @@ impl AuditAction {
             AuditAction::UsersImport => "users.import",
             AuditAction::AppAuthorized => "app.authorized",
             AuditAction::GroupsFromDiscord => "groups.from_discord",
+            AuditAction::RelinkRequested => "link.relink_requested",
         }
     }
 }

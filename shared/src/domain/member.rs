@@ -71,6 +71,10 @@ pub struct Link {
     /// one is not sent again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_connection: Option<super::linked_roles::RoleConnection>,
+    /// When the website was told this member must link again for Linked Roles (the
+    /// `link.needs_relink` webhook event): told once per link, a new link starts afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relink_requested_at: Option<Timestamp>,
 }
 
 impl Link {

@@ -27,6 +27,10 @@ pub enum WebhookEventType {
     /// Discord refused a change for this member (e.g. 403 50013).
     #[serde(rename = "member.sync_failed")]
     MemberSyncFailed,
+    /// Linked Roles are on and the member's link lacks `role_connections.write` (linked before
+    /// they were turned on, or imported): the website should ask them to link again.
+    #[serde(rename = "link.needs_relink")]
+    LinkNeedsRelink,
 }
 
 impl WebhookEventType {
@@ -38,6 +42,7 @@ impl WebhookEventType {
             Self::MemberLeft => "member.left",
             Self::MemberReturned => "member.returned",
             Self::MemberSyncFailed => "member.sync_failed",
+            Self::LinkNeedsRelink => "link.needs_relink",
         }
     }
 
@@ -49,6 +54,7 @@ impl WebhookEventType {
             Self::MemberLeft,
             Self::MemberReturned,
             Self::MemberSyncFailed,
+            Self::LinkNeedsRelink,
         ]
         .into_iter()
         .find(|t| t.as_str() == value)
@@ -86,6 +92,17 @@ impl WebhookEvent {
             user_id,
             &link.discord_user_id,
             json!({ "username": link.username }),
+        )
+    }
+
+    /// The member must link again to grant `missing_scope` (Linked Roles turned on after they
+    /// linked).
+    pub fn needs_relink(user_id: &str, link: &Link, missing_scope: &str) -> Self {
+        Self::new(
+            WebhookEventType::LinkNeedsRelink,
+            user_id,
+            &link.discord_user_id,
+            json!({ "missing_scope": missing_scope, "for": "linked_roles" }),
         )
     }
 

@@ -109,6 +109,7 @@ pub async fn import_users(
                 // No OAuth grant: an imported member has granted no scope yet.
                 scopes: Default::default(),
                 role_connection: None,
+                relink_requested_at: None,
             };
             match store
                 // Not pending: the next remote sync learns the member's roles from the member

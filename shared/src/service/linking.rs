@@ -477,6 +477,7 @@ async fn join_and_store(
         refused: Default::default(),
         scopes: tokens.scope.split_whitespace().map(str::to_owned).collect(),
         role_connection: None,
+        relink_requested_at: None,
     };
     // Marked before the member becomes pending, so no tick can miss them.
     mark_pending(&ctx.app, client_id).await?;

@@ -217,6 +217,18 @@ pub async fn reconcile_member(
     if !dry_run && !result.left && !ctx.writer_lost() {
         match role_connection::push_role_connection(ctx, member, actor).await? {
             Pushed::NotDue | Pushed::Pushed | Pushed::Revoked(None) => {}
+            Pushed::Failed(e) if is_transient(&e) => {
+                // The roles' outcome cleared `pending`; set it again so the next tick tries
+                // the push once more (the roles are in line: it costs that one call).
+                ctx.app
+                    .store
+                    .mark_member_pending(&ctx.client.id, &member.user.user_id, ctx.now())
+                    .await?;
+                result.still_pending = true;
+                result.errors.push(run_error(member, &e));
+            }
+            // A refusal is not sent again until the member changes (every 4xx counts against
+            // the IP's invalid-request budget).
             Pushed::Revoked(Some(e)) | Pushed::Failed(e) => {
                 result.errors.push(run_error(member, &e));
             }

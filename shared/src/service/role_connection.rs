@@ -6,7 +6,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::discord::DiscordError;
-use crate::domain::linked_roles::{role_connection_due, role_connection_for, RoleConnection};
+use crate::domain::linked_roles::{
+    needs_relink, role_connection_due, role_connection_for, RoleConnection, ROLE_CONNECTIONS_WRITE,
+};
 use crate::domain::{AuditAction, Link, LinkStatus, Member, StoredTokens};
 use crate::secrets::TokenOwner;
 use crate::store::{Outcome, StoreError};
@@ -31,7 +33,8 @@ pub enum Pushed {
     /// The member withdrew our authorization: the link is `revoked`, the unlink policy applied
     /// (the error, when Discord refused part of the policy).
     Revoked(Option<DiscordError>),
-    /// The push failed; it is tried again at the member's next reconcile.
+    /// The push failed. The writer keeps the member pending after a transient failure (5xx,
+    /// 429, timeout), so the next tick tries again; a refusal waits for the member's next change.
     Failed(DiscordError),
 }
 
@@ -72,6 +75,12 @@ async fn push(
         return Ok(Pushed::NotDue);
     };
     let linked_roles = ctx.client.linked_roles.as_ref();
+    if needs_relink(linked_roles, link) {
+        if link.relink_requested_at.is_none() {
+            request_relink(ctx, member, link, actor).await?;
+        }
+        return Ok(Pushed::NotDue);
+    }
     let desired = match check {
         Check::Stored => role_connection_due(linked_roles, &member.user, link),
         Check::Discord => role_connection_for(linked_roles, &member.user, link),
@@ -140,6 +149,39 @@ async fn push(
         }
         Err(e) => Ok(Pushed::Failed(e)),
     }
+}
+
+/// Tells the website, once per link, that the member must link again to grant
+/// `role_connections.write` (the `link.needs_relink` webhook event, written with the mark).
+async fn request_relink(
+    ctx: &ClientContext,
+    member: &Member,
+    link: &Link,
+    actor: &str,
+) -> Result<(), ServiceError> {
+    let user_id = member.user.user_id.as_str();
+    let requested = ctx
+        .app
+        .store
+        .request_relink(
+            &ctx.client.id,
+            user_id,
+            &link.discord_user_id,
+            ROLE_CONNECTIONS_WRITE,
+            ctx.now(),
+        )
+        .await?;
+    if requested {
+        let mut audit = AuditBatch::new(&ctx.client.id, actor, ctx.now());
+        audit.push(
+            AuditAction::RelinkRequested,
+            Some(user_id),
+            Some(&link.discord_user_id),
+            json!({"missing_scope": ROLE_CONNECTIONS_WRITE}),
+        );
+        audit.save(ctx.app.store.as_ref()).await?;
+    }
+    Ok(())
 }
 
 async fn open(

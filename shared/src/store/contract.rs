@@ -95,6 +95,7 @@ macro_rules! store_contract_tests {
             a_refused_link_writes_no_webhook_entry,
             outcomes_write_left_returned_revoked_and_each_new_refusal_once,
             due_deliveries_hand_out_each_users_oldest_pending_entry,
+            a_relink_request_is_recorded_once_per_link_with_its_event,
         );
     };
     (@each $fresh:path; $($name:ident),+ $(,)?) => {
@@ -175,6 +176,7 @@ pub fn link(discord_user_id: &str) -> Link {
         // Non-empty, so every link round trip also covers the granted scopes.
         scopes: ["identify".to_owned(), "role_connections.write".to_owned()].into(),
         role_connection: None,
+        relink_requested_at: None,
     }
 }
 
@@ -1099,6 +1101,7 @@ pub async fn a_pushed_role_connection_is_kept_on_its_own_link_only(store: &dyn S
     assert_eq!(
         Link {
             role_connection: None,
+            relink_requested_at: None,
             ..l
         },
         link("d1"),

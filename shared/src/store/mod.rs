@@ -269,6 +269,19 @@ pub trait MemberStore: Send + Sync {
         pushed: Option<&RoleConnection>,
     ) -> StoreResult<()>;
 
+    /// Records that the website is told the active link to `discord_user_id` must be made again
+    /// to grant `missing_scope` (Linked Roles), writing the `link.needs_relink` event in the
+    /// same write. `false` when it was told already for this link, or the user has no active
+    /// link to that account (nothing written).
+    async fn request_relink(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        missing_scope: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
     /// Marks every member with an active link or an unlinking pending and forgets their refused
     /// writes (after a mapping change or `roles/sync`: what Discord refused may now succeed).
     /// Returns how many.

@@ -7,11 +7,12 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use std::sync::{Arc, Mutex};
 
 use super::CallStats;
-use crate::discord::ratelimit::{Observed, RateLimitHit, RateLimiter};
+use crate::discord::ratelimit::{Observed, RateLimitHit, RateLimiter, MEMBER_MAJOR_PREFIX};
 use crate::discord::{DiscordError, DiscordResult};
 
 /// Retries after a 5xx or a transport error, with these waits.
@@ -35,8 +36,9 @@ pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
 pub(super) enum Auth<'a> {
     /// The bot token, through the shared rate limiter.
     Bot,
-    /// A member's OAuth2 access token. Not through the bot's limiter: these limits are per
-    /// user token, not per bot token; a 429 is still honoured by waiting `retry_after`.
+    /// A member's OAuth2 access token. Through the same limiter as the bot's calls, its buckets
+    /// keyed by the token (Discord limits these per user), so one member's bucket never holds
+    /// back another's, while every request still counts toward the one global pace.
     Bearer(&'a SecretString),
     /// The OAuth2 token endpoints: client authentication is already in the request. Not through
     /// the bot's limiter either.
@@ -121,11 +123,22 @@ impl Transport {
             ),
             Auth::Client => None,
         };
+        let limited_as = match call.auth {
+            Auth::Bot => Some(call.major.unwrap_or("").to_owned()),
+            Auth::Bearer(token) => Some(member_major(token)),
+            Auth::Client => None,
+        };
         let mut failures = 0usize;
         let mut rate_limits = 0u32;
         loop {
             let attempt = self
-                .attempt(call, &route_key, bot_token, authorization.as_ref())
+                .attempt(
+                    call,
+                    &route_key,
+                    limited_as.as_deref(),
+                    bot_token,
+                    authorization.as_ref(),
+                )
                 .await?;
             let (wait, error) = match attempt {
                 Attempt::Done(raw) => return Ok(raw),
@@ -149,26 +162,27 @@ impl Transport {
         }
     }
 
+    /// One try. `limited_as`: the major the limiter keys this call's bucket by (`None`: the
+    /// OAuth2 token endpoints, which carry no bucket headers).
     async fn attempt(
         &self,
         call: &Call<'_>,
         route_key: &str,
+        limited_as: Option<&str>,
         bot_token: Option<&SecretString>,
         authorization: Option<&HeaderValue>,
     ) -> DiscordResult<Attempt> {
-        let permit = match bot_token {
-            Some(token) => {
-                self.refuse_rejected(token)?;
-                let permit = self
-                    .limiter
-                    .acquire(route_key, call.major.unwrap_or(""))
-                    .await;
-                // The token may have been rejected while we waited.
-                self.refuse_rejected(token)?;
-                Some(permit)
-            }
+        if let Some(token) = bot_token {
+            self.refuse_rejected(token)?;
+        }
+        let permit = match limited_as {
+            Some(major) => Some(self.limiter.acquire(route_key, major).await),
             None => None,
         };
+        if let Some(token) = bot_token {
+            // The token may have been rejected while we waited.
+            self.refuse_rejected(token)?;
+        }
         let mut request = self
             .http
             .request(call.method.clone(), &call.url)
@@ -338,6 +352,14 @@ fn transport(e: reqwest::Error) -> DiscordError {
         "request failed"
     };
     DiscordError::Transport(format!("{kind}: {}", e.without_url()))
+}
+
+/// The limiter's major for a member's own token: a digest, so the token itself is never kept
+/// (it is a secret) and two members never share a bucket.
+fn member_major(token: &SecretString) -> String {
+    let digest = Sha256::digest(token.expose_secret().as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{MEMBER_MAJOR_PREFIX}{hex}")
 }
 
 fn secret_header(

@@ -292,3 +292,48 @@ proptest::proptest! {
         proptest::prop_assert!(feed(value, &garbage) <= MAX_DISCORD_WAIT);
     }
 }
+
+#[tokio::test]
+async fn idle_buckets_are_forgotten_but_a_live_window_is_kept() {
+    // given a live bucket whose window is used up, and many members' buckets whose windows passed
+    let limiter = RateLimiter::new(100_000);
+    let live = limiter.acquire(ROUTE, "guild").await;
+    live.complete(&headers("roles", 1, 0, 1e9, 60.0));
+    let member_route = "PUT /users/@me/applications/{application}/role-connection";
+    for i in 0..(PRUNE_ABOVE + 10) {
+        let permit = limiter.acquire(member_route, &format!("user:{i}")).await;
+        permit.complete(&headers("conn", 5, 4, 1.0, 0.0));
+    }
+    // then the idle ones were dropped, so memory stays bounded
+    let kept = limiter.lock().buckets.len();
+    assert!(kept < PRUNE_ABOVE, "{kept} buckets kept");
+    // and the used-up window is still honoured
+    assert!(blocked(&limiter, ROUTE, "guild").await);
+}
+
+#[tokio::test]
+async fn two_members_tokens_have_separate_buckets() {
+    // given member A's bucket on the role-connection route is used up
+    let limiter = RateLimiter::new(50);
+    let route = "PUT /users/@me/applications/{application}/role-connection";
+    let a = limiter.acquire(route, "user:a").await;
+    a.complete(&headers("conn", 1, 0, 1e9, 60.0));
+    // then A waits, and B is not held back by A's window
+    assert!(blocked(&limiter, route, "user:a").await);
+    assert!(!blocked(&limiter, route, "user:b").await);
+}
+
+#[tokio::test]
+async fn a_handover_carries_the_members_token_buckets_too() {
+    // given a writer that used up member A's bucket on the role-connection route
+    let route = "PUT /users/@me/applications/{application}/role-connection";
+    let old = RateLimiter::new(50);
+    let a = old.acquire(route, "user:a").await;
+    a.complete(&headers("conn", 1, 0, 1e9, 60.0));
+    // when the guild's next writer starts from the handover
+    let new = RateLimiter::new(50);
+    new.import_major("g1", &old.export_major("g1"));
+    // then A's window still holds, B's is free
+    assert!(blocked(&new, route, "user:a").await);
+    assert!(!blocked(&new, route, "user:b").await);
+}

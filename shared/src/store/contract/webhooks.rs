@@ -8,7 +8,7 @@ use crate::domain::{
     DeliveryAttempt, DeliveryStatus, LastError, LinkStatus, UnlinkCleanup, UnlinkPolicy,
     UnlinkReason, WebhookDelivery,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{Outcome, Store, StoreError};
 
 async fn setup(store: &dyn Store, id: &str, with_url: bool) {
     let mut c = client(id);
@@ -272,4 +272,82 @@ pub async fn due_deliveries_hand_out_each_users_oldest_pending_entry(store: &dyn
     ));
     // and the limit bounds a round
     assert_eq!(store.due_deliveries(T0 + 40, 1).await.unwrap().len(), 1);
+}
+
+pub async fn a_relink_request_is_recorded_once_per_link_with_its_event(store: &dyn Store) {
+    const SCOPE: &str = "role_connections.write";
+    setup(store, "a", true).await;
+    setup(store, "b", false).await;
+    for c in ["a", "b"] {
+        store
+            .create_link(c, "u1", &link("d1"), None, false, T0)
+            .await
+            .unwrap();
+    }
+
+    // told once per link; never for another account or a user without a link
+    assert!(store
+        .request_relink("a", "u1", "d1", SCOPE, T0 + 1)
+        .await
+        .unwrap());
+    assert!(!store
+        .request_relink("a", "u1", "d1", SCOPE, T0 + 2)
+        .await
+        .unwrap());
+    assert!(!store
+        .request_relink("a", "u1", "d9", SCOPE, T0 + 2)
+        .await
+        .unwrap());
+    assert!(!store
+        .request_relink("a", "nobody", "d1", SCOPE, T0 + 2)
+        .await
+        .unwrap());
+    let member = store.get_member("a", "u1").await.unwrap().unwrap();
+    assert_eq!(member.link.unwrap().relink_requested_at, Some(T0 + 1));
+    assert_eq!(
+        events(store, "a").await,
+        vec![
+            ev("link.created", "d1", Value::Null),
+            ev("link.needs_relink", "d1", Value::Null),
+        ]
+    );
+    let told = entries(store, "a").await.pop().unwrap();
+    assert_eq!(told.payload["data"]["missing_scope"], SCOPE);
+    assert_eq!(told.payload["data"]["user_id"], "u1");
+
+    // a client without a webhook URL records the request and writes no entry
+    assert!(store
+        .request_relink("b", "u1", "d1", SCOPE, T0 + 1)
+        .await
+        .unwrap());
+    assert!(entries(store, "b").await.is_empty());
+
+    // a new link starts afresh
+    store
+        .create_link("a", "u1", &link("d2"), None, false, T0 + 3)
+        .await
+        .unwrap();
+    assert!(store
+        .request_relink("a", "u1", "d2", SCOPE, T0 + 4)
+        .await
+        .unwrap());
+
+    // a link that is no longer active is not asked to link again
+    store
+        .create_link("b", "u2", &link("d5"), None, false, T0)
+        .await
+        .unwrap();
+    let version = store.get_member("b", "u2").await.unwrap().unwrap().version;
+    let gone = Outcome {
+        status: LinkStatus::Left,
+        ..outcome(&[], false)
+    };
+    store
+        .record_outcome("b", "u2", version, &gone, T0 + 5)
+        .await
+        .unwrap();
+    assert!(!store
+        .request_relink("b", "u2", "d5", SCOPE, T0 + 6)
+        .await
+        .unwrap());
 }

@@ -129,6 +129,17 @@ impl MemberStore for DynamoStore {
         }
     }
 
+    async fn request_relink(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        missing_scope: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        request_relink(self, client, user_id, discord_user_id, missing_scope, now).await
+    }
+
     async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64> {
         mark_all_linked_pending(self, client, now).await
     }
@@ -473,6 +484,61 @@ async fn record_outcome_with_events(
             }
             links::Transacted::Refused(_) => super::backoff(attempt).await,
         }
+    }
+    Err(StoreError::Backend(
+        "TransactWriteItems: the member kept changing meanwhile".into(),
+    ))
+}
+
+/// The link's mark and the `link.needs_relink` entry in one transaction, on condition that the
+/// link is still the active one to that account and not told yet; a refusal re-reads (a
+/// concurrent change may have made the request moot).
+async fn request_relink(
+    store: &DynamoStore,
+    client: &str,
+    user_id: &str,
+    discord_user_id: &str,
+    missing_scope: &str,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    for attempt in 1..=super::ATTEMPTS {
+        let Some(member) = get_data(store, client, user_id).await? else {
+            return Ok(false);
+        };
+        let Some(link) = member.link.as_ref() else {
+            return Ok(false);
+        };
+        if link.discord_user_id != discord_user_id
+            || link.status != LinkStatus::Active
+            || link.relink_requested_at.is_some()
+        {
+            return Ok(false);
+        }
+        let mut expr = Expr::new();
+        expr.set(&["link", "relink_requested_at"], n(now));
+        let account = expr.path(&["link", "discord_user_id"]);
+        let wanted = expr.value(s(discord_user_id));
+        let told = expr.path(&["link", "relink_requested_at"]);
+        let condition = format!(
+            "{account} = {wanted} AND attribute_not_exists({told}) AND {} = {}",
+            expr.name("link_status"),
+            expr.value(items::value(&LinkStatus::Active, "status")?)
+        );
+        let event = WebhookEvent::needs_relink(user_id, link, missing_scope);
+        let puts = outbox_puts(store, client, &[event], now).await?;
+        let key = member_key(client, user_id);
+        if puts.is_empty() {
+            if update_if(store, key, &expr, condition).await? {
+                return Ok(true);
+            }
+        } else {
+            let mut ops = vec![links::update(store, key, &expr, condition)?];
+            ops.extend(puts);
+            if let links::Transacted::Done = links::transact(store, ops).await? {
+                return Ok(true);
+            }
+        }
+        super::backoff(attempt).await;
     }
     Err(StoreError::Backend(
         "TransactWriteItems: the member kept changing meanwhile".into(),

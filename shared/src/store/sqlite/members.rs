@@ -146,6 +146,26 @@ impl MemberStore for SqliteStore {
         .await
     }
 
+    async fn request_relink(
+        &self,
+        client: &str,
+        user_id: &str,
+        discord_user_id: &str,
+        missing_scope: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (client, user_id, discord_user_id, missing_scope) = (
+            client.to_owned(),
+            user_id.to_owned(),
+            discord_user_id.to_owned(),
+            missing_scope.to_owned(),
+        );
+        self.run(move |c| {
+            request_relink(c, &client, &user_id, &discord_user_id, &missing_scope, now)
+        })
+        .await
+    }
+
     async fn mark_all_linked_pending(&self, client: &str, now: Timestamp) -> StoreResult<u64> {
         let client = client.to_owned();
         self.run(move |c| mark_all_linked_pending(c, &client, now))
@@ -604,6 +624,37 @@ fn set_role_connection(
     )?;
     tx.commit()?;
     Ok(())
+}
+
+fn request_relink(
+    conn: &mut Connection,
+    client: &str,
+    user_id: &str,
+    discord_user_id: &str,
+    missing_scope: &str,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut link = match link_for_update(&tx, client, user_id) {
+        Ok(link) => link,
+        Err(StoreError::NotFound) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if link.discord_user_id != discord_user_id
+        || link.status != LinkStatus::Active
+        || link.relink_requested_at.is_some()
+    {
+        return Ok(false);
+    }
+    link.relink_requested_at = Some(now);
+    tx.execute(
+        "UPDATE members SET link = ?3 WHERE client = ?1 AND user_id = ?2",
+        params![client, user_id, to_json(&link)?],
+    )?;
+    let event = WebhookEvent::needs_relink(user_id, &link, missing_scope);
+    webhooks::enqueue(&tx, client, &[event], now)?;
+    tx.commit()?;
+    Ok(true)
 }
 
 /// Also bumps `version`: a mapping change is a change of the desired state, so a task that read
