@@ -346,7 +346,15 @@ fn role_connection_puts(h: &Harness) -> Vec<discord_emulator::RecordedRequest> {
 
 /// Linked Roles on; alice linked (granting role_connections.write) with `members` only.
 async fn linked_alice() -> Harness {
+    linked_alice_under(None).await
+}
+
+/// [`linked_alice`] with Discord's rate limits set first (`None`: the harness's).
+async fn linked_alice_under(limits: Option<discord_emulator::RateLimits>) -> Harness {
     let h = Harness::start().await;
+    if let Some(limits) = limits {
+        h.emu.set_rate_limits(limits);
+    }
     h.setup_client().await;
     set_enabled(&h, true).await;
     put_member(
@@ -731,22 +739,11 @@ async fn a_refused_push_is_not_sent_again_until_the_member_changes() {
 async fn pushes_wait_for_the_members_own_rate_limit_bucket() {
     // Given Discord allows one role-connection call per member token every 2 seconds, and
     // alice linked with Linked Roles on
-    let h = Harness::start().await;
-    h.emu.set_rate_limits(discord_emulator::RateLimits {
+    let h = linked_alice_under(Some(discord_emulator::RateLimits {
         role_connection: Some(discord_emulator::Limit::new(1, 2.0)),
         ..discord_emulator::RateLimits::unlimited()
-    });
-    h.setup_client().await;
-    set_enabled(&h, true).await;
-    put_member(
-        &h,
-        "u-alice",
-        &["members"],
-        json!({"missions": "3", "joined_at": "2024-01-02"}),
-    )
+    }))
     .await;
-    h.link("u-alice", "alice").await;
-    assert!(h.settle().await);
     let before = h.emu.rate_limited_count();
 
     // When her metadata changes three times in a row

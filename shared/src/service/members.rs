@@ -10,13 +10,14 @@ use crate::domain::AuditAction;
 use std::collections::BTreeSet;
 
 use crate::domain::{
-    Current, GuildView, Member, SiteUser, UnlinkCleanup, UnlinkPolicy, UnlinkReason,
+    Current, GuildView, LinkStatus, Member, SiteUser, UnlinkCleanup, UnlinkPolicy, UnlinkReason,
 };
 
 use super::audit::AuditBatch;
-use super::reconcile::audit_reason;
+use super::reconcile::{audit_reason, last_error};
 use super::{ClientContext, ServiceError};
 use crate::domain::linked_roles::role_connection_due;
+use crate::store::Outcome;
 use crate::work::dispatch::{mark_pending, wake};
 
 /// Stores a site user's groups and attributes. When their linked member is now out of line, marks
@@ -145,6 +146,47 @@ pub async fn unlink(
         wake(app, client_id).await?;
     }
     Ok(member)
+}
+
+/// The member withdrew our authorization (Discord answered `invalid_grant`): applies the unlink
+/// policy, marks the link `revoked`, drops its tokens and audits `link.revoked` (`during`: what
+/// found out). `member` must be current (its version guards the outcome). Returns Discord's
+/// refusal of part of the policy, if any.
+pub(crate) async fn revoke_link(
+    ctx: &ClientContext,
+    member: &Member,
+    actor: &str,
+    during: &str,
+) -> Result<Option<DiscordError>, ServiceError> {
+    let user_id = member.user.user_id.as_str();
+    let link = member.link.as_ref();
+    let discord_id = link.map(|l| l.discord_user_id.clone()).unwrap_or_default();
+    let mut audit = AuditBatch::new(&ctx.client.id, actor, ctx.now());
+    let (remaining, refused) = apply_unlink_policy(ctx, member, actor, &mut audit).await;
+    let outcome = Outcome {
+        applied_roles: remaining,
+        nickname: link.and_then(|l| l.nickname.clone()),
+        username: None,
+        global_name: None,
+        status: LinkStatus::Revoked,
+        still_pending: false,
+        refused: None,
+        roles_observed: false,
+        last_error: refused.as_ref().map(|e| last_error(e, ctx.now())),
+    };
+    let store = ctx.app.store.as_ref();
+    store
+        .record_outcome(&ctx.client.id, user_id, member.version, &outcome, ctx.now())
+        .await?;
+    store.set_tokens(&ctx.client.id, user_id, None).await?;
+    audit.push(
+        AuditAction::LinkRevoked,
+        Some(user_id),
+        Some(&discord_id),
+        json!({"policy": ctx.client.unlink_policy, "during": during}),
+    );
+    audit.save(store).await?;
+    Ok(refused)
 }
 
 /// Applies the client's unlink policy on Discord: removes the managed roles (the member stays)

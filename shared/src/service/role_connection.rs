@@ -9,13 +9,13 @@ use crate::discord::DiscordError;
 use crate::domain::linked_roles::{
     needs_relink, role_connection_due, role_connection_for, RoleConnection, ROLE_CONNECTIONS_WRITE,
 };
-use crate::domain::{AuditAction, Link, LinkStatus, Member, StoredTokens};
+use crate::domain::{AuditAction, Link, Member, StoredTokens};
 use crate::secrets::TokenOwner;
-use crate::store::{Outcome, StoreError};
+use crate::store::StoreError;
 
 use super::audit::AuditBatch;
-use super::members::{apply_unlink_policy, TokenPair};
-use super::reconcile::{audit_reason, last_error};
+use super::members::{revoke_link, TokenPair};
+use super::reconcile::audit_reason;
 use super::{ClientContext, ServiceError};
 
 /// An access token expiring sooner than this is refreshed before a push: a push must not fail
@@ -263,49 +263,18 @@ async fn record(
     }
 }
 
-/// The member withdrew our authorization (`invalid_grant`): apply the unlink policy and mark the
-/// link `revoked`, as sync-accounts does. The member is read again first: the writer may have
-/// just changed their roles, and the policy must remove those too.
+/// The member withdrew our authorization (`invalid_grant`). They are read again first: the
+/// writer may have just changed their roles, and the unlink policy must remove those too.
 async fn revoke(ctx: &ClientContext, member: &Member, actor: &str) -> Result<Pushed, ServiceError> {
-    let store = ctx.app.store.as_ref();
-    let user_id = member.user.user_id.as_str();
-    let current = store
-        .get_member(&ctx.client.id, user_id)
+    let current = ctx
+        .app
+        .store
+        .get_member(&ctx.client.id, &member.user.user_id)
         .await?
         .unwrap_or_else(|| member.clone());
-    let Some(link) = current.active_link() else {
+    if current.active_link().is_none() {
         return Ok(Pushed::NotDue);
-    };
-    let discord_id = link.discord_user_id.clone();
-    let mut audit = AuditBatch::new(&ctx.client.id, actor, ctx.now());
-    let (remaining, refused) = apply_unlink_policy(ctx, &current, actor, &mut audit).await;
-    let outcome = Outcome {
-        applied_roles: remaining,
-        nickname: link.nickname.clone(),
-        username: None,
-        global_name: None,
-        status: LinkStatus::Revoked,
-        still_pending: false,
-        refused: None,
-        roles_observed: false,
-        last_error: refused.as_ref().map(|e| last_error(e, ctx.now())),
-    };
-    store
-        .record_outcome(
-            &ctx.client.id,
-            user_id,
-            current.version,
-            &outcome,
-            ctx.now(),
-        )
-        .await?;
-    store.set_tokens(&ctx.client.id, user_id, None).await?;
-    audit.push(
-        AuditAction::LinkRevoked,
-        Some(user_id),
-        Some(&discord_id),
-        json!({"policy": ctx.client.unlink_policy, "during": "role_connection"}),
-    );
-    audit.save(store).await?;
+    }
+    let refused = revoke_link(ctx, &current, actor, "role_connection").await?;
     Ok(Pushed::Revoked(refused))
 }

@@ -4,19 +4,17 @@
 //! client's unlink policy.
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 
 use crate::app::AppState;
 use crate::discord::{DiscordError, GuildMember};
-use crate::domain::{AuditAction, Count};
+use crate::domain::Count;
 use crate::domain::{LinkStatus, Member, RunReport, StoredTokens, TaskName};
 use crate::secrets::TokenOwner;
-use crate::service::audit::AuditBatch;
-use crate::service::members::{apply_unlink_policy, TokenPair};
-use crate::service::reconcile::{last_error, reconcile_observed, run_error, Observed, Scope};
+use crate::service::members::{revoke_link, TokenPair};
+use crate::service::reconcile::{reconcile_observed, run_error, Observed, Scope};
 use crate::service::role_connection::{self, Pushed};
 use crate::service::ServiceError;
-use crate::store::{Cursor, Outcome};
+use crate::store::Cursor;
 
 use super::outcomes::{returned, tally};
 use super::run::Run;
@@ -227,38 +225,7 @@ async fn repair_role_connection(run: &mut Run<'_>, member: &Member) -> Result<()
 
 /// The member withdrew our authorization: apply the unlink policy and mark the link `revoked`.
 async fn revoke(run: &mut Run<'_>, member: &Member) -> Result<(), ServiceError> {
-    let ctx = &run.ctx;
-    let user_id = member.user.user_id.as_str();
-    let discord_id = member
-        .link
-        .as_ref()
-        .map(|l| l.discord_user_id.clone())
-        .unwrap_or_default();
-    let mut audit = AuditBatch::new(&ctx.client.id, &run.actor, ctx.now());
-    let (remaining, refused) = apply_unlink_policy(ctx, member, &run.actor, &mut audit).await;
-    let outcome = Outcome {
-        applied_roles: remaining,
-        nickname: member.link.as_ref().and_then(|l| l.nickname.clone()),
-        username: None,
-        global_name: None,
-        status: LinkStatus::Revoked,
-        still_pending: false,
-        refused: None,
-        roles_observed: false,
-        last_error: refused.as_ref().map(|e| last_error(e, ctx.now())),
-    };
-    let store = ctx.app.store.as_ref();
-    store
-        .record_outcome(&ctx.client.id, user_id, member.version, &outcome, ctx.now())
-        .await?;
-    store.set_tokens(&ctx.client.id, user_id, None).await?;
-    audit.push(
-        AuditAction::LinkRevoked,
-        Some(user_id),
-        Some(&discord_id),
-        json!({"policy": ctx.client.unlink_policy}),
-    );
-    audit.save(store).await?;
+    let refused = revoke_link(&run.ctx, member, &run.actor, "token_refresh").await?;
     run.report.count(Count::Revoked);
     if let Some(e) = refused {
         run.report.errors.push(run_error(member, &e));
