@@ -770,3 +770,30 @@ async fn pushes_wait_for_the_members_own_rate_limit_bucket() {
     assert_eq!(h.emu.rate_limited_count(), before, "no 429");
     assert_eq!(before, 0);
 }
+
+#[tokio::test]
+async fn discord_shows_the_members_site_name_when_an_attribute_is_named() {
+    // Given Linked Roles name the member by their site attribute `username`
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let mut body = definitions();
+    body["username_attribute"] = json!("username");
+    let (status, view) = h.api(Method::PUT, &path(), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["config"]["username_attribute"], "username");
+
+    // When alice, known on the site as "Ace Pilot", links
+    put_member(
+        &h,
+        "u-alice",
+        &["members"],
+        json!({"username": "Ace Pilot", "missions": "3"}),
+    )
+    .await;
+    h.link("u-alice", "alice").await;
+    assert!(h.settle().await);
+
+    // Then Discord shows that name on her connection
+    let held = h.emu.role_connection(&h.discord_id("alice")).expect("pushed");
+    assert_eq!(held["platform_username"], "Ace Pilot");
+}

@@ -27,6 +27,11 @@ pub struct LinkedRoles {
     pub enabled: bool,
     /// Shown by Discord on the member's profile beside the connection (1–50 characters).
     pub platform_name: String,
+    /// The site attribute whose value Discord shows as the member's name on the connection
+    /// (`platform_username`, e.g. `username`); the site user id when absent or the member has
+    /// no such attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_attribute: Option<String>,
     pub metadata: Vec<MetadataField>,
 }
 
@@ -178,6 +183,9 @@ impl LinkedRoles {
             &self.platform_name,
             MAX_PLATFORM_NAME_CHARS,
         )?;
+        if let Some(attribute) = &self.username_attribute {
+            check_text("username_attribute", attribute, 64)?;
+        }
         if self.metadata.len() > MAX_METADATA {
             return Err(invalid(
                 "metadata",
@@ -317,8 +325,13 @@ fn is_iso_date(v: &str) -> bool {
 pub fn role_connection(config: &LinkedRoles, user: &SiteUser) -> RoleConnection {
     RoleConnection {
         platform_name: config.platform_name.clone(),
-        platform_username: user
-            .user_id
+        platform_username: config
+            .username_attribute
+            .as_ref()
+            .and_then(|a| user.attributes.get(a))
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .unwrap_or(&user.user_id)
             .chars()
             .take(MAX_PLATFORM_USERNAME_CHARS)
             .collect(),
@@ -490,6 +503,7 @@ mod tests {
         LinkedRoles {
             enabled: true,
             platform_name: "Example".into(),
+            username_attribute: None,
             metadata,
         }
     }
@@ -573,9 +587,40 @@ mod tests {
                 },
                 "platform_name",
             ),
+            (
+                LinkedRoles {
+                    username_attribute: Some(" ".into()),
+                    ..config(vec![])
+                },
+                "username_attribute",
+            ),
         ];
         for (c, expected) in cases {
             assert_eq!(c.validate().expect_err("refused").field, expected, "{c:?}");
         }
+    }
+
+    #[test]
+    fn the_members_name_comes_from_the_named_attribute_or_else_their_id() {
+        let named = LinkedRoles {
+            username_attribute: Some("username".into()),
+            ..config(vec![])
+        };
+        let with_name = user(&[], &[("username", " Ace Pilot ")]);
+        assert_eq!(
+            role_connection(&named, &with_name).platform_username,
+            "Ace Pilot"
+        );
+        let without = user(&[], &[("username", "  ")]);
+        assert_eq!(role_connection(&named, &without).platform_username, "u1");
+        assert_eq!(
+            role_connection(&config(vec![]), &with_name).platform_username,
+            "u1"
+        );
+        let long = user(&[], &[("username", &"x".repeat(150))]);
+        assert_eq!(
+            role_connection(&named, &long).platform_username.chars().count(),
+            MAX_PLATFORM_USERNAME_CHARS
+        );
     }
 }

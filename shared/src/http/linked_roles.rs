@@ -24,6 +24,10 @@ pub struct LinkedRolesInput {
     pub enabled: bool,
     /// Shown by Discord beside the connection on the member's profile (1–50 characters).
     pub platform_name: String,
+    /// The site attribute Discord shows as the member's name on the connection (e.g.
+    /// `username`); the site user id when absent or the member lacks it.
+    #[serde(default)]
+    pub username_attribute: Option<String>,
     /// At most 5 records (Discord's limit).
     pub metadata: Vec<MetadataInput>,
 }
@@ -93,6 +97,7 @@ impl LinkedRolesInput {
         Ok(LinkedRoles {
             enabled: self.enabled,
             platform_name: self.platform_name,
+            username_attribute: self.username_attribute,
             metadata,
         })
     }

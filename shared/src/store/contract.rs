@@ -370,6 +370,7 @@ pub async fn a_clients_linked_roles_are_kept_and_can_be_removed(store: &dyn Stor
     updated.linked_roles = Some(LinkedRoles {
         enabled: true,
         platform_name: "Example Site".into(),
+        username_attribute: Some("username".into()),
         metadata: vec![
             MetadataField {
                 key: "officer".into(),
