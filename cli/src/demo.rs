@@ -5,10 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use connector::domain::SiteUser;
+use connector::domain::linked_roles::{MetadataField, MetadataSource, ValueKind};
+use connector::domain::{LinkedRoles, SiteUser};
 use connector::secrecy::SecretString;
 use connector::selfhost::{self, SelfHostConfig};
 use connector::service::clients::{create_client, update_client, ClientSecrets};
+use connector::service::linked_roles::save_linked_roles;
 use connector::service::{members, roles};
 use discord_emulator::{Emulator, Scenario};
 
@@ -26,12 +28,47 @@ const MAPPING: [(&str, &str); 4] = [
     ("Director", "directors"),
 ];
 
-/// The demo website's users: (user id, groups, corp ticker).
-const SITE_USERS: [(&str, &[&str], &str); 3] = [
-    ("alice", &["members", "pilots"], "TEST"),
-    ("bob", &["members", "officers"], "TEST"),
-    ("carol", &["members"], "ALT"),
+/// The demo website's users: (user id, groups, corp ticker, joined the site on).
+const SITE_USERS: [(&str, &[&str], &str, &str); 3] = [
+    ("alice", &["members", "pilots"], "TEST", "2021-03-14"),
+    ("bob", &["members", "officers"], "TEST", "2019-07-01"),
+    ("carol", &["members"], "ALT", "2024-11-30"),
 ];
+
+/// Linked Roles on the demo client: linking asks for `role_connections.write`, and each linked
+/// member's role connection says whether they are an officer and since when they are a member.
+/// The demo guild's "Verified Officer" requires officer = 1: an officer claims it in the
+/// emulator's Linked Roles section.
+fn demo_linked_roles() -> LinkedRoles {
+    let field = |key: &str, name: &str, description: &str, kind: ValueKind, source| MetadataField {
+        key: key.into(),
+        name: name.into(),
+        description: description.into(),
+        kind,
+        comparison: kind.default_comparison(),
+        source,
+    };
+    LinkedRoles {
+        enabled: true,
+        platform_name: "Demo community".into(),
+        metadata: vec![
+            field(
+                "officer",
+                "Officer",
+                "Officer on the website",
+                ValueKind::Boolean,
+                MetadataSource::Group("officers".into()),
+            ),
+            field(
+                "member_since",
+                "Member since",
+                "Member of the website since",
+                ValueKind::Datetime,
+                MetadataSource::Attribute("joined".into()),
+            ),
+        ],
+    }
+}
 
 pub async fn run(
     listen: SocketAddr,
@@ -108,11 +145,14 @@ pub async fn run(
                 .await?;
             }
         }
-        for (user_id, groups, ticker) in SITE_USERS {
+        for (user_id, groups, ticker, joined) in SITE_USERS {
             let user = SiteUser {
                 user_id: user_id.into(),
                 groups: groups.iter().map(|g| g.to_string()).collect(),
-                attributes: BTreeMap::from([("corp_ticker".to_owned(), ticker.to_owned())]),
+                attributes: BTreeMap::from([
+                    ("corp_ticker".to_owned(), ticker.to_owned()),
+                    ("joined".to_owned(), joined.to_owned()),
+                ]),
             };
             members::save_user(&app, DEMO_CLIENT, user).await?;
         }
@@ -129,6 +169,22 @@ pub async fn run(
     }
     emulator.set_events_url(&format!("{origin}/discord/events"));
 
+    // Linked Roles: a demo database from before them gets the demo's configuration; one that has
+    // a configuration keeps it. The emulator starts empty at every run, so the client's metadata
+    // records are registered with it again (through the same save an operator makes) whenever
+    // it does not hold them.
+    if let Some(client) = app.store.get_client(DEMO_CLIENT).await? {
+        let config = client
+            .linked_roles
+            .clone()
+            .unwrap_or_else(demo_linked_roles);
+        let held = serde_json::Value::Array(emulator.role_connection_metadata());
+        if client.linked_roles.is_none() || held != serde_json::to_value(config.discord_records())?
+        {
+            save_linked_roles(&app, DEMO_CLIENT, config, "demo").await?;
+        }
+    }
+
     announce(&hosted, &database, listen);
     println!();
     println!("Demo ready:");
@@ -140,6 +196,9 @@ pub async fn run(
     );
     println!(
         "  4. Deauthorize a linked user there (Authorized apps): Discord's signed event unlinks them."
+    );
+    println!(
+        "  5. In the emulator's Linked Roles section, bob (an officer) can claim Verified Officer."
     );
     println!("  Operator console: {origin}/admin (sign in with the admin token; client `{DEMO_CLIENT}`).");
     println!("  Admin API: {origin}/api/v1 (OpenAPI: {origin}/api/v1/openapi.json), client id `{DEMO_CLIENT}`.");

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::Json;
 use axum::Router;
 use connector::app::AppState;
+use connector::domain::linked_roles::needs_relink;
 use connector::domain::webhook::webhook_secret_key;
 use connector::domain::SiteUser;
 use connector::secrecy::ExposeSecret;
@@ -71,17 +72,42 @@ async fn home(State(site): State<DemoSite>, Query(q): Query<HomeQuery>) -> Respo
             .map(|r| r.name.clone())
             .unwrap_or_else(|| id.clone())
     };
+    let linked_roles = store
+        .get_client(&site.client)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|c| c.linked_roles);
     let page = store.list_members(&site.client, None, 100).await;
     let mut rows = String::new();
     for m in page.map(|p| p.items).unwrap_or_default() {
         let groups: Vec<_> = m.user.groups.iter().cloned().collect();
         let (discord, applied, action) = match &m.link {
-            Some(l) => (
-                format!("@{} ({:?})", esc(&l.username), l.status),
-                l.applied_roles.iter().map(&role_name).collect::<Vec<_>>().join(", "),
-                format!("<form method=post action=\"/demo/users/{u}/unlink\"><button>Unlink</button></form>", u = esc(&m.user.user_id)),
+            Some(l) => {
+                // Linked before Linked Roles were on: their role connection cannot be written
+                // until they link again (granting `role_connections.write`).
+                let relink = if needs_relink(linked_roles.as_ref(), l) {
+                    format!(
+                        " <strong>needs re-link</strong> for Linked Roles: <a href=\"/demo/link/{u}\">Link again</a>",
+                        u = esc(&m.user.user_id)
+                    )
+                } else {
+                    String::new()
+                };
+                (
+                    format!("@{} ({:?}){relink}", esc(&l.username), l.status),
+                    l.applied_roles.iter().map(&role_name).collect::<Vec<_>>().join(", "),
+                    format!("<form method=post action=\"/demo/users/{u}/unlink\"><button>Unlink</button></form>", u = esc(&m.user.user_id)),
+                )
+            }
+            None => (
+                "not linked".into(),
+                String::new(),
+                format!(
+                    "<a href=\"/demo/link/{u}\">Link Discord</a>",
+                    u = esc(&m.user.user_id)
+                ),
             ),
-            None => ("not linked".into(), String::new(), format!("<a href=\"/demo/link/{u}\">Link Discord</a>", u = esc(&m.user.user_id))),
         };
         let error = m
             .last_error

@@ -9,10 +9,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::audit::AuditLogEntry;
+use crate::claims::ClaimRefused;
 use crate::consent::Consent;
 use crate::events::EventDelivery;
 use crate::fault::Fault;
 use crate::http::router;
+use crate::linked::LinkedRequirement;
 use crate::ratelimit::RateLimits;
 use crate::requests::RecordedRequest;
 use crate::scenario::{Scenario, ScenarioRole, ScenarioUser};
@@ -193,7 +195,8 @@ impl Emulator {
         self.shared.ban(guild, user)
     }
 
-    /// Creates the role, or replaces name/position/flags of an existing one.
+    /// Creates the role, or replaces name/position/flags/Linked Roles requirements of an
+    /// existing one (claims are then checked again).
     pub fn upsert_role(&self, guild: &str, role: ScenarioRole) -> bool {
         self.shared.upsert_role(guild, &role)
     }
@@ -260,16 +263,19 @@ impl Emulator {
             return false;
         };
         lock(&self.shared.role_connections).insert(user, connection);
+        // As after the user's own PUT: claimed linked roles they no longer qualify for go.
+        self.shared.role_connection_changed(user);
         true
     }
 
     /// Sets a role's Linked Roles requirements, as a server admin does in the role's Links
-    /// (empty removes them); false when the guild or role is unknown.
+    /// (empty removes them); members who claimed it and no longer qualify lose it. False when
+    /// the guild or role is unknown.
     pub fn set_linked_requirements(
         &self,
         guild: &str,
         role: &str,
-        requirements: Vec<crate::linked::LinkedRequirement>,
+        requirements: Vec<LinkedRequirement>,
     ) -> bool {
         self.shared
             .set_linked_requirements(guild, role, requirements)
@@ -278,6 +284,20 @@ impl Emulator {
     /// Whether `user` meets the linked `role`'s requirements; `None` when it has none.
     pub fn qualifies(&self, guild: &str, role: &str, user: &str) -> Option<bool> {
         self.shared.qualifies(guild, role, user)
+    }
+
+    /// `user` claims the linked `role` themselves (Discord: server menu → Linked Roles): they
+    /// get it when they are in the guild and their role connection meets its requirements;
+    /// answers the member as they are now. They lose it again when a change of their role
+    /// connection or of the requirements means they no longer qualify.
+    pub fn claim_linked_role(
+        &self,
+        guild: &str,
+        role: &str,
+        user: &str,
+    ) -> Result<MemberView, ClaimRefused> {
+        self.shared.claim_linked_role(guild, role, user)?;
+        self.member(guild, user).ok_or(ClaimRefused::UnknownMember)
     }
 
     pub fn clear_requests(&self) {

@@ -16,8 +16,15 @@ pub(crate) enum DiscordError {
     Banned,
     MissingAccess,
     MissingPermissions,
+    /// A member claims a linked role whose requirements their role connection does not meet.
+    /// Discord's client refuses the claim; its public API has no claim route, so the code is
+    /// Missing Permissions' and the message says why.
+    LinkedRequirementsNotMet,
     InvalidOAuthToken,
-    InvalidFormBody { field: String, message: String },
+    InvalidFormBody {
+        field: String,
+        message: String,
+    },
     UserLimited,
 }
 
@@ -49,6 +56,11 @@ impl DiscordError {
             ),
             MissingAccess => (StatusCode::FORBIDDEN, 50001, "Missing Access"),
             MissingPermissions => (StatusCode::FORBIDDEN, 50013, "Missing Permissions"),
+            LinkedRequirementsNotMet => (
+                StatusCode::FORBIDDEN,
+                50013,
+                "Missing Permissions: the user does not meet the role's Linked Roles requirements",
+            ),
             InvalidOAuthToken => (StatusCode::FORBIDDEN, 50025, "Invalid OAuth2 access token"),
             InvalidFormBody { .. } => (StatusCode::BAD_REQUEST, 50035, "Invalid Form Body"),
             UserLimited => (

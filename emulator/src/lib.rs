@@ -6,6 +6,7 @@
 //! the `discord-emulator` binary serves the same for demos.
 
 mod audit;
+mod claims;
 mod clock;
 mod consent;
 mod emulator;
@@ -24,6 +25,7 @@ mod views;
 mod world;
 
 pub use audit::{AuditAction, AuditLogEntry};
+pub use claims::ClaimRefused;
 pub use consent::Consent;
 pub use emulator::Emulator;
 pub use events::EventDelivery;

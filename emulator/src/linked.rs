@@ -1,5 +1,6 @@
 //! Linked Roles as a server sees them: a role's requirements (server settings → Roles → Links),
 //! checked against a member's role connection the way Discord compares each metadata type.
+//! Who claims and keeps a linked role is `claims.rs`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 use crate::audit::AuditLogEntry;
-use crate::linked::LinkedRequirement;
 use crate::scenario::{ScenarioRole, ScenarioUser};
 use crate::shared::{lock, Shared};
 use crate::views::{MemberView, StateView};
@@ -17,51 +16,6 @@ impl Shared {
         let now = self.clock.now();
         let mut world = lock(&self.world);
         world.guild_mut(guild).ok().map(|g| change(g, now))
-    }
-
-    /// Sets a role's Linked Roles requirements (empty: none); false when the guild or role is
-    /// unknown.
-    pub(crate) fn set_linked_requirements(
-        &self,
-        guild: &str,
-        role: &str,
-        requirements: Vec<LinkedRequirement>,
-    ) -> bool {
-        let Some(role) = parse_id(role) else {
-            return false;
-        };
-        let Some(guild) = self
-            .with_guild(guild, |g, _| g.roles.contains_key(&role).then_some(g.id))
-            .flatten()
-        else {
-            return false;
-        };
-        let mut all = lock(&self.linked_requirements);
-        if requirements.is_empty() {
-            all.remove(&(guild, role));
-        } else {
-            all.insert((guild, role), requirements);
-        }
-        true
-    }
-
-    /// Whether `user` may claim the linked `role` (its requirements met by their role
-    /// connection); `None` when the role has no requirements or an id is unknown.
-    pub(crate) fn qualifies(&self, guild: &str, role: &str, user: &str) -> Option<bool> {
-        let (guild, role, user) = (parse_id(guild)?, parse_id(role)?, parse_id(user)?);
-        let requirements = lock(&self.linked_requirements).get(&(guild, role))?.clone();
-        Some(self.meets(&requirements, user))
-    }
-
-    pub(crate) fn meets(&self, requirements: &[LinkedRequirement], user: u64) -> bool {
-        let records = lock(&self.role_connection_metadata).clone();
-        let connection = lock(&self.role_connections).get(&user).cloned();
-        crate::linked::qualifies(
-            requirements,
-            &records,
-            connection.as_ref(),
-            self.clock.now(),
-        )
     }
 
     pub(crate) fn member(&self, guild: &str, user: &str) -> Option<MemberView> {
@@ -91,7 +45,10 @@ impl Shared {
         };
         self.with_guild(guild, |g, _| {
             let roles = g.known_roles(roles.iter().filter_map(|r| parse_id(r)));
-            g.members.get_mut(&user).map(|m| m.roles = roles).is_some()
+            g.members
+                .get_mut(&user)
+                .map(|m| m.set_roles(roles))
+                .is_some()
         })
         .unwrap_or(false)
     }
@@ -145,9 +102,15 @@ impl Shared {
         true
     }
 
+    /// Its Linked Roles requirements may have changed: claims are checked again.
     pub(crate) fn upsert_role(&self, guild: &str, role: &ScenarioRole) -> bool {
-        self.with_guild(guild, |g, _| g.upsert_role(role).is_ok())
-            .unwrap_or(false)
+        let applied = self
+            .with_guild(guild, |g, _| g.upsert_role(role).is_ok())
+            .unwrap_or(false);
+        if applied {
+            self.reevaluate_claims();
+        }
+        applied
     }
 
     pub(crate) fn set_role_position(&self, guild: &str, role: &str, position: i64) -> bool {
@@ -170,7 +133,7 @@ impl Shared {
         };
         self.with_guild(guild, |g, _| {
             for member in g.members.values_mut() {
-                member.roles.remove(&role);
+                member.remove_role(role);
             }
             g.roles.remove(&role).is_some()
         })

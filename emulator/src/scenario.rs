@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::linked::LinkedRequirement;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scenario {
     pub application: ScenarioApplication,
@@ -63,6 +65,11 @@ pub struct ScenarioRole {
     /// RGB, 0 for none (Discord's `color`).
     #[serde(default)]
     pub color: u32,
+    /// Linked Roles requirements, as a server admin sets them in the role's Links (server
+    /// settings → Roles); members who meet them claim the role themselves. Empty: not a linked
+    /// role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked_requirements: Vec<LinkedRequirement>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +124,7 @@ impl ScenarioRole {
             managed: false,
             permissions: zero_permissions(),
             color: 0,
+            linked_requirements: Vec::new(),
         }
     }
 }
@@ -182,5 +190,21 @@ mod tests {
             guild.roles[0].id, guild.id,
             "@everyone carries the guild id"
         );
+        let linked = guild.role_by_name("Verified Officer").expect("linked role");
+        assert!(!linked.managed && linked.position < bot_role.position);
+        assert_eq!(
+            linked.linked_requirements,
+            vec![LinkedRequirement {
+                key: "officer".into(),
+                value: "1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_role_without_requirements_serializes_as_before() {
+        let role = ScenarioRole::new("1", "Plain", 1);
+        let json = serde_json::to_value(&role).expect("serializes");
+        assert!(json.get("linked_requirements").is_none(), "{json}");
     }
 }

@@ -35,6 +35,8 @@ pub(crate) async fn put_metadata(
     own_application(&s, &app)?;
     let records = validate(&body)?;
     *lock(&s.role_connection_metadata) = records.clone();
+    // A record's type decides how requirements compare: claims are checked again.
+    s.reevaluate_claims();
     Ok(Json(Value::Array(records)))
 }
 
@@ -112,7 +114,7 @@ pub(crate) async fn get_role_connection(
 }
 
 /// Replaces the user's role connection; metadata keys must be registered records, values
-/// strings, as Discord requires.
+/// strings, as Discord requires. Linked roles the user claimed are checked against it.
 pub(crate) async fn put_role_connection(
     caller: Caller,
     State(s): State<AppState>,
@@ -163,6 +165,9 @@ pub(crate) async fn put_role_connection(
         "metadata": metadata,
     });
     lock(&s.role_connections).insert(user, connection.clone());
+    // Discord re-evaluates the member: a linked role they claimed and no longer qualify for
+    // is taken back.
+    s.role_connection_changed(user);
     Ok(Json(connection))
 }
 

@@ -2,20 +2,26 @@
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::claims::may_claim;
 use crate::consent::Consent;
+use crate::error::DiscordError;
 use crate::events::EventDelivery;
 use crate::fault::Fault;
+use crate::linked::LinkedRequirement;
 use crate::ratelimit::RateLimits;
 use crate::requests::RecordedRequest;
 use crate::shared::lock;
 use crate::views::StateView;
+use crate::world::parse_id;
 
 use super::AppState;
 
@@ -93,9 +99,102 @@ pub(crate) async fn set_member_roles(
 pub(crate) async fn set_linked_requirements(
     State(s): State<AppState>,
     Path((g, r)): Path<(String, String)>,
-    Json(body): Json<Vec<crate::linked::LinkedRequirement>>,
+    Json(body): Json<Vec<LinkedRequirement>>,
 ) -> StatusCode {
     found(s.set_linked_requirements(&g, &r, body))
+}
+
+/// `GET /_emulator/guilds/{g}/roles/{r}/linked-requirements`: `{"requirements": […],
+/// "may_claim": [user ids]}`, the members who meet them now; 404 for an unknown role.
+pub(crate) async fn linked_requirements(
+    State(s): State<AppState>,
+    Path((g, r)): Path<(String, String)>,
+) -> Result<Json<Value>, DiscordError> {
+    let (records, connections) = (lock(&s.role_connection_metadata).clone(), s.connections());
+    let world = lock(&s.world);
+    let guild = world.guild(&g)?;
+    let role = parse_id(&r)
+        .filter(|r| *r != guild.id)
+        .and_then(|r| guild.roles.get(&r))
+        .ok_or(DiscordError::UnknownRole)?;
+    let may_claim: Vec<String> = if role.is_linked() {
+        may_claim(
+            guild,
+            role,
+            &records,
+            &connections,
+            s.clock.now(),
+            usize::MAX,
+        )
+        .iter()
+        .map(u64::to_string)
+        .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Json(
+        json!({"requirements": role.linked_requirements, "may_claim": may_claim}),
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Claim {
+    user_id: String,
+}
+
+/// `POST /_emulator/guilds/{g}/roles/{r}/claim` `{"user_id"}` (JSON, or the dashboard's form):
+/// the member claims the linked role (server menu → Linked Roles). Answers the member as
+/// `GET …/members/{u}` does; refused with Discord's error shape: 404 10004/10011/10007 for an
+/// unknown guild, role or member, 400 50035 for a role without requirements, 403 50013 when
+/// their role connection does not meet them.
+pub(crate) async fn claim_linked_role(
+    State(s): State<AppState>,
+    Path((g, r)): Path<(String, String)>,
+    Query(then): Query<Then>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let claim: Result<Claim, String> = if form {
+        serde_urlencoded::from_bytes(&body).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice(&body).map_err(|e| e.to_string())
+    };
+    let claim = match claim {
+        Ok(claim) => claim,
+        Err(e) => return DiscordError::form("user_id", e).into_response(),
+    };
+    if let Err(refused) = s.claim_linked_role(&g, &r, &claim.user_id) {
+        return DiscordError::from(refused).into_response();
+    }
+    if then.then.is_some() {
+        return Redirect::to("/").into_response();
+    }
+    let world = lock(&s.world);
+    let member = parse_id(&claim.user_id).and_then(|user| {
+        let member = world.guild(&g).ok()?.members.get(&user)?;
+        Some(world.member_json(user, member))
+    });
+    match member {
+        Some(member) => Json(member).into_response(),
+        None => DiscordError::UnknownMember.into_response(),
+    }
+}
+
+/// `GET /_emulator/users/{u}/role-connection`: the role connection the user holds with the
+/// application (404 when none was written).
+pub(crate) async fn role_connection(
+    State(s): State<AppState>,
+    Path(user): Path<String>,
+) -> Response {
+    let held = parse_id(&user).and_then(|u| lock(&s.role_connections).get(&u).cloned());
+    match held {
+        Some(connection) => Json(connection).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 pub(crate) async fn remove_member(

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::response::Html;
 
-use crate::linked::LinkedRequirement;
+use crate::claims::may_claim;
 use crate::shared::{lock, Shared};
-use crate::world::{Guild, World};
+use crate::world::{Guild, Role, World};
 
 use super::html::{escape, page};
 use super::AppState;
@@ -67,14 +67,32 @@ fn authorized_section(s: &Shared) -> String {
 }
 
 /// Linked Roles: the application's metadata records, each user's role connection, and for each
-/// role with requirements which members may claim it (Discord grants it when they do).
+/// role with requirements which members may claim it, each with Discord's "Claim" (server menu →
+/// Linked Roles), which grants it.
 fn linked_roles_section(s: &Shared) -> String {
     let records = lock(&s.role_connection_metadata).clone();
-    let connections = lock(&s.role_connections).clone();
-    let requirements = lock(&s.linked_requirements).clone();
-    if records.is_empty() && connections.is_empty() && requirements.is_empty() {
+    let connections = s.connections();
+    let now = s.clock.now();
+    let world = lock(&s.world);
+    let linked: Vec<(&Guild, u64, &Role)> = world
+        .guilds
+        .values()
+        .flat_map(|g| {
+            g.roles
+                .iter()
+                .filter(|(_, r)| r.is_linked())
+                .map(move |(id, r)| (g, *id, r))
+        })
+        .collect();
+    if records.is_empty() && connections.is_empty() && linked.is_empty() {
         return String::new();
     }
+    let username = |user: u64| {
+        world.user_json(user)["username"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
     let record_rows: String = records
         .iter()
         .map(|r| {
@@ -86,29 +104,6 @@ fn linked_roles_section(s: &Shared) -> String {
             )
         })
         .collect();
-    let (names, roles) = {
-        let world = lock(&s.world);
-        let names: BTreeMap<u64, String> = connections
-            .keys()
-            .map(|u| {
-                let name = world.user_json(*u)["username"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                (*u, name)
-            })
-            .collect();
-        let roles: Vec<(&Vec<LinkedRequirement>, String, String, Vec<u64>)> = requirements
-            .iter()
-            .filter_map(|((g, r), reqs)| {
-                let guild = world.guilds.get(g)?;
-                let role = guild.roles.get(r)?;
-                let members = guild.members.keys().take(MAX_ROWS).copied().collect();
-                Some((reqs, guild.name.clone(), role.name.clone(), members))
-            })
-            .collect();
-        (names, roles)
-    };
     let connection_rows: String = connections
         .iter()
         .take(MAX_ROWS)
@@ -123,34 +118,60 @@ fn linked_roles_section(s: &Shared) -> String {
                 .unwrap_or_default();
             format!(
                 "<tr><td>{user}</td><td>@{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(names.get(user).map(String::as_str).unwrap_or("")),
+                escape(&username(*user)),
                 escape(c["platform_name"].as_str().unwrap_or("")),
                 escape(c["platform_username"].as_str().unwrap_or("")),
                 metadata.join(", "),
             )
         })
         .collect();
-    let role_blocks: String = roles
+    let role_blocks: String = linked
         .into_iter()
-        .map(|(reqs, guild, role, members)| {
-            let wanted: Vec<String> = reqs
+        .map(|(guild, role_id, role)| {
+            let wanted: Vec<String> = role
+                .linked_requirements
                 .iter()
                 .map(|r| format!("{} = {}", escape(&r.key), escape(&r.value)))
                 .collect();
-            let who: Vec<String> = members
+            let who = may_claim(guild, role, &records, &connections, now, MAX_ROWS);
+            let ids: Vec<String> = who.iter().map(u64::to_string).collect();
+            let rows: String = who
                 .iter()
-                .filter(|u| s.meets(reqs, **u))
-                .map(|u| u.to_string())
+                .map(|user| {
+                    let holds = guild
+                        .members
+                        .get(user)
+                        .is_some_and(|m| m.roles.contains(&role_id));
+                    let action = if holds {
+                        "has it".to_owned()
+                    } else {
+                        format!(
+                            "<form method=\"post\" action=\"/_emulator/guilds/{}/roles/{role_id}/claim?then=dashboard\">\
+                             <input type=\"hidden\" name=\"user_id\" value=\"{user}\">\
+                             <button type=\"submit\">Claim</button></form>",
+                            guild.id
+                        )
+                    };
+                    format!(
+                        "<tr><td>{user}</td><td>@{}</td><td>{action}</td></tr>",
+                        escape(&username(*user))
+                    )
+                })
                 .collect();
+            let table = if rows.is_empty() {
+                String::new()
+            } else {
+                format!("<table><tr><th>User id</th><th>User</th><th></th></tr>{rows}</table>")
+            };
             format!(
-                "<p><strong>{}</strong> in {} requires {}: may claim it: {}</p>",
-                escape(&role),
-                escape(&guild),
+                "<p><strong>{}</strong> in {} requires {}: may claim it: {}</p>{table}",
+                escape(&role.name),
+                escape(&guild.name),
                 wanted.join(" and "),
-                if who.is_empty() {
+                if ids.is_empty() {
                     "nobody".to_owned()
                 } else {
-                    who.join(", ")
+                    ids.join(", ")
                 },
             )
         })

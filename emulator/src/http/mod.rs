@@ -91,7 +91,15 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route(
             "/guilds/{guild}/roles/{role}/linked-requirements",
-            put(control::set_linked_requirements),
+            put(control::set_linked_requirements).get(control::linked_requirements),
+        )
+        .route(
+            "/guilds/{guild}/roles/{role}/claim",
+            post(control::claim_linked_role),
+        )
+        .route(
+            "/users/{user}/role-connection",
+            get(control::role_connection),
         )
         .route(
             "/guilds/{guild}/members/{user}",

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::audit::{AuditAction, AuditLogEntry};
 use crate::error::DiscordError;
+use crate::linked::LinkedRequirement;
 use crate::scenario::{ScenarioGuild, ScenarioRole};
 use crate::views::{GuildView, MemberView};
 
@@ -17,6 +18,14 @@ pub(crate) struct Role {
     pub(crate) managed: bool,
     pub(crate) permissions: String,
     pub(crate) color: u32,
+    /// Linked Roles requirements (server settings → Roles → Links); empty: not a linked role.
+    pub(crate) linked_requirements: Vec<LinkedRequirement>,
+}
+
+impl Role {
+    pub(crate) fn is_linked(&self) -> bool {
+        !self.linked_requirements.is_empty()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -25,6 +34,24 @@ pub(crate) struct Member {
     /// Never contains `@everyone`: Discord leaves it implicit.
     pub(crate) roles: BTreeSet<u64>,
     pub(crate) joined_at: f64,
+    /// Linked roles the member claimed themselves (a subset of `roles`): Discord takes these
+    /// back when the member stops meeting the requirements. A role given by the bot or by hand
+    /// is not a claim and is left alone.
+    pub(crate) claimed: BTreeSet<u64>,
+}
+
+impl Member {
+    /// Replaces the member's roles; a claimed role that is gone stops being a claim (given
+    /// again later by the bot, it is not one).
+    pub(crate) fn set_roles(&mut self, roles: BTreeSet<u64>) {
+        self.claimed.retain(|r| roles.contains(r));
+        self.roles = roles;
+    }
+
+    pub(crate) fn remove_role(&mut self, role: u64) {
+        self.roles.remove(&role);
+        self.claimed.remove(&role);
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +90,7 @@ impl Guild {
             managed: false,
             permissions: "0".to_owned(),
             color: 0,
+            linked_requirements: Vec::new(),
         });
         for m in &seed.members {
             let user = parse_id(&m.user_id).ok_or_else(|| format!("member {:?}", m.user_id))?;
@@ -89,6 +117,7 @@ impl Guild {
             managed: role.managed,
             permissions: role.permissions.clone(),
             color: role.color,
+            linked_requirements: role.linked_requirements.clone(),
         };
         self.roles.insert(id, entry);
         Ok(())
@@ -109,6 +138,7 @@ impl Guild {
                 nick,
                 roles,
                 joined_at: now,
+                claimed: BTreeSet::new(),
             },
         );
     }
@@ -189,6 +219,7 @@ impl Guild {
                 managed: r.managed,
                 permissions: r.permissions.clone(),
                 color: r.color,
+                linked_requirements: r.linked_requirements.clone(),
             })
             .collect();
         roles.sort_by(|a, b| b.position.cmp(&a.position).then_with(|| a.id.cmp(&b.id)));

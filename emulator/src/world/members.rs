@@ -117,7 +117,7 @@ impl World {
             member.nick = nick;
         }
         if let Some(roles) = roles {
-            member.roles = roles;
+            member.set_roles(roles);
         }
         guild.record(AuditAction::MemberUpdate, user, None, ctx.reason, ctx.now);
         let member = self.guild(guild_id)?.member(user)?;
@@ -148,7 +148,7 @@ impl World {
             member.roles.insert(role);
             AuditAction::MemberRoleAdd
         } else {
-            member.roles.remove(&role);
+            member.remove_role(role);
             AuditAction::MemberRoleRemove
         };
         guild.record(action, user, Some(role), ctx.reason, ctx.now);

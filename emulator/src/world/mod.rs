@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
-pub(crate) use guild::{Guild, Member};
+pub(crate) use guild::{Guild, Member, Role};
 pub(crate) use members::{Joined, MemberPatch, WriteContext};
 
 use crate::clock::rfc3339;
@@ -106,11 +106,16 @@ impl World {
             .role_seeds()
             .into_iter()
             .map(|r| {
-                json!({
+                let mut role = json!({
                     "id": r.id, "name": r.name, "position": r.position, "managed": r.managed,
                     "permissions": r.permissions, "color": r.color, "hoist": false, "mentionable": false,
                     "icon": null, "unicode_emoji": null, "flags": 0,
-                })
+                });
+                // Discord tags a linked role (`guild_connections` is present, and null).
+                if !r.linked_requirements.is_empty() {
+                    role["tags"] = json!({"guild_connections": null});
+                }
+                role
             })
             .collect();
         Value::Array(roles)
