@@ -51,6 +51,8 @@ fn demo_linked_roles() -> LinkedRoles {
     LinkedRoles {
         enabled: true,
         platform_name: "Demo community".into(),
+        // The demo's site user ids are names already.
+        username_attribute: None,
         metadata: vec![
             field(
                 "officer",
