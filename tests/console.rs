@@ -356,3 +356,176 @@ async fn an_operator_sets_up_a_client_and_manages_members_in_the_browser() {
 
     visits.assert_no_secret(&[h.emu.bot_token(), h.emu.client_secret(), ADMIN_TOKEN]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_defines_linked_roles_in_the_browser() {
+    // Given a set-up client without Linked Roles and a signed-in operator
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let b = Browser::new().await;
+    let mut visits = Visits {
+        sources: Vec::new(),
+    };
+    b.goto(&h.url(&format!("/admin/clients/{CLIENT}"))).await;
+    b.wait_for(Until::Path("/admin/login"), WAIT).await;
+    b.fill("Operator token", ADMIN_TOKEN).await;
+    b.click_button("Sign in").await;
+    b.wait_for(Until::Text("Not configured"), WAIT).await;
+
+    // The overview links to the page that defines them
+    b.click_link("Define linked roles").await;
+    b.wait_for(
+        Until::Path(&format!("/admin/clients/{CLIENT}/linked-roles")),
+        WAIT,
+    )
+    .await;
+    b.wait_for(Until::Text("Nothing is registered yet"), WAIT)
+        .await;
+    visits.check(&b, "linked roles (empty)", None).await;
+
+    // When the operator defines a boolean from a group and an integer from an attribute, but
+    // gives the second the first one's key
+    b.click("input[name=enabled]").await;
+    b.fill("Platform name", "Example Site").await;
+    b.fill("metadata[0].key", "officer").await;
+    b.fill("metadata[0].name", "Officer").await;
+    b.fill("metadata[0].description", "Is an officer on the site")
+        .await;
+    b.select("metadata[0].type", "boolean (yes / no, from a group)")
+        .await;
+    b.fill("metadata[0].source", "officers").await;
+    b.fill("metadata[1].key", "officer").await;
+    b.fill("metadata[1].name", "Missions").await;
+    b.fill("metadata[1].description", "Missions flown").await;
+    b.select("metadata[1].type", "integer (a number, from an attribute)")
+        .await;
+    b.select("metadata[1].comparison", "greater than or equal (≥)")
+        .await;
+    b.fill("metadata[1].source", "missions").await;
+    b.click_button("Save and register with Discord").await;
+
+    // Then the second record's key is named and marked, what was typed is kept, and nothing is
+    // registered or stored
+    b.wait_for(Until::Css("#m1-key[aria-invalid=true]"), WAIT)
+        .await;
+    let text = b.text().await;
+    assert!(text.contains("record 2, key"), "{text}");
+    assert!(b.text_of("#m1-key-error").await.contains("used twice"));
+    let value = |css: &'static str| {
+        let b = &b;
+        async move {
+            b.find(css)
+                .await
+                .prop("value")
+                .await
+                .expect("value")
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(value("#m1-source").await, "missions");
+    assert_eq!(value("#m1-comparison").await, "greater_than_or_equal");
+    assert_eq!(value("#f-platform_name").await, "Example Site");
+    assert_eq!(
+        b.find("input[name=enabled]")
+            .await
+            .prop("checked")
+            .await
+            .expect("checked")
+            .as_deref(),
+        Some("true")
+    );
+    assert!(h.emu.role_connection_metadata().is_empty());
+    let stored = |h: &connector_e2e::Harness| {
+        let store = h.app.store.clone();
+        async move {
+            store
+                .get_client(CLIENT)
+                .await
+                .expect("client")
+                .expect("exists")
+                .linked_roles
+        }
+    };
+    assert_eq!(stored(&h).await, None);
+    visits.check(&b, "linked roles (refused)", None).await;
+
+    // A boolean compared by order is refused too, naming its comparison
+    b.fill("metadata[1].key", "missions").await;
+    b.select("metadata[0].comparison", "less than or equal (≤)")
+        .await;
+    b.click_button("Save and register with Discord").await;
+    b.wait_for(Until::Css("#m0-comparison[aria-invalid=true]"), WAIT)
+        .await;
+    assert!(
+        b.text_of("#m0-comparison-error")
+            .await
+            .contains("a boolean cannot be compared by less_than_or_equal"),
+        "{}",
+        b.text().await
+    );
+    assert_eq!(stored(&h).await, None);
+    assert!(h.emu.role_connection_metadata().is_empty());
+
+    // When the operator fixes it and saves
+    b.select("metadata[0].comparison", "equal (=)").await;
+    b.click_button("Save and register with Discord").await;
+    b.wait_for(Until::Text("Saved and registered with Discord"), WAIT)
+        .await;
+
+    // Then Discord holds both records, ours are stored and on, and the page says they agree
+    assert_eq!(
+        h.emu.role_connection_metadata(),
+        vec![
+            serde_json::json!({"type": 7, "key": "officer", "name": "Officer",
+                               "description": "Is an officer on the site"}),
+            serde_json::json!({"type": 2, "key": "missions", "name": "Missions",
+                               "description": "Missions flown"}),
+        ]
+    );
+    let config = stored(&h).await.expect("stored");
+    assert!(config.enabled);
+    assert_eq!(config.platform_name, "Example Site");
+    let state = b.text_of("#sync-state").await;
+    assert!(
+        state.contains("in sync") && !state.contains("out of sync"),
+        "{state}"
+    );
+    assert_eq!(value("#m1-source").await, "missions");
+    assert!(b
+        .text_of("table")
+        .await
+        .contains("integer, greater_than_or_equal"));
+    visits.check(&b, "linked roles", Some("linked-roles")).await;
+
+    // And the save is audited as the console's
+    let (_, audit) = h
+        .api(
+            reqwest::Method::GET,
+            &format!("/clients/{CLIENT}/audit"),
+            None,
+        )
+        .await;
+    let entry = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["detail"]["linked_roles"].is_object())
+        .cloned()
+        .expect("audited");
+    assert_eq!(entry["actor"], "console", "{entry}");
+    assert_eq!(
+        entry["detail"]["linked_roles"]["keys"],
+        serde_json::json!(["officer", "missions"])
+    );
+
+    // The overview keeps its summary and links to the page
+    b.click_link("Overview").await;
+    b.wait_for(
+        Until::Text("Edit linked roles and compare with Discord"),
+        WAIT,
+    )
+    .await;
+    assert!(b.text().await.contains("Example Site"));
+
+    visits.assert_no_secret(&[h.emu.bot_token(), h.emu.client_secret(), ADMIN_TOKEN]);
+}

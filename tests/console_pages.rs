@@ -4,7 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use connector_e2e::console_http::{page, signed_in};
+use connector_e2e::console_http::{hidden, page, signed_in};
+use connector_e2e::discord_emulator::Fault;
 use connector_e2e::{Harness, ADMIN_TOKEN, CLIENT};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -183,4 +184,116 @@ async fn missing_pages_and_tampered_links_are_said_in_words() {
         html.contains("From: &quot;yesterday&quot; is not a date"),
         "{html}"
     );
+}
+
+#[tokio::test]
+async fn the_linked_roles_page_says_what_discord_did_and_which_row_was_refused() {
+    // Given a client whose Linked Roles were saved through the API
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let definitions = json!({
+        "enabled": false,
+        "platform_name": "Example Site",
+        "metadata": [{"key": "officer", "name": "Officer", "description": "Is an officer",
+                      "type": "boolean", "source": {"group": "officers"}}],
+    });
+    let (status, body) = h
+        .api(
+            Method::PUT,
+            &format!("/clients/{CLIENT}/linked-roles"),
+            Some(definitions),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let b = signed_in(&h, ADMIN_TOKEN).await;
+    let path = format!("/admin/clients/{CLIENT}/linked-roles");
+
+    // When Discord cannot be asked what it holds, the page says so and still shows ours
+    h.emu
+        .inject_fault(Fault::new("/role-connections/metadata", 500, 4).with_method("GET"));
+    let (status, _, html) = page(&h, &b, &path).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("Discord could not be asked which records it holds now"),
+        "{html}"
+    );
+    assert!(html.contains(r#"id="m0-key" name="metadata[0].key" type="text" value="officer""#));
+    h.emu.clear_faults();
+    let csrf = hidden(&html, "csrf");
+    let post = |fields: Vec<(&'static str, String)>| {
+        let b = &b;
+        let h = &h;
+        async move {
+            let resp = b
+                .post(h.url(&format!("/admin/clients/{CLIENT}/linked-roles")))
+                .form(&fields)
+                .send()
+                .await
+                .expect("post");
+            (resp.status(), resp.text().await.expect("body"))
+        }
+    };
+    let renamed = |name: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("platform_name", "Example Site".to_owned()),
+            ("metadata[0].key", "officer".to_owned()),
+            ("metadata[0].name", name.to_owned()),
+            ("metadata[0].description", "Is an officer".to_owned()),
+            ("metadata[0].type", "boolean".to_owned()),
+            ("metadata[0].comparison", "equal".to_owned()),
+            ("metadata[0].source", "officers".to_owned()),
+        ]
+    };
+    let held_name = |h: &Harness| h.emu.role_connection_metadata()[0]["name"].clone();
+
+    // When Discord refuses the records, the refusal is explained, the input kept, nothing stored
+    h.emu.inject_fault(
+        Fault::new("/role-connections/metadata", 400, 1)
+            .with_method("PUT")
+            .with_code(50035, "Invalid Form Body"),
+    );
+    let (status, html) = post(renamed("Chief")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{html}");
+    assert!(
+        html.contains("Not saved: Discord refused the records"),
+        "{html}"
+    );
+    assert!(html.contains(r#"value="Chief""#), "{html}");
+    assert_eq!(held_name(&h), "Officer");
+    let stored = h.app.store.get_client(CLIENT).await.unwrap().unwrap();
+    assert_eq!(
+        stored.linked_roles.expect("kept").metadata[0].name,
+        "Officer"
+    );
+
+    // A record typed in the third row after two empty ones is refused naming that row
+    let mut fields = renamed("Officer");
+    fields.retain(|(k, _)| !k.starts_with("metadata[0]"));
+    fields.extend([
+        ("metadata[2].key", "missions".to_owned()),
+        ("metadata[2].name", "M".repeat(101)),
+        ("metadata[2].description", "Missions flown".to_owned()),
+        ("metadata[2].type", "integer".to_owned()),
+        ("metadata[2].comparison", String::new()),
+        ("metadata[2].source", "missions".to_owned()),
+    ]);
+    let (status, html) = post(fields).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(
+        html.contains(r#"id="m2-name" name="metadata[2].name" type="text""#)
+            && html
+                .contains(r#"aria-invalid="true" aria-describedby="m2-name-help m2-name-error""#),
+        "{html}"
+    );
+    assert!(
+        html.contains("record 3, name: must be 1-100 characters"),
+        "{html}"
+    );
+    assert_eq!(held_name(&h), "Officer");
+
+    // And a save Discord accepts replaces the records
+    let (status, _) = post(renamed("Chief")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(held_name(&h), "Chief");
 }

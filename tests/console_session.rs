@@ -223,6 +223,93 @@ async fn a_post_without_the_sessions_csrf_token_changes_nothing() {
     );
 }
 
+/// A Linked Roles form with one boolean record, as the browser sends it.
+fn linked_roles_form(csrf: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut form = vec![
+        ("enabled", "on".to_owned()),
+        ("platform_name", "Example Site".to_owned()),
+        ("metadata[0].key", "officer".to_owned()),
+        ("metadata[0].name", "Officer".to_owned()),
+        ("metadata[0].description", "Is an officer".to_owned()),
+        ("metadata[0].type", "boolean".to_owned()),
+        ("metadata[0].comparison", String::new()),
+        ("metadata[0].source", "officers".to_owned()),
+    ];
+    if let Some(t) = csrf {
+        form.push(("csrf", t.to_owned()));
+    }
+    form
+}
+
+#[tokio::test]
+async fn the_linked_roles_page_needs_a_session_and_its_form_the_csrf_token() {
+    // Given a client and nobody signed in
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let path = format!("/admin/clients/{CLIENT}/linked-roles");
+    let stored = || async {
+        h.app
+            .store
+            .get_client(CLIENT)
+            .await
+            .expect("client")
+            .expect("exists")
+            .linked_roles
+    };
+
+    // The page sends a browser without a session to sign in, and a POST changes nothing
+    let anonymous = browser();
+    let (status, loc, _) = page(&h, &anonymous, &path).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        loc,
+        format!("/admin/login?next=%2Fadmin%2Fclients%2F{CLIENT}%2Flinked-roles")
+    );
+    let resp = anonymous
+        .post(h.url(&path))
+        .form(&linked_roles_form(Some("guess")))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(location(&resp).starts_with("/admin/login"));
+
+    // Signed in, a POST without the session's CSRF token (none, or another session's) is
+    // refused before anything reaches Discord or the store
+    let b = browser();
+    sign_in(&h, &b, ADMIN_TOKEN).await;
+    let (status, _, html) = page(&h, &b, &path).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let csrf = hidden(&html, "csrf");
+    let other = browser();
+    sign_in(&h, &other, ADMIN_TOKEN).await;
+    let (_, _, other_html) = page(&h, &other, &path).await;
+    let foreign = hidden(&other_html, "csrf");
+    for token in [None, Some(foreign.as_str())] {
+        let resp = b
+            .post(h.url(&path))
+            .form(&linked_roles_form(token))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{token:?}");
+    }
+    assert_eq!(stored().await, None);
+    assert!(h.emu.role_connection_metadata().is_empty());
+
+    // With it, the records are registered, stored, and the browser goes back to the page
+    let resp = b
+        .post(h.url(&path))
+        .form(&linked_roles_form(Some(&csrf)))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), format!("{path}?done=saved"));
+    assert!(stored().await.expect("stored").enabled);
+    assert_eq!(h.emu.role_connection_metadata().len(), 1);
+}
+
 #[tokio::test]
 async fn a_session_is_stored_and_ends_with_expiry_revocation_or_rotation() {
     let h = Harness::start().await;

@@ -563,15 +563,17 @@ pub async fn overview(
     overview_page(&app, &user, c, None, done_notice(q.done.as_deref()), None).await
 }
 
-/// The overview's Linked Roles section: what is configured, read from the store only (the admin
-/// API's `GET …/linked-roles` also asks Discord what it holds; the overview makes no Discord call).
+/// The overview's Linked Roles section: what is configured, read from the store only (the
+/// Linked roles page also asks Discord what it holds; the overview makes no Discord call).
 fn linked_roles_section(c: &Client) -> Markup {
     use crate::domain::linked_roles::MetadataSource;
+    let href = format!("{}/linked-roles", client_path(&c.id));
     html! {
         section aria-labelledby="linked-roles-h" {
             h2 #linked-roles-h { "Linked roles" }
             @match &c.linked_roles {
-                None => p { "Not configured: " code { "PUT /api/v1/clients/" (c.id) "/linked-roles" } " registers metadata with Discord." },
+                None => p { "Not configured: no facts about members are registered with Discord. "
+                    a href=(href) { "Define linked roles" } },
                 Some(l) => {
                     p {
                         @if l.enabled { (badge("good", "on")) " Members are asked for role_connections.write and their metadata is pushed as " }
@@ -595,6 +597,7 @@ fn linked_roles_section(c: &Client) -> Markup {
                             }
                         }
                     }
+                    p { a href=(href) { "Edit linked roles and compare with Discord" } }
                 }
             }
         }

@@ -6,6 +6,7 @@ mod audit;
 mod clients;
 mod dashboard;
 mod explain;
+mod linked_roles;
 mod members;
 pub mod page;
 mod roles;
@@ -57,6 +58,10 @@ pub fn routes(app: AppState) -> Router<AppState> {
             post(webhooks::retry),
         )
         .route("/admin/clients/{client}/roles", get(roles::list))
+        .route(
+            "/admin/clients/{client}/linked-roles",
+            get(linked_roles::page).post(linked_roles::save),
+        )
         .route("/admin/clients/{client}/roles/sync", post(roles::sync))
         .route("/admin/clients/{client}/roles/{role}", post(roles::map))
         .route("/admin/clients/{client}/members", get(members::list))

@@ -15,6 +15,7 @@ use super::session::ConsoleUser;
 pub enum Section {
     Overview,
     Roles,
+    LinkedRoles,
     Members,
     Tasks,
     Audit,
@@ -78,6 +79,7 @@ pub fn shell(
                         span.client-name { (c.name) }
                         (tab(c, section, Section::Overview, "", "Overview"))
                         (tab(c, section, Section::Roles, "/roles", "Roles"))
+                        (tab(c, section, Section::LinkedRoles, "/linked-roles", "Linked roles"))
                         (tab(c, section, Section::Members, "/members", "Members"))
                         (tab(c, section, Section::Tasks, "/tasks", "Tasks"))
                         (tab(c, section, Section::Audit, "/audit", "Audit log"))
