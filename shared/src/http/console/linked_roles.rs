@@ -179,6 +179,9 @@ async fn render(
                 (text_field("platform_name", "f-platform_name", "Platform name", &form.platform_name,
                     "Shown by Discord beside the connection on the member's profile, e.g. your site's name (1–50 characters).",
                     refusal))
+                (text_field("username_attribute", "f-username_attribute", "Member's name from attribute", &form.username_attribute,
+                    "The site attribute Discord shows as the member's name on that connection, e.g. username. Empty: their site user id.",
+                    refusal))
                 h3 { "Records" }
                 (types_help())
                 @for (i, row) in form.rows.iter().enumerate() {

@@ -46,6 +46,8 @@ impl Row {
 pub(super) struct LinkedRolesForm {
     pub(super) enabled: bool,
     pub(super) platform_name: String,
+    /// Empty: members are named by their site user id.
+    pub(super) username_attribute: String,
     pub(super) rows: Vec<Row>,
 }
 
@@ -64,6 +66,9 @@ impl LinkedRolesForm {
         Self {
             enabled: config.is_some_and(|l| l.enabled),
             platform_name: config.map(|l| l.platform_name.clone()).unwrap_or_default(),
+            username_attribute: config
+                .and_then(|l| l.username_attribute.clone())
+                .unwrap_or_default(),
             rows,
         }
     }
@@ -75,6 +80,7 @@ impl LinkedRolesForm {
             match name.as_str() {
                 "enabled" => form.enabled = value == "on",
                 "platform_name" => form.platform_name = value,
+                "username_attribute" => form.username_attribute = value,
                 _ => {
                     let Some((i, field)) = row_field(&name) else {
                         continue;
@@ -138,6 +144,9 @@ impl LinkedRolesForm {
         let config = LinkedRoles {
             enabled: self.enabled,
             platform_name: self.platform_name.trim().to_owned(),
+            username_attribute: Some(self.username_attribute.trim())
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned),
             metadata,
         };
         Ok((config, rows))
@@ -178,6 +187,7 @@ pub(super) fn field_label(field: &str) -> String {
             format!("record {}, {what}", i + 1)
         }
         None if field == "platform_name" => "platform name".to_owned(),
+        None if field == "username_attribute" => "member's name from attribute".to_owned(),
         None => field.to_owned(),
     }
 }
@@ -221,6 +231,7 @@ mod tests {
         let (config, rows) = form.to_config().ok().expect("parsed");
         assert!(config.enabled);
         assert_eq!(config.platform_name, "Example");
+        assert_eq!(config.username_attribute, None, "left empty");
         assert_eq!(rows, vec![1, 3]);
         assert_eq!(
             config.metadata[0].source,
@@ -245,6 +256,7 @@ mod tests {
     fn a_stored_configuration_reads_back_as_the_same_form() {
         let form = LinkedRolesForm::parse(fields(&[
             ("platform_name", "Example"),
+            ("username_attribute", "username"),
             ("metadata[0].key", "since"),
             ("metadata[0].name", "Member since"),
             ("metadata[0].description", "Joined on"),
@@ -253,6 +265,7 @@ mod tests {
             ("metadata[0].source", "joined_at"),
         ]));
         let (config, _) = form.to_config().ok().expect("parsed");
+        assert_eq!(config.username_attribute.as_deref(), Some("username"));
         assert_eq!(LinkedRolesForm::of(Some(&config)), form);
         assert_eq!(LinkedRolesForm::of(None).rows.len(), MAX_METADATA);
     }
