@@ -794,6 +794,9 @@ async fn discord_shows_the_members_site_name_when_an_attribute_is_named() {
     assert!(h.settle().await);
 
     // Then Discord shows that name on her connection
-    let held = h.emu.role_connection(&h.discord_id("alice")).expect("pushed");
+    let held = h
+        .emu
+        .role_connection(&h.discord_id("alice"))
+        .expect("pushed");
     assert_eq!(held["platform_username"], "Ace Pilot");
 }

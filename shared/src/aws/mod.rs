@@ -25,9 +25,9 @@
 //! | `CONNECTOR_RETAIN_AUDIT_DAYS` | days an audit entry is kept: its `ttl` (default 365; template parameter `RetainAuditDays`) |
 //! | `CONNECTOR_ALLOW_CUSTOM_DISCORD_URLS` | `true`: clients may use Discord URLs other than Discord's (default `false`; template parameter `AllowCustomDiscordUrls`) |
 //!
-//! The SDK reads its own configuration the usual way (`AWS_REGION`, credentials, and
-//! `AWS_ENDPOINT_URL` — which points everything at an emulator such as moto without code changes)
-//! ([`load_sdk_config`]); its HTTP client is [`https_client`].
+//! The SDK's configuration comes from the variables Lambda sets (`AWS_REGION`, the execution
+//! role's credentials) and `AWS_ENDPOINT_URL` — which points everything at an emulator such as
+//! moto without code changes ([`load_sdk_config`]); its HTTP client is [`https_client`].
 
 pub mod events;
 pub mod invocation;
@@ -36,7 +36,9 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
@@ -181,19 +183,37 @@ pub fn https_client() -> SharedHttpClient {
         .build_https()
 }
 
-/// The SDK's configuration as `aws_config` loads it from the environment, on [`https_client`].
-pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
-        .load()
-        .await
+/// The SDK's configuration from what Lambda puts in a function's environment: the region
+/// (`AWS_REGION`, else `AWS_DEFAULT_REGION`), the execution role's credentials
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) and `AWS_ENDPOINT_URL` when
+/// set (an emulator such as moto), on [`https_client`]. Not `aws_config`'s default chain: its
+/// profile, SSO, web-identity, ECS and IMDS providers never serve a function on Lambda, and
+/// linking them cost every bootstrap about 400 KB. Retries (standard, 3 attempts), the connect
+/// timeout and stalled-stream protection are the SDK clients' defaults for the latest behavior
+/// version, the same the loader chose.
+pub fn load_sdk_config() -> SdkConfig {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let region = var("AWS_REGION")
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .map(Region::new);
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(https_client());
+    if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    config.build()
 }
 
 /// Reads the `CONNECTOR_*` variables and the SDK's own configuration, then builds the state
 /// `entry` needs. The admin API's, the SSO callback's and the worker's `main` call it once.
 pub async fn state_for(entry: Entry) -> Result<AppState, AwsSetupError> {
     let settings = AwsSettings::from_env(entry)?;
-    let sdk = load_sdk_config().await;
+    let sdk = load_sdk_config();
     state_from(&sdk, settings).await
 }
 
@@ -243,7 +263,7 @@ pub async fn state_from(sdk: &SdkConfig, settings: AwsSettings) -> Result<AppSta
 /// dispatchers' `main` calls it once.
 pub async fn dispatch_state() -> Result<Dispatch, AwsSetupError> {
     let settings = AwsSettings::from_env(Entry::Dispatcher)?;
-    let sdk = load_sdk_config().await;
+    let sdk = load_sdk_config();
     Ok(dispatch_from(&sdk, settings))
 }
 

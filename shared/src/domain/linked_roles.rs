@@ -619,7 +619,10 @@ mod tests {
         );
         let long = user(&[], &[("username", &"x".repeat(150))]);
         assert_eq!(
-            role_connection(&named, &long).platform_username.chars().count(),
+            role_connection(&named, &long)
+                .platform_username
+                .chars()
+                .count(),
             MAX_PLATFORM_USERNAME_CHARS
         );
     }
