@@ -589,3 +589,68 @@ async fn a_removal_pushed_for_an_imported_link_before_any_sync_is_not_lost() {
         "{user}"
     );
 }
+
+#[tokio::test]
+async fn two_clients_on_one_guild_both_get_their_changes_without_waiting_for_a_tick() {
+    // given two websites' clients on the same guild, each with a linked member, and a slow Discord
+    let h = Harness::start().await;
+    h.setup_client().await;
+    let mut second = h.client_body();
+    second["id"] = json!("second");
+    second["name"] = json!("Second community");
+    let (status, body) = h.api(Method::POST, "/clients", Some(second)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = h
+        .api(
+            Method::PUT,
+            &format!("/clients/second/roles/{}", h.role("Pilot")),
+            Some(json!({"groups": ["pilots"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    h.put_user("u-alice", &["members"]).await;
+    h.link("u-alice", "alice").await;
+    let bob = h.discord_id("bob");
+    h.emu.add_member(h.emu.guild_id(), &bob, None, []);
+    let (status, body) = h
+        .api(
+            Method::POST,
+            "/clients/second/users/import",
+            Some(json!([{"user_id": "u-bob", "discord_user_id": bob, "groups": []}])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(h.settle().await);
+    h.emu.set_latency(Duration::from_millis(300));
+
+    // when both websites push a change at the same moment (one writer per guild at a time)
+    let (status, _) = h
+        .api(
+            Method::PUT,
+            &format!("/clients/{CLIENT}/users/u-alice"),
+            Some(json!({"groups": ["members", "officers"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = h
+        .api(
+            Method::PUT,
+            "/clients/second/users/u-bob",
+            Some(json!({"groups": ["pilots"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // then both reach Discord: the one that found the guild taken waited for it, not for a tick
+    let settled = h.settle().await;
+    let marks = h.app.store.list_work(None, 10).await.unwrap();
+    assert!(
+        settled,
+        "both clients' work done without a tick: {:?}; alice {:?} bob {:?}",
+        marks.items,
+        h.get_user("u-alice").await,
+        h.roles_on_discord("bob")
+    );
+    assert!(h.roles_on_discord("alice").unwrap().contains("Officer"));
+    assert!(h.roles_on_discord("bob").unwrap().contains("Pilot"));
+}

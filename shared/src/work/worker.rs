@@ -21,8 +21,8 @@ pub enum JobOutcome {
     Done { run_id: String, complete: bool },
     /// Stopped at the deadline; the continuation is queued.
     Continued { run_id: String, cursor: String },
-    /// Another writer holds the guild: the work stays marked and that writer (or the next tick)
-    /// does it.
+    /// Another writer held the guild (or every writer slot of the bot was taken) for as long as
+    /// the job waits: the work stays marked and the next tick does it.
     Busy,
     /// The client was deleted meanwhile.
     ClientGone,
@@ -41,7 +41,7 @@ pub async fn run_job(
         trigger: job.trigger.clone(),
         max_members: None,
     };
-    let report = match run_until_a_slot_frees(app, job, &options, deadline).await {
+    let report = match run_when_free(app, job, &options, deadline).await {
         Ok(report) => report,
         Err(ServiceError::Busy(m)) => {
             tracing::info!(client = %job.client, task = %job.task, "{m}");
@@ -76,29 +76,31 @@ pub async fn run_job(
     }
 }
 
-/// How long a job waits for one of its bot's writer slots before leaving the work to the next
-/// tick, and how often it looks.
-const SLOT_WAIT: Duration = Duration::from_secs(60);
-const SLOT_POLL: Duration = Duration::from_secs(2);
+/// How long a job waits for its guild's writer and one of its bot's writer slots before leaving
+/// the work to the next tick, and how often it looks.
+const FREE_WAIT: Duration = Duration::from_secs(60);
+const FREE_POLL: Duration = Duration::from_secs(2);
 
-/// Runs the task; while every writer slot of the bot is taken (more guilds with work than the
-/// bot's global budget serves at once), waits for one — slots free up as guilds finish — within
-/// the job's time.
-async fn run_until_a_slot_frees(
+/// Runs the task, waiting (within the job's time) while it cannot write yet: another writer holds
+/// the guild — another client of the same guild, whose writer hands nothing on to this client's
+/// work, or a writer of this client in another instance — or every writer slot of the bot is
+/// taken (more guilds with work than the bot's global budget serves at once). Both free up as
+/// writers finish; waiting here spares the work a 5-minute wait for the next tick.
+async fn run_when_free(
     app: &AppState,
     job: &Job,
     options: &TaskOptions,
     deadline: Option<Instant>,
 ) -> Result<crate::domain::RunReport, ServiceError> {
-    let give_up = Instant::now() + SLOT_WAIT;
+    let give_up = Instant::now() + FREE_WAIT;
     loop {
         match run_task(app, job.task, &job.client, options).await {
-            Err(ServiceError::BotBusy) => {
-                let next = Instant::now() + SLOT_POLL;
+            Err(e @ (ServiceError::BotBusy | ServiceError::Busy(_))) => {
+                let next = Instant::now() + FREE_POLL;
                 if next >= give_up || deadline.is_some_and(|d| next >= d) {
-                    return Err(ServiceError::BotBusy);
+                    return Err(e);
                 }
-                tokio::time::sleep(SLOT_POLL).await;
+                tokio::time::sleep(FREE_POLL).await;
             }
             other => return other,
         }
