@@ -15,8 +15,13 @@ pub const CONSOLE_SESSION_TTL_SECS: i64 = 8 * 3600;
 pub enum ConsoleSignIn {
     /// The deployment's bootstrap token, by its SHA-256.
     Bootstrap { token_sha256: String },
-    /// An `operator` API token, by its id.
-    ApiToken { token_id: String },
+    /// An `operator` API token, by its id and the SHA-256 the store finds it by (one keyed read
+    /// per request; sessions stored before the hash was kept have none and look the id up).
+    ApiToken {
+        token_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_sha256: Option<String>,
+    },
 }
 
 /// A console session, stored under the SHA-256 of the random id its cookie carries: the store
@@ -187,5 +192,23 @@ impl AuditSearch {
 
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
+    }
+}
+
+#[cfg(test)]
+mod sign_in_tests {
+    use super::*;
+
+    #[test]
+    fn a_session_stored_before_the_token_hash_was_kept_still_reads() {
+        let old: ConsoleSignIn =
+            serde_json::from_str(r#"{"kind":"api_token","token_id":"t1"}"#).expect("reads");
+        assert_eq!(
+            old,
+            ConsoleSignIn::ApiToken {
+                token_id: "t1".into(),
+                token_sha256: None
+            }
+        );
     }
 }

@@ -167,15 +167,21 @@ async fn still_valid(app: &AppState, with: &ConsoleSignIn) -> Result<Option<Stri
             .as_ref()
             .filter(|a| a.has_hash(token_sha256))
             .map(|_| "console".to_owned())),
-        ConsoleSignIn::ApiToken { token_id } => {
-            let tokens = app
-                .store
-                .list_api_tokens()
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(tokens
-                .into_iter()
-                .find(|t| &t.id == token_id && t.scope == TokenScope::Operator)
+        ConsoleSignIn::ApiToken {
+            token_id,
+            token_sha256,
+        } => {
+            let token = match token_sha256 {
+                Some(hash) => app.store.find_api_token(hash).await,
+                None => app
+                    .store
+                    .list_api_tokens()
+                    .await
+                    .map(|all| all.into_iter().find(|t| &t.id == token_id)),
+            }
+            .map_err(|e| e.to_string())?;
+            Ok(token
+                .filter(|t| &t.id == token_id && t.scope == TokenScope::Operator)
                 .map(|t| format!("console:{}", t.name)))
         }
     }
@@ -307,9 +313,10 @@ pub async fn login(
             None
         } else {
             match app.store.find_api_token(&state_hash(token)).await {
-                Ok(Some(t)) if t.scope == TokenScope::Operator => {
-                    Some(ConsoleSignIn::ApiToken { token_id: t.id })
-                }
+                Ok(Some(t)) if t.scope == TokenScope::Operator => Some(ConsoleSignIn::ApiToken {
+                    token_id: t.id,
+                    token_sha256: Some(t.token_sha256),
+                }),
                 Ok(Some(_)) => return retry(
                     "This is a site token: it may push users and create link sessions, but not \
                      sign in to the console. Use an operator token.",

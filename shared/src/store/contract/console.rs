@@ -37,6 +37,7 @@ pub async fn console_sessions_are_read_until_they_expire_and_deleted_on_sign_out
     let second = ConsoleSession {
         signed_in_with: ConsoleSignIn::ApiToken {
             token_id: "t1".to_owned(),
+            token_sha256: Some("ab".repeat(32)),
         },
         ..console_session("s2", T0 + 1000)
     };
