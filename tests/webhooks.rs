@@ -724,6 +724,14 @@ async fn a_member_who_must_link_again_for_linked_roles_is_reported_once() {
         audit.to_string().contains("link.relink_requested"),
         "{audit}"
     );
+    let b = connector_e2e::console_http::signed_in(&h, connector_e2e::ADMIN_TOKEN).await;
+    let (_, _, member) = connector_e2e::console_http::page(
+        &h,
+        &b,
+        &format!("/admin/clients/{CLIENT}/members/u-bob"),
+    )
+    .await;
+    assert!(member.contains("The website was told"), "{member}");
 
     // and his later changes, or a re-check of everyone, do not tell it again
     h.put_user("u-bob", &["members", "officers"]).await;

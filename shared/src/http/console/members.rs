@@ -333,6 +333,9 @@ pub async fn show(
                                     dt { "Linked Roles" } dd {
                                         (badge("warn", "needs relink"))
                                         " Linked before Linked Roles were on: the member must link again to share their metadata with Discord."
+                                        @if let (Some(at), true) = (l.relink_requested_at, c.webhook_url.is_some()) {
+                                            " The website was told (" code { "link.needs_relink" } ") " (time(at)) "."
+                                        }
                                     }
                                 }
                             }
