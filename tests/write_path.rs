@@ -207,6 +207,21 @@ async fn a_writer_that_dies_loses_the_guild_within_the_lease_ttl_and_a_live_one_
         "a second writer is refused while the first renews"
     );
 
+    // another website's client on the same server with a bot of its own is not held back: Discord
+    // counts that bot's writes against its own buckets
+    let mut other = h.client_body();
+    other["id"] = json!("other-site");
+    other["bot_token"] = json!("another-bot-token.MTAwMDAwMDAwMDAwMDAwMDk5");
+    let (status, body) = h.api(Method::POST, "/clients", Some(other)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let other = h.app.store.get_client("other-site").await.unwrap().unwrap();
+    assert_eq!(other.guild_id, client.guild_id);
+    let beside = GuildWriter::claim(&h.app, &other)
+        .await
+        .unwrap()
+        .expect("a writer of another bot on the same guild");
+    beside.release().await.unwrap();
+
     // a writer whose process died (no more renewals) loses the guild once the TTL has passed
     h.clock.advance(LEASE_TTL_SECS + 1);
     let second = GuildWriter::claim(&h.app, &client)
@@ -225,7 +240,15 @@ async fn a_writer_that_dies_loses_the_guild_within_the_lease_ttl_and_a_live_one_
 
     // a release frees the guild at once and hands the limiter's knowledge to the next holder
     second.release().await.unwrap();
-    let name = connector::work::writer::guild_lease_name(&client.guild_id);
+    let bot = connector::app::bot_key(
+        h.app
+            .secrets
+            .get_client_secret(CLIENT, connector::secrets::ClientSecretKind::BotToken)
+            .await
+            .unwrap()
+            .as_ref(),
+    );
+    let name = connector::work::writer::guild_lease_name(&bot, &client.guild_id);
     let grant = h
         .app
         .store

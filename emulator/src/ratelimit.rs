@@ -187,9 +187,13 @@ impl Limiter {
         let global = token
             .zip(limits.global)
             .map(|(t, l)| (format!("global:{t}"), l));
-        let bucket = route
-            .limit(limits)
-            .map(|l| (format!("{}:{}", route.family, route.major), l));
+        // Per account, as Discord limits: two bots writing to one guild have a bucket each.
+        let bucket = route.limit(limits).map(|l| {
+            (
+                format!("{}:{}:{}", route.family, route.major, token.unwrap_or("")),
+                l,
+            )
+        });
         let bucket_state = |w: Window, l: Limit| BucketState {
             limit: l.requests,
             remaining: l.requests.saturating_sub(w.used),
@@ -276,6 +280,24 @@ mod tests {
         assert!(matches!(
             limiter.check(&limits, &route, Some("t"), 110.0),
             Decision::Allowed(_)
+        ));
+    }
+
+    #[test]
+    fn another_bot_on_the_same_guild_has_a_bucket_of_its_own() {
+        let mut limiter = Limiter::default();
+        let limits = RateLimits::default();
+        let route = Route::classify("PUT", "/guilds/1/members/2/roles/3").expect("limited");
+        for _ in 0..10 {
+            limiter.check(&limits, &route, Some("Bot a"), 100.0);
+        }
+        assert!(matches!(
+            limiter.check(&limits, &route, Some("Bot a"), 100.0),
+            Decision::Limited { global: false, .. }
+        ));
+        assert!(matches!(
+            limiter.check(&limits, &route, Some("Bot b"), 100.0),
+            Decision::Allowed(Some(ref b)) if b.remaining == 9
         ));
     }
 }

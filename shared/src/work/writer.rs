@@ -1,10 +1,13 @@
 //! The guild writer: whoever writes to a guild's members holds the guild's lease, renewed while
 //! it works — whatever the number of processes or Lambda instances.
 //!
-//! - **One writer per guild.** `writer:guild:<guild id>` is a [`HeldLease`]: a second run, API
-//!   instance or process finds it taken and leaves the work to its holder. Its limiter is the
-//!   only one spending the guild's route buckets, and what it learned (remaining, reset) is
-//!   handed over with the lease, so the next holder does not burst into a used-up window.
+//! - **One writer per guild and bot.** `writer:guild:<bot>:<guild id>` is a [`HeldLease`]: a
+//!   second run, API instance or process with the same bot finds it taken and waits for it. Its
+//!   limiter is the only one spending the bot's route buckets on that guild (Discord limits per
+//!   account: another bot's writes on the same guild count against that bot's own buckets, so two
+//!   clients with their own bots on one server never wait for each other), and what it learned
+//!   (remaining, reset) is handed over with the lease, so the next holder does not burst into a
+//!   used-up window.
 //! - **The bot's global budget (50/s) is split, not shared at run time.** A writer also holds
 //!   one of [`BOT_WRITER_SLOTS`] slot leases of its bot token and limits itself to
 //!   50 / [`BOT_WRITER_SLOTS`] requests per second (rounded down), so all writers of one bot
@@ -35,13 +38,18 @@ pub const fn writer_share_per_second() -> u32 {
     DISCORD_GLOBAL_PER_SECOND / BOT_WRITER_SLOTS
 }
 
-pub fn guild_lease_name(guild_id: &str) -> String {
-    format!("writer:guild:{guild_id}")
+/// The lease of a bot's writer on a guild; `bot` is [`bot_key`] of its token.
+pub fn guild_lease_name(bot: &str, guild_id: &str) -> String {
+    format!("writer:guild:{}:{guild_id}", short(bot))
 }
 
 fn slot_lease_name(bot: &str, slot: u32) -> String {
-    // 16 hex characters of the token's SHA-256 tell bots apart without naming the token.
-    format!("writer:bot:{}:{slot}", &bot[..bot.len().min(16)])
+    format!("writer:bot:{}:{slot}", short(bot))
+}
+
+/// 16 hex characters of the token's SHA-256 tell bots apart without naming the token.
+fn short(bot: &str) -> &str {
+    &bot[..bot.len().min(16)]
 }
 
 /// The right to write to one guild's members, held until [`GuildWriter::release`] (or, if the
@@ -63,8 +71,8 @@ impl std::fmt::Debug for GuildWriter {
 }
 
 impl GuildWriter {
-    /// Claims the client's guild and a slot of its bot token; `None` when another writer has the
-    /// guild (the work stays marked; that writer or the next tick picks it up). Every slot of the
+    /// Claims the client's guild (for its bot) and a slot of its bot token; `None` when another
+    /// writer of the same bot has the guild (the job waits for it, see `worker::run_job`). Every slot of the
     /// bot taken is [`ServiceError::BotBusy`]: slots free up within seconds, so callers retry.
     pub async fn claim(app: &AppState, client: &Client) -> Result<Option<Self>, ServiceError> {
         let bot_token = app
@@ -81,7 +89,7 @@ impl GuildWriter {
         let Some(guild) = HeldLease::acquire(
             app.store.clone(),
             app.clock.clone(),
-            &guild_lease_name(&guild_id),
+            &guild_lease_name(&bot, &guild_id),
             Some(source),
         )
         .await?
