@@ -98,6 +98,15 @@ impl Comparison {
 }
 
 impl ValueKind {
+    /// The name the API and the console use (`boolean`, `integer`, `datetime`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ValueKind::Boolean => "boolean",
+            ValueKind::Integer => "integer",
+            ValueKind::Datetime => "datetime",
+        }
+    }
+
     /// The comparison used when the operator names none: a boolean is "equals", an integer
     /// "at least", a datetime "on or before" (e.g. "member since").
     pub const fn default_comparison(self) -> Comparison {
@@ -217,7 +226,7 @@ impl LinkedRoles {
                     f("comparison"),
                     format!(
                         "a {} cannot be compared by {}",
-                        kind_name(m.kind),
+                        m.kind.as_str(),
                         m.comparison.as_str()
                     ),
                 ));
@@ -386,14 +395,6 @@ impl HeldRoleConnection {
         self.platform_name.as_deref() == Some(ours.platform_name.as_str())
             && self.platform_username.as_deref() == Some(ours.platform_username.as_str())
             && self.metadata == ours.metadata
-    }
-}
-
-fn kind_name(kind: ValueKind) -> &'static str {
-    match kind {
-        ValueKind::Boolean => "boolean",
-        ValueKind::Integer => "integer",
-        ValueKind::Datetime => "datetime",
     }
 }
 

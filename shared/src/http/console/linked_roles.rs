@@ -24,7 +24,7 @@ use super::session::ConsoleUser;
 
 mod form;
 
-use form::{field_label, kind_value, refusal_in_form, LinkedRolesForm, Refusal, Row};
+use form::{field_label, refusal_in_form, LinkedRolesForm, Refusal, Row};
 
 const KINDS: [(&str, &str); 3] = [
     ("boolean", "boolean (yes / no, from a group)"),
@@ -60,7 +60,7 @@ fn discord_words(e: &DiscordError) -> &'static str {
 /// A Discord record's `type` in words.
 fn discord_type_words(t: u8) -> String {
     match from_discord_type(u64::from(t)) {
-        Some((kind, comparison)) => format!("{}, {}", kind_value(kind), comparison.as_str()),
+        Some((kind, comparison)) => format!("{}, {}", kind.as_str(), comparison.as_str()),
         None => format!("type {t} (unknown)"),
     }
 }

@@ -31,7 +31,7 @@ impl Row {
             key: m.key.clone(),
             name: m.name.clone(),
             description: m.description.clone(),
-            kind: kind_value(m.kind).to_owned(),
+            kind: m.kind.as_str().to_owned(),
             comparison: m.comparison.as_str().to_owned(),
             source: match &m.source {
                 MetadataSource::Group(s) | MetadataSource::Attribute(s) => s.clone(),
@@ -189,14 +189,6 @@ pub(super) fn field_label(field: &str) -> String {
         None if field == "platform_name" => "platform name".to_owned(),
         None if field == "username_attribute" => "member's name from attribute".to_owned(),
         None => field.to_owned(),
-    }
-}
-
-pub(super) fn kind_value(kind: ValueKind) -> &'static str {
-    match kind {
-        ValueKind::Boolean => "boolean",
-        ValueKind::Integer => "integer",
-        ValueKind::Datetime => "datetime",
     }
 }
 
