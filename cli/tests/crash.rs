@@ -252,3 +252,128 @@ async fn a_serve_process_killed_mid_scan_is_resumed_from_its_checkpoint_by_the_n
         assert!(roles.contains(&member_role), "member {i} repaired");
     }
 }
+
+/// A website endpoint that records each delivery's `webhook-id` and holds its answer until
+/// `answering` is set (then answers 200 at once).
+#[derive(Clone, Default)]
+struct Website {
+    ids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    answering: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn hold_or_answer(
+    axum::extract::State(site): axum::extract::State<Website>,
+    headers: axum::http::HeaderMap,
+) -> axum::http::StatusCode {
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    site.ids.lock().unwrap().push(id);
+    let start = Instant::now();
+    while !site.answering.load(std::sync::atomic::Ordering::SeqCst)
+        && start.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    axum::http::StatusCode::OK
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_in_flight_when_the_process_is_killed_is_sent_again_with_the_same_id() {
+    // given a connector whose client's website takes webhooks but is slow to answer
+    let emu = Emulator::start(Scenario::demo()).await.expect("emulator");
+    let site = Website::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hold_or_answer))
+        .with_state(site.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("connector.db");
+    let http = reqwest::Client::new();
+    let first = Serve::start(&database);
+    first.wait_ready(&http).await;
+    let client = json!({
+        "id": CLIENT,
+        "name": "Crash guild",
+        "guild_id": emu.guild_id(),
+        "client_id": emu.application_id(),
+        "client_secret": emu.client_secret(),
+        "bot_token": emu.bot_token(),
+        "callback_url": format!("{}/discord/sso/callback", first.base),
+        "discord_api_base": emu.api_base(),
+        "discord_authorize_url": emu.authorize_url(),
+        "webhook_url": hook,
+    });
+    let (status, body) = first
+        .api(&http, reqwest::Method::POST, "/clients", Some(client))
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // when a link is made (link.created) and the process is killed -9 while the website holds
+    // the delivery's answer
+    let user = emu
+        .scenario()
+        .user_by_name("alice")
+        .expect("alice")
+        .id
+        .clone();
+    // (a member of the guild, so the writer has nothing else to report)
+    let guild = emu.guild_id().to_owned();
+    emu.add_member(&guild, &user, None, []);
+    let (status, body) = first
+        .api(
+            &http,
+            reqwest::Method::POST,
+            &format!("/clients/{CLIENT}/users/import"),
+            Some(json!([{"user_id": "u-alice", "discord_user_id": user, "groups": []}])),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let start = Instant::now();
+    while site.ids.lock().unwrap().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30), "never delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill_9();
+
+    // then the next process sends it again, with the same id (the website's dedup key), and
+    // records it delivered once the website answers
+    site.answering
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let second = Serve::start(&database);
+    second.wait_ready(&http).await;
+    let killed_at = Instant::now();
+    let delivered = loop {
+        let (status, list) = second
+            .api(
+                &http,
+                reqwest::Method::GET,
+                &format!("/clients/{CLIENT}/webhook-deliveries"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{list}");
+        let items = list["items"].as_array().unwrap().clone();
+        if items.iter().any(|d| d["status"] == "delivered") {
+            break items;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(120),
+            "not sent again after the crash: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(delivered.len(), 1, "one event: {delivered:?}");
+    assert_eq!(delivered[0]["type"], "link.created");
+    let ids = site.ids.lock().unwrap().clone();
+    assert!(ids.len() >= 2, "{ids:?}");
+    assert!(
+        ids.iter()
+            .all(|id| id == delivered[0]["id"].as_str().unwrap()),
+        "every attempt carries the delivery's id: {ids:?}"
+    );
+}
