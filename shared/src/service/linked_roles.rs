@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::domain::linked_roles::DiscordMetadataRecord;
 use crate::domain::{AuditAction, LinkedRoles};
 
-use crate::work::dispatch::{mark_pending, wake};
+use crate::work::dispatch::recheck_all_linked;
 
 use super::audit::AuditBatch;
 use super::{ClientContext, ServiceError};
@@ -62,18 +62,11 @@ pub async fn save_linked_roles(
     let enabled = config.enabled;
     client.linked_roles = Some(config.clone());
     client.updated_at = app.clock.now();
-    if enabled {
-        // Marked before members become pending, so no tick can miss them.
-        mark_pending(app, client_id).await?;
-    }
     app.store.update_client(&client).await?;
     if enabled {
         // Every linked member's role connection is (re)computed by the writer; only those whose
         // metadata differs from the last push reach Discord.
-        app.store
-            .mark_all_linked_pending(client_id, app.clock.now())
-            .await?;
-        wake(app, client_id).await?;
+        recheck_all_linked(app, client_id).await?;
     }
 
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::domain::plan::{plan, Current, Desired};
 use crate::domain::AuditAction;
 use crate::domain::Role;
-use crate::work::dispatch::{mark_pending, wake};
+use crate::work::dispatch::recheck_all_linked;
 
 use super::audit::AuditBatch;
 use super::{ClientContext, ServiceError};
@@ -122,13 +122,8 @@ pub async fn sync_roles(
     client.updated_at = app.clock.now();
     app.store.update_client(&client).await?;
     // A sync usually follows a fix in Discord (the bot's role moved up, a role moved down): every
-    // linked member is re-checked by the next verify, including those refused before. That costs
-    // store work only; Discord is called just for members who really need a change.
-    mark_pending(app, client_id).await?;
-    app.store
-        .mark_all_linked_pending(client_id, app.clock.now())
-        .await?;
-    wake(app, client_id).await?;
+    // linked member is re-checked by the next verify, including those refused before.
+    recheck_all_linked(app, client_id).await?;
 
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
     audit.push(
@@ -180,14 +175,10 @@ pub async fn map_role(
             ));
         }
     }
-    mark_pending(app, client_id).await?;
     app.store
         .set_role_groups(client_id, role_id, &groups)
         .await?;
-    app.store
-        .mark_all_linked_pending(client_id, app.clock.now())
-        .await?;
-    wake(app, client_id).await?;
+    recheck_all_linked(app, client_id).await?;
     let mut audit = AuditBatch::new(client_id, actor, app.clock.now());
     audit.push(
         AuditAction::RoleMap,

@@ -154,6 +154,18 @@ pub async fn mark_pending(app: &AppState, client_id: &str) -> Result<u64, Servic
         .await?)
 }
 
+/// After a change that may alter what any linked member should carry (a role mapping,
+/// `roles/sync`, Linked Roles): marks the client's work, then every linked member pending (the
+/// mark first, so no tick can miss them), and wakes the guild's writer. Costs store work only;
+/// Discord is called just for members whose plan really changed.
+pub async fn recheck_all_linked(app: &AppState, client_id: &str) -> Result<(), ServiceError> {
+    mark_pending(app, client_id).await?;
+    app.store
+        .mark_all_linked_pending(client_id, app.clock.now())
+        .await?;
+    wake(app, client_id).await
+}
+
 /// Wakes the client's writer after a change was recorded. It marks the work again first: a
 /// writer that read the mark between [`mark_pending`] and the change could have listed pending
 /// members before the change landed and then cleared that mark — the second mark survives it
